@@ -1,0 +1,206 @@
+//! Descriptors: naming them (`DescriptorRef`), finding them (sources) and
+//! reading them (the Compose loader).
+//!
+//! A reference is either `APPLICATION/RELEASE[/VERSION]` (names may contain
+//! spaces: `TLO GE/Milestone/3`) or a path to a compose file. The local
+//! descriptor folder is the default source; its layout is
+//! `<root>/<application>/<release>/<version>.yml` (`.yaml` also accepted).
+
+pub mod compose;
+pub mod folder;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+/// Which descriptor a request is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DescriptorRef {
+    /// A descriptor published under an application and release; `version`
+    /// `None` means the latest.
+    Named {
+        /// The application, e.g. `TLO GE`.
+        application: String,
+        /// The release, e.g. `Milestone`.
+        release: String,
+        /// A version, e.g. `3`; `None` for the latest.
+        version: Option<String>,
+    },
+    /// A compose file given by path.
+    File(PathBuf),
+}
+
+impl DescriptorRef {
+    /// Parses what a user typed.
+    ///
+    /// A value that ends in `.yml` or `.yaml`, or names an existing file, is
+    /// a path; anything else must be `APPLICATION/RELEASE[/VERSION]`.
+    pub fn parse(text: &str) -> Result<DescriptorRef> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(Error::Usage(
+                "empty descriptor reference: give APPLICATION/RELEASE[/VERSION] or a path to a compose file".into(),
+            ));
+        }
+        let lower = trimmed.to_ascii_lowercase();
+        if lower.ends_with(".yml") || lower.ends_with(".yaml") || Path::new(trimmed).is_file() {
+            return Ok(DescriptorRef::File(PathBuf::from(trimmed)));
+        }
+        let parts: Vec<&str> = trimmed.split('/').map(str::trim).collect();
+        let bad = || {
+            Error::Usage(format!(
+                "descriptor reference `{trimmed}` is neither a compose file (.yml/.yaml) nor \
+                 APPLICATION/RELEASE[/VERSION]; example: `TLO GE/Milestone/3`"
+            ))
+        };
+        if parts.iter().any(|p| p.is_empty() || *p == "." || *p == "..") {
+            return Err(bad());
+        }
+        match parts.as_slice() {
+            [application, release] => Ok(DescriptorRef::Named {
+                application: application.to_string(),
+                release: release.to_string(),
+                version: None,
+            }),
+            [application, release, version] => Ok(DescriptorRef::Named {
+                application: application.to_string(),
+                release: release.to_string(),
+                version: if version.eq_ignore_ascii_case("latest") { None } else { Some(version.to_string()) },
+            }),
+            _ => Err(bad()),
+        }
+    }
+
+    /// The default project name for this reference: application and release
+    /// for a named descriptor (every version deploys onto the same target),
+    /// the file's folder for a path, as Compose does.
+    pub fn default_project(&self) -> String {
+        match self {
+            DescriptorRef::Named { application, release, .. } => project_name(&format!("{application}-{release}")),
+            DescriptorRef::File(path) => {
+                let folder = std::fs::canonicalize(path)
+                    .ok()
+                    .and_then(|p| p.parent().and_then(|d| d.file_name()).map(|n| n.to_string_lossy().into_owned()));
+                project_name(&folder.unwrap_or_else(|| "default".into()))
+            }
+        }
+    }
+}
+
+impl fmt::Display for DescriptorRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DescriptorRef::Named { application, release, version: Some(v) } => write!(f, "{application}/{release}/{v}"),
+            DescriptorRef::Named { application, release, version: None } => write!(f, "{application}/{release}"),
+            DescriptorRef::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Turns any text into a valid Compose project name: lower case letters,
+/// digits, `-` and `_`, starting with a letter or digit.
+pub fn project_name(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            out.push(c);
+        } else if !out.ends_with('-') {
+            out.push('-');
+        }
+    }
+    let trimmed = out.trim_matches(|c| c == '-' || c == '_').to_string();
+    if trimmed.is_empty() {
+        "default".into()
+    } else {
+        trimmed
+    }
+}
+
+/// A resolved descriptor: its bytes and where they came from.
+#[derive(Debug, Clone)]
+pub struct Descriptor {
+    /// The reference it was resolved from.
+    pub reference: DescriptorRef,
+    /// The version resolved, for sources that have versions.
+    pub version: Option<String>,
+    /// The file it was read from: relative paths inside it (build contexts,
+    /// bind mounts, `env_file`) resolve against its folder.
+    pub path: PathBuf,
+    /// The raw text.
+    pub text: String,
+    /// `sha256:<hex>` of the raw bytes: what was deployed, exactly.
+    pub digest: String,
+}
+
+impl Descriptor {
+    /// Reads a descriptor from a file.
+    pub fn read(reference: DescriptorRef, version: Option<String>, path: &Path) -> Result<Descriptor> {
+        let bytes = std::fs::read(path)
+            .map_err(|e| Error::Descriptor(format!("{}: cannot read descriptor: {e}", path.display())))?;
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&bytes)));
+        let text = String::from_utf8(bytes)
+            .map_err(|_| Error::Descriptor(format!("{}: descriptor is not UTF-8 text", path.display())))?;
+        Ok(Descriptor { reference, version, path: path.to_path_buf(), text, digest })
+    }
+}
+
+/// Finds a descriptor: a path is read as is, a named reference is looked up
+/// in the descriptor folder `root`.
+pub fn resolve(reference: &DescriptorRef, root: &Path) -> Result<Descriptor> {
+    match reference {
+        DescriptorRef::File(path) => {
+            if !path.is_file() {
+                return Err(Error::Descriptor(format!(
+                    "{}: no such descriptor file (check the path; named descriptors are written APPLICATION/RELEASE[/VERSION])",
+                    path.display()
+                )));
+            }
+            Descriptor::read(reference.clone(), None, path)
+        }
+        DescriptorRef::Named { .. } => folder::resolve(reference, root),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn named_references_keep_spaces_and_latest_means_no_version() {
+        assert_eq!(
+            DescriptorRef::parse("TLO GE/Milestone/3").unwrap(),
+            DescriptorRef::Named {
+                application: "TLO GE".into(),
+                release: "Milestone".into(),
+                version: Some("3".into())
+            }
+        );
+        assert_eq!(
+            DescriptorRef::parse("TLO GE/Milestone/latest").unwrap(),
+            DescriptorRef::parse("TLO GE/Milestone").unwrap()
+        );
+        assert_eq!(DescriptorRef::parse("a/b").unwrap().to_string(), "a/b");
+    }
+
+    #[test]
+    fn paths_and_bad_references_are_told_apart() {
+        assert_eq!(
+            DescriptorRef::parse("x/compose.yaml").unwrap(),
+            DescriptorRef::File(PathBuf::from("x/compose.yaml"))
+        );
+        for bad in ["", "only", "a/b/c/d", "a//b", "../b/1", "a/b/.."] {
+            assert!(matches!(DescriptorRef::parse(bad), Err(Error::Usage(_))), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn project_names_are_what_compose_accepts() {
+        assert_eq!(project_name("TLO GE-Milestone"), "tlo-ge-milestone");
+        assert_eq!(project_name("  ***  "), "default");
+        assert_eq!(project_name("My_App.v2"), "my_app-v2");
+    }
+}

@@ -1,0 +1,149 @@
+//! The vocabulary every part of dockmaster shares: what a caller asks for
+//! (`Request`) and what the pipeline hands back (`Outcome`).
+//!
+//! Every way in (CLI, Rundeck, chat, schedule) only builds a `Request` and
+//! renders an `Outcome`; it never talks to the engine, the directory or the
+//! audit trail itself. That keeps the behaviour identical whichever button a
+//! person pressed.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::descriptor::DescriptorRef;
+use crate::health::HealthReport;
+use crate::plan::Plan;
+
+/// What the caller wants done to a target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Action {
+    /// Bring the target to the descriptor and watch it until healthy.
+    Deploy,
+    /// Show what a deploy would change, changing nothing.
+    Plan,
+    /// Report the health of what runs now, changing nothing.
+    Status,
+    /// Remove the target's containers and networks (volumes only on request).
+    Down,
+}
+
+impl Action {
+    /// The action's name as users type it and as access rules name it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Deploy => "deploy",
+            Action::Plan => "plan",
+            Action::Status => "status",
+            Action::Down => "down",
+        }
+    }
+}
+
+/// Where a request came from: recorded in the report and, later, the audit
+/// trail, so "who changed what" has an answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Origin {
+    /// A person (or a script, or cron) running the CLI.
+    Cli {
+        /// The operating-system user running the process.
+        user: String,
+    },
+}
+
+impl Origin {
+    /// The origin of a CLI run by the current operating-system user.
+    pub fn cli() -> Origin {
+        let user = std::env::var("USER")
+            .or_else(|_| std::env::var("LOGNAME"))
+            .unwrap_or_else(|_| "unknown".to_string());
+        Origin::Cli { user }
+    }
+}
+
+/// How a deploy should behave; every field has a documented default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployOptions {
+    /// How long the watch waits for every service to settle.
+    pub timeout: Duration,
+    /// How long a service without a healthcheck must run without restarting
+    /// before it counts as running.
+    pub stability_window: Duration,
+    /// How many log lines a failing service's report carries.
+    pub log_lines: usize,
+    /// Build images even when an image of that name already exists.
+    pub build: bool,
+    /// With `down`: remove the stack's named volumes too.
+    pub remove_volumes: bool,
+}
+
+impl Default for DeployOptions {
+    fn default() -> Self {
+        DeployOptions {
+            timeout: Duration::from_secs(120),
+            stability_window: Duration::from_secs(3),
+            log_lines: 20,
+            build: false,
+            remove_volumes: false,
+        }
+    }
+}
+
+/// One request to the pipeline.
+#[derive(Debug, Clone)]
+pub struct Request {
+    /// What to do.
+    pub action: Action,
+    /// Which descriptor, by reference or by file path.
+    pub descriptor: DescriptorRef,
+    /// The environment to deploy to. Until environments are configured this
+    /// only names the target; `default` is the local engine.
+    pub environment: String,
+    /// Where the request came from.
+    pub origin: Origin,
+    /// Deploy behaviour.
+    pub options: DeployOptions,
+}
+
+/// What the pipeline hands back to the way in, which renders it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    /// The target (project) the request acted on.
+    pub target: String,
+    /// The action that ran.
+    pub action: Action,
+    /// The descriptor that was resolved, with its digest.
+    pub descriptor: DescriptorSummary,
+    /// The plan that was computed (and, for deploys, applied).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub plan: Option<Plan>,
+    /// The health of the target at the end (deploy and status).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub report: Option<HealthReport>,
+}
+
+impl Outcome {
+    /// The exit code the contract assigns to this outcome: 0 when every
+    /// service is healthy (or nothing was watched), 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match &self.report {
+            Some(report) if !report.verdict.is_healthy() => crate::error::EXIT_UNHEALTHY,
+            _ => 0,
+        }
+    }
+}
+
+/// What was deployed, for reports: enough to find the exact descriptor again.
+#[derive(Debug, Clone, Serialize)]
+pub struct DescriptorSummary {
+    /// The reference as the user gave it.
+    pub reference: String,
+    /// The version that was resolved, when the source has versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Where the descriptor came from (a file path, a registry URL).
+    pub source: String,
+    /// `sha256:` of the raw descriptor bytes.
+    pub digest: String,
+}

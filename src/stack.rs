@@ -1,0 +1,576 @@
+//! The normalised model of a descriptor.
+//!
+//! Every descriptor format (Compose v1, 2.x, 3.x, the Compose Specification)
+//! is loaded into this one model, and every later stage (guard, plan, apply,
+//! watch) reads only this model. Keeping the formats out of the later stages
+//! is what lets a v1 descriptor and a modern one deploy the same way.
+//!
+//! The model is plain data: it serialises to JSON for the configuration hash
+//! that decides whether a container must be recreated, so field order and map
+//! order must be deterministic (`BTreeMap`), and nothing that does not change
+//! the container (such as the order services were written in) may be in it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Which descriptor format a file was written in. Kept for messages and for
+/// the few places where the formats really behave differently (v1 services
+/// use the default bridge and legacy links instead of a project network).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// Services at the top level, no `services:` key (docker-compose 1.x "v1").
+    V1,
+    /// `version: "2.x"`.
+    V2,
+    /// `version: "3.x"`.
+    V3,
+    /// The Compose Specification (no `version:`, or one that is ignored).
+    Spec,
+}
+
+/// A whole descriptor, normalised: what should run on one target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stack {
+    /// The project name: prefixes container, network and volume names.
+    pub name: String,
+    /// The format the descriptor was written in.
+    pub format: Format,
+    /// Services by name.
+    pub services: BTreeMap<String, Service>,
+    /// Networks declared at the top level, by their key in the descriptor.
+    pub networks: BTreeMap<String, Network>,
+    /// Named volumes declared at the top level, by their key.
+    pub volumes: BTreeMap<String, Volume>,
+    /// Things the loader accepted but wants a person to know (ignored
+    /// `version:`, published ports under host networking, ...). The plan
+    /// prints them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+/// One service: the desired configuration of its container.
+///
+/// Everything in here that is serialised feeds the configuration hash, so a
+/// change to any field recreates the container and nothing else does.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    /// The image reference (`busybox:1.36`, `registry/app@sha256:...`). When
+    /// `build` is set and `image` is not, the loader fills in
+    /// `<project>-<service>` as Compose does.
+    pub image: String,
+    /// How to build the image when it is built locally.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<Build>,
+    /// Overrides the image's `CMD`. `None` keeps the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// Overrides the image's `ENTRYPOINT`. `None` keeps the image's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    /// Environment variables. A `None` value means "unset" (Compose's bare
+    /// `- NAME` whose variable is not in the environment).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub environment: BTreeMap<String, Option<String>>,
+    /// Published ports.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<Port>,
+    /// Mounts: named volumes, bind mounts and tmpfs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Mount>,
+    /// `volumes_from`: `service:NAME[:ro|rw]` or `container:NAME[:ro|rw]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes_from: Vec<VolumesFrom>,
+    /// Networks the service joins, by their key in the stack's `networks`.
+    /// Empty with no `network_mode` means the project's default network.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub networks: BTreeMap<String, ServiceNetwork>,
+    /// `host`, `none`, `bridge`, `service:NAME` or `container:NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_mode: Option<String>,
+    /// Legacy links `SERVICE[:ALIAS]` (v1 descriptors on the default bridge).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub links: Vec<String>,
+    /// Start-order dependencies with the condition to wait for.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub depends_on: BTreeMap<String, Dependency>,
+    /// The container healthcheck. `None` keeps the image's; a check with
+    /// `disable: true` turns it off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub healthcheck: Option<Healthcheck>,
+    /// Restart policy: `no`, `always`, `on-failure[:N]`, `unless-stopped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restart: Option<String>,
+    /// Container labels set by the descriptor.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// A fixed container name instead of `<project>-<service>-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_name: Option<String>,
+    /// Marked one-shot by the descriptor (label `dockmaster.one-shot: "true"`):
+    /// it is done, not dead, when it exits 0. See [`Stack::is_one_shot`] for
+    /// the other ways a service counts as one-shot.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub one_shot: bool,
+    /// Container hostname.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// `USER[:GROUP]` to run as.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Working directory inside the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub working_dir: Option<String>,
+    /// Run privileged.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// Give the container a TTY (`tty: true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tty: bool,
+    /// Keep stdin open (`stdin_open: true`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stdin_open: bool,
+    /// Signal sent to stop the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_signal: Option<String>,
+    /// Time between the stop signal and SIGKILL.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub stop_grace_period: Option<Duration>,
+    /// Extra `/etc/hosts` entries, `host:ip`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_hosts: Vec<String>,
+    /// Resource limits and reservations (`deploy.resources`, `mem_limit`, ...).
+    #[serde(default, skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
+    /// Logging driver and options (`logging`, v1 `log_driver`/`log_opt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub logging: Option<Logging>,
+}
+
+/// How to build a service's image.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Build {
+    /// The build context, absolute (resolved against the descriptor's folder).
+    pub context: PathBuf,
+    /// The Dockerfile, relative to the context.
+    pub dockerfile: String,
+    /// Build arguments.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub args: BTreeMap<String, String>,
+    /// The stage to build.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+/// A published port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    /// The port inside the container.
+    pub target: u16,
+    /// The host port; `None` lets the engine pick one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<u16>,
+    /// The host address to bind; `None` binds every address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_ip: Option<String>,
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+}
+
+/// One mount of a service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// What kind of mount.
+    pub kind: MountKind,
+    /// Named volume key, absolute host path (bind) or nothing (tmpfs, and an
+    /// anonymous volume).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The path inside the container.
+    pub target: String,
+    /// Mounted read-only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+/// The kinds of mount the engine knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MountKind {
+    /// A named (or anonymous) volume.
+    Volume,
+    /// A host path.
+    Bind,
+    /// A tmpfs.
+    Tmpfs,
+}
+
+/// A `volumes_from` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumesFrom {
+    /// Another service of the stack, or an existing container by name.
+    pub source: VolumesFromSource,
+    /// Mount the volumes read-only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+/// Where `volumes_from` takes its volumes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum VolumesFromSource {
+    /// A service of the same stack: implies start order.
+    Service(String),
+    /// A container outside the stack that must already exist.
+    Container(String),
+}
+
+/// A service's attachment to one network.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceNetwork {
+    /// Extra DNS names on that network.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub aliases: Vec<String>,
+    /// A static IPv4 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv4_address: Option<String>,
+    /// A static IPv6 address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address: Option<String>,
+}
+
+/// What a dependent waits for before it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Condition {
+    /// The dependency's container has started.
+    ServiceStarted,
+    /// The dependency's healthcheck reports healthy.
+    ServiceHealthy,
+    /// The dependency ran to completion and exited 0.
+    ServiceCompletedSuccessfully,
+}
+
+/// A `depends_on` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    /// What to wait for.
+    pub condition: Condition,
+    /// When false, a missing or failed dependency only warns.
+    pub required: bool,
+    /// Restart the dependent when the dependency is recreated.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub restart: bool,
+}
+
+/// A container healthcheck.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Healthcheck {
+    /// `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
+    pub test: Vec<String>,
+    /// Time between probes.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub interval: Option<Duration>,
+    /// Time one probe may take.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub timeout: Option<Duration>,
+    /// Failed probes in a row that make the container unhealthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retries: Option<u32>,
+    /// Grace period during which failures do not count.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub start_period: Option<Duration>,
+    /// Probe interval during the start period.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "opt_duration")]
+    pub start_interval: Option<Duration>,
+    /// `disable: true`: no healthcheck, even if the image has one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable: bool,
+}
+
+/// CPU and memory limits and reservations.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    /// CPU limit in cores (`0.5` = half a core).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Memory limit in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<i64>,
+    /// Memory reservation in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_reservation: Option<i64>,
+    /// Maximum number of processes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids_limit: Option<i64>,
+}
+
+impl Resources {
+    /// True when no limit is set; keeps the hash of unlimited services short.
+    pub fn is_empty(&self) -> bool {
+        *self == Resources::default()
+    }
+}
+
+/// Logging driver settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Logging {
+    /// The driver (`json-file`, `syslog`, ...). `None` keeps the engine's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Driver options.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, String>,
+}
+
+/// A network declared by the descriptor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Network {
+    /// The engine-side name; `None` means `<project>_<key>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Managed outside the stack: must exist, never created or removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    /// Network driver (`bridge` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Driver options.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    /// Internal network: no outside connectivity.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub internal: bool,
+    /// IPAM subnets (CIDR) for static addressing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<String>,
+    /// Network labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// A named volume declared by the descriptor.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    /// The engine-side name; `None` means `<project>_<key>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Managed outside the stack: must exist, never created or removed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
+    /// Volume driver (`local` when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
+    /// Driver options.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub driver_opts: BTreeMap<String, String>,
+    /// Volume labels.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// The name of the network a stack's services join when they name none.
+pub const DEFAULT_NETWORK: &str = "default";
+
+impl Stack {
+    /// The engine-side name of a network declared under `key`.
+    pub fn network_name(&self, key: &str) -> String {
+        match self.networks.get(key).and_then(|n| n.name.clone()) {
+            Some(name) => name,
+            None => format!("{}_{}", self.name, key),
+        }
+    }
+
+    /// The engine-side name of a named volume declared under `key`.
+    pub fn volume_name(&self, key: &str) -> String {
+        match self.volumes.get(key).and_then(|v| v.name.clone()) {
+            Some(name) => name,
+            None => format!("{}_{}", self.name, key),
+        }
+    }
+
+    /// The container name of a service: `container_name`, or
+    /// `<project>-<service>-1` as Compose v2 names it.
+    pub fn container_name(&self, service: &str) -> String {
+        match self.services.get(service).and_then(|s| s.container_name.clone()) {
+            Some(name) => name,
+            None => format!("{}-{}-1", self.name, service),
+        }
+    }
+
+    /// Whether a service is one-shot: it has done its job when it exits 0.
+    ///
+    /// A service is one-shot when the descriptor marks it (label
+    /// `dockmaster.one-shot: "true"`), when another service waits for it with
+    /// `service_completed_successfully`, or when it is a data container:
+    /// another service takes its volumes with `volumes_from` and it has no
+    /// restart policy that would keep it running. The last rule is what makes
+    /// the `*-data` containers of legacy descriptors deploy as intended.
+    pub fn is_one_shot(&self, service: &str) -> bool {
+        let Some(svc) = self.services.get(service) else {
+            return false;
+        };
+        if svc.one_shot {
+            return true;
+        }
+        let awaited = self.services.values().any(|other| {
+            other.depends_on.get(service).is_some_and(|d| d.condition == Condition::ServiceCompletedSuccessfully)
+        });
+        if awaited {
+            return true;
+        }
+        let keeps_running = matches!(svc.restart.as_deref(), Some(p) if p != "no");
+        let lends_volumes = self.services.values().any(|other| {
+            other.volumes_from.iter().any(|v| v.source == VolumesFromSource::Service(service.to_string()))
+        });
+        lends_volumes && !keeps_running
+    }
+
+    /// Every service a service must wait for, with the condition: its
+    /// `depends_on`, plus the order that `links`, `volumes_from` and
+    /// `network_mode: service:x` imply (those wait for the start only).
+    pub fn dependencies(&self, service: &str) -> BTreeMap<String, Dependency> {
+        let Some(svc) = self.services.get(service) else {
+            return BTreeMap::new();
+        };
+        let mut deps = svc.depends_on.clone();
+        let started = Dependency { condition: Condition::ServiceStarted, required: true, restart: false };
+        let mut implied = Vec::new();
+        for link in &svc.links {
+            implied.push(link.split(':').next().unwrap_or(link).to_string());
+        }
+        for from in &svc.volumes_from {
+            if let VolumesFromSource::Service(name) = &from.source {
+                implied.push(name.clone());
+            }
+        }
+        if let Some(other) = svc.network_mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+            implied.push(other.to_string());
+        }
+        for name in implied {
+            if self.services.contains_key(&name) {
+                deps.entry(name).or_insert_with(|| started.clone());
+            }
+        }
+        deps
+    }
+
+    /// Services in an order where every service comes after the ones it
+    /// depends on, grouped into levels whose members do not depend on each
+    /// other. Fails with the services of a cycle if there is one.
+    pub fn start_levels(&self) -> Result<Vec<Vec<String>>, Vec<String>> {
+        let mut remaining: BTreeMap<String, Vec<String>> =
+            self.services.keys().map(|name| (name.clone(), self.dependencies(name).into_keys().collect())).collect();
+        let mut levels = Vec::new();
+        while !remaining.is_empty() {
+            let ready: Vec<String> = remaining
+                .iter()
+                .filter(|(_, deps)| deps.iter().all(|d| !remaining.contains_key(d)))
+                .map(|(name, _)| name.clone())
+                .collect();
+            if ready.is_empty() {
+                return Err(remaining.into_keys().collect());
+            }
+            for name in &ready {
+                remaining.remove(name);
+            }
+            levels.push(ready);
+        }
+        Ok(levels)
+    }
+}
+
+/// Serialises optional durations as whole milliseconds, so the configuration
+/// hash and the JSON form are stable and readable.
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(d) => s.serialize_u64(d.as_millis() as u64),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_millis))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn svc() -> Service {
+        Service { image: "busybox".into(), ..Default::default() }
+    }
+
+    fn stack(services: Vec<(&str, Service)>) -> Stack {
+        Stack {
+            name: "p".into(),
+            format: Format::Spec,
+            services: services.into_iter().map(|(n, s)| (n.to_string(), s)).collect(),
+            networks: BTreeMap::new(),
+            volumes: BTreeMap::new(),
+            warnings: vec![],
+        }
+    }
+
+    #[test]
+    fn levels_put_dependencies_first_and_group_independent_services() {
+        let mut web = svc();
+        web.depends_on
+            .insert("db".into(), Dependency { condition: Condition::ServiceHealthy, required: true, restart: false });
+        let mut worker = svc();
+        worker.links.push("db:database".into());
+        let s = stack(vec![("web", web), ("db", svc()), ("worker", worker), ("cache", svc())]);
+        let levels = s.start_levels().unwrap();
+        assert_eq!(levels, vec![vec!["cache".to_string(), "db".into()], vec!["web".into(), "worker".into()]]);
+    }
+
+    #[test]
+    fn a_cycle_is_reported_with_its_members() {
+        let mut a = svc();
+        a.network_mode = Some("service:b".into());
+        let mut b = svc();
+        b.volumes_from.push(VolumesFrom { source: VolumesFromSource::Service("a".into()), read_only: false });
+        let s = stack(vec![("a", a), ("b", b), ("c", svc())]);
+        assert_eq!(s.start_levels().unwrap_err(), vec!["a".to_string(), "b".into()]);
+    }
+
+    #[test]
+    fn data_containers_and_awaited_services_are_one_shot() {
+        let mut app = svc();
+        app.volumes_from.push(VolumesFrom { source: VolumesFromSource::Service("app-data".into()), read_only: false });
+        app.depends_on.insert(
+            "migrate".into(),
+            Dependency { condition: Condition::ServiceCompletedSuccessfully, required: true, restart: false },
+        );
+        let mut always = svc();
+        always.restart = Some("always".into());
+        let mut other = svc();
+        other.volumes_from.push(VolumesFrom { source: VolumesFromSource::Service("always".into()), read_only: false });
+        let s =
+            stack(vec![("app", app), ("app-data", svc()), ("migrate", svc()), ("always", always), ("other", other)]);
+        assert!(s.is_one_shot("app-data"));
+        assert!(s.is_one_shot("migrate"));
+        assert!(!s.is_one_shot("app"));
+        assert!(!s.is_one_shot("always"), "a restart policy means it is meant to keep running");
+    }
+
+    #[test]
+    fn names_follow_compose() {
+        let mut fixed = svc();
+        fixed.container_name = Some("legacy".into());
+        let s = stack(vec![("web", svc()), ("fixed", fixed)]);
+        assert_eq!(s.container_name("web"), "p-web-1");
+        assert_eq!(s.container_name("fixed"), "legacy");
+        assert_eq!(s.network_name("default"), "p_default");
+        assert_eq!(s.volume_name("data"), "p_data");
+    }
+}
