@@ -7,5 +7,7 @@
 //! [`request::Outcome`].
 
 pub mod descriptor;
+pub mod engine;
 pub mod error;
+pub mod plan;
 pub mod stack;

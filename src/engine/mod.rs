@@ -1,0 +1,504 @@
+//! The engine stage: everything dockmaster asks of Docker, through `bollard`.
+//!
+//! The rest of the pipeline sees engine-independent values (observed
+//! containers, snapshots) so the planner and the health rules stay pure.
+//! Every engine error is turned into an [`Error`] that says what was being
+//! done, to what, and what the engine answered.
+
+pub mod spec;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{ContainerStateStatusEnum, EventMessage, HealthStatusEnum, VolumeCreateRequest};
+use bollard::query_parameters::{
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
+    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::{Stream, StreamExt};
+
+use crate::error::{Error, Result};
+use crate::plan::{ConfigHash, ObservedContainer};
+use crate::stack::{Service, Stack};
+use spec::{LABEL_FIELDS, LABEL_HASH, LABEL_SERVICE, LABEL_TARGET};
+
+/// A connection to one Docker engine.
+#[derive(Clone)]
+pub struct DockerEngine {
+    docker: Docker,
+    /// Where the engine is, for messages (`unix:///var/run/docker.sock`).
+    pub host: String,
+    /// Labels the operator wants on everything dockmaster creates.
+    pub extra_labels: BTreeMap<String, String>,
+}
+
+/// What the engine says about one container right now: the source of truth
+/// for the health rules.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ContainerSnapshot {
+    /// Container ID.
+    pub id: String,
+    /// Engine state: `created`, `running`, `restarting`, `exited`, `dead`, ...
+    pub state: String,
+    /// The process is running now (false between a `die` and the restart
+    /// that follows it).
+    pub running: bool,
+    /// The engine is about to restart it (restart policy back-off).
+    pub restarting: bool,
+    /// Exit code of the last run, when it has exited at least once.
+    pub exit_code: Option<i64>,
+    /// The kernel killed it for memory.
+    pub oom_killed: bool,
+    /// An engine-side error starting it (e.g. a port already in use).
+    pub error: Option<String>,
+    /// `starting`, `healthy`, `unhealthy`; `None` without a healthcheck.
+    pub health: Option<String>,
+    /// Output of the latest healthcheck probe.
+    pub last_probe_output: Option<String>,
+    /// How often the engine restarted it.
+    pub restart_count: i64,
+    /// The image ID it runs.
+    pub image_id: String,
+    /// Published ports as `host_ip:host_port->port/proto`.
+    pub ports: Vec<String>,
+}
+
+impl DockerEngine {
+    /// Connects to the engine named by `DOCKER_HOST` (or the local socket),
+    /// negotiates the API version and checks that it answers.
+    pub async fn connect(extra_labels: BTreeMap<String, String>) -> Result<DockerEngine> {
+        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let unreachable = |e: &dyn std::fmt::Display| {
+            Error::Unreachable(format!(
+                "Docker engine at {host} is unreachable: {e}. Is the daemon running, and may this user use it? (set DOCKER_HOST to use another engine)"
+            ))
+        };
+        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(&e))?;
+        let docker = docker.negotiate_version().await.map_err(|e| unreachable(&e))?;
+        docker.ping().await.map_err(|e| unreachable(&e))?;
+        Ok(DockerEngine { docker, host, extra_labels })
+    }
+
+    /// Every container of a target, running or not.
+    pub async fn observe(&self, target: &str) -> Result<Vec<ObservedContainer>> {
+        let filters: HashMap<String, Vec<String>> =
+            [("label".to_string(), vec![format!("{LABEL_TARGET}={target}")])].into_iter().collect();
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = self.docker.list_containers(Some(options)).await.map_err(|e| self.fail("list containers", e))?;
+        let mut observed = Vec::new();
+        for c in list {
+            let labels = c.labels.unwrap_or_default();
+            let Some(service) = labels.get(LABEL_SERVICE).cloned() else { continue };
+            let field_hashes = labels.get(LABEL_FIELDS).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
+            let name =
+                c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
+            let id = c.id.unwrap_or_default();
+            let running = matches!(c.state, Some(bollard::models::ContainerSummaryStateEnum::RUNNING));
+            // The summary has no exit code; inspect the stopped ones.
+            let exit_code = if running { None } else { self.snapshot(&id).await?.and_then(|s| s.exit_code) };
+            observed.push(ObservedContainer {
+                id,
+                name,
+                service,
+                config_hash: labels.get(LABEL_HASH).cloned().unwrap_or_default(),
+                field_hashes,
+                image_id: c.image_id.unwrap_or_default(),
+                running,
+                exit_code,
+            });
+        }
+        observed.sort_by(|a, b| a.service.cmp(&b.service));
+        Ok(observed)
+    }
+
+    /// Names of the networks that exist among `wanted`.
+    pub async fn existing_networks(&self, wanted: &[String]) -> Result<Vec<String>> {
+        let list = self
+            .docker
+            .list_networks(Some(ListNetworksOptionsBuilder::default().build()))
+            .await
+            .map_err(|e| self.fail("list networks", e))?;
+        Ok(list.into_iter().filter_map(|n| n.name).filter(|n| wanted.contains(n)).collect())
+    }
+
+    /// Names of the volumes that exist among `wanted`.
+    pub async fn existing_volumes(&self, wanted: &[String]) -> Result<Vec<String>> {
+        let list = self
+            .docker
+            .list_volumes(Some(ListVolumesOptionsBuilder::default().build()))
+            .await
+            .map_err(|e| self.fail("list volumes", e))?;
+        Ok(list.volumes.unwrap_or_default().into_iter().map(|v| v.name).filter(|n| wanted.contains(n)).collect())
+    }
+
+    /// Names of every volume (and network) labelled as the target's: what
+    /// `down --volumes` removes.
+    pub async fn target_volumes(&self, target: &str) -> Result<Vec<String>> {
+        let filters: HashMap<String, Vec<String>> =
+            [("label".to_string(), vec![format!("{LABEL_TARGET}={target}")])].into_iter().collect();
+        let list = self
+            .docker
+            .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filters).build()))
+            .await
+            .map_err(|e| self.fail("list volumes", e))?;
+        Ok(list.volumes.unwrap_or_default().into_iter().map(|v| v.name).collect())
+    }
+
+    /// Names of the networks labelled as the target's.
+    pub async fn target_networks(&self, target: &str) -> Result<Vec<String>> {
+        let filters: HashMap<String, Vec<String>> =
+            [("label".to_string(), vec![format!("{LABEL_TARGET}={target}")])].into_iter().collect();
+        let list = self
+            .docker
+            .list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filters).build()))
+            .await
+            .map_err(|e| self.fail("list networks", e))?;
+        Ok(list.into_iter().filter_map(|n| n.name).collect())
+    }
+
+    /// The ID of a local image, or `None` when the engine does not have it.
+    pub async fn image_id(&self, reference: &str) -> Result<Option<String>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(image.id),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(self.fail(&format!("inspect image {reference}"), e)),
+        }
+    }
+
+    /// Builds a service's image from its build context, reporting each line
+    /// of build output to `progress`. Fails with the builder's own message.
+    pub async fn build(&self, service: &str, svc: &Service, progress: &mut dyn FnMut(&str)) -> Result<String> {
+        let Some(build) = &svc.build else {
+            return Err(Error::Engine(format!("service `{service}` has no build section")));
+        };
+        let context = tar_context(&build.context).map_err(|e| {
+            Error::Descriptor(format!(
+                "service `{service}`: cannot read build context {}: {e}",
+                build.context.display()
+            ))
+        })?;
+        let args: HashMap<&str, &str> = build.args.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let mut options = BuildImageOptionsBuilder::default()
+            .dockerfile(&build.dockerfile)
+            .t(&svc.image)
+            .rm(true)
+            .forcerm(true)
+            .buildargs(&args);
+        if let Some(target) = &build.target {
+            options = options.target(target);
+        }
+        let body = bollard::body_full(context.into());
+        let mut stream = self.docker.build_image(options.build(), None, Some(body));
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| self.fail(&format!("build image for service `{service}`"), e))?;
+            if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                return Err(Error::Descriptor(format!("service `{service}`: image build failed: {detail}")));
+            }
+            if let Some(line) = info.stream {
+                let line = line.trim_end();
+                if !line.is_empty() {
+                    progress(line);
+                }
+            }
+        }
+        self.image_id(&svc.image).await?.ok_or_else(|| {
+            Error::Engine(format!("service `{service}`: the build finished but image `{}` is not there", svc.image))
+        })
+    }
+
+    /// Creates a network the stack owns.
+    pub async fn create_network(&self, stack: &Stack, key: &str) -> Result<()> {
+        let body = spec::network_body(stack, key, &self.extra_labels);
+        let name = body.name.clone();
+        self.docker.create_network(body).await.map_err(|e| self.fail(&format!("create network {name}"), e))?;
+        Ok(())
+    }
+
+    /// Creates a named volume the stack owns.
+    pub async fn create_volume(&self, stack: &Stack, key: &str) -> Result<()> {
+        let declared = stack.volumes.get(key).cloned().unwrap_or_default();
+        let mut labels = spec::resource_labels(stack, &declared.labels, &self.extra_labels);
+        labels.insert("com.docker.compose.volume".into(), key.into());
+        let request = VolumeCreateRequest {
+            name: Some(stack.volume_name(key)),
+            driver: declared.driver.clone(),
+            driver_opts: if declared.driver_opts.is_empty() {
+                None
+            } else {
+                Some(declared.driver_opts.into_iter().collect())
+            },
+            labels: Some(labels),
+            ..Default::default()
+        };
+        self.docker
+            .create_volume(request)
+            .await
+            .map_err(|e| self.fail(&format!("create volume {}", stack.volume_name(key)), e))?;
+        Ok(())
+    }
+
+    /// Creates (but does not start) a service's container, attached to all
+    /// its networks. Returns the container ID.
+    pub async fn create_container(
+        &self,
+        stack: &Stack,
+        service: &str,
+        svc: &Service,
+        hash: &ConfigHash,
+    ) -> Result<String> {
+        let name = stack.container_name(service);
+        let labels = spec::container_labels(stack, service, svc, hash, &self.extra_labels);
+        let body = spec::container_body(stack, service, svc, labels);
+        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let created = self
+            .docker
+            .create_container(Some(options), body)
+            .await
+            .map_err(|e| self.fail(&format!("create container {name} for service `{service}`"), e))?;
+        for key in spec::service_networks(svc).iter().skip(1) {
+            let network = stack.network_name(key);
+            let request = bollard::models::NetworkConnectRequest {
+                container: created.id.clone(),
+                endpoint_config: Some(spec::endpoint(service, svc, key)),
+            };
+            self.docker
+                .connect_network(&network, request)
+                .await
+                .map_err(|e| self.fail(&format!("connect {name} to network {network}"), e))?;
+        }
+        Ok(created.id)
+    }
+
+    /// Starts a container.
+    pub async fn start(&self, id: &str, what: &str) -> Result<()> {
+        self.docker.start_container(id, None).await.map_err(|e| self.fail(&format!("start {what}"), e))
+    }
+
+    /// Stops (grace period from the container's own settings) and removes a
+    /// container. A container that is already gone is not an error.
+    pub async fn remove_container(&self, id: &str, what: &str) -> Result<()> {
+        match self.docker.stop_container(id, Some(StopContainerOptionsBuilder::default().build())).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 304 | 404, .. }) => {}
+            Err(e) => return Err(self.fail(&format!("stop {what}"), e)),
+        }
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(false).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(self.fail(&format!("remove {what}"), e)),
+        }
+    }
+
+    /// Removes a network; one already gone is not an error.
+    pub async fn remove_network(&self, name: &str) -> Result<()> {
+        match self.docker.remove_network(name).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(self.fail(&format!("remove network {name}"), e)),
+        }
+    }
+
+    /// Removes a volume; one already gone is not an error.
+    pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        let options = RemoveVolumeOptionsBuilder::default().build();
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(self.fail(&format!("remove volume {name}"), e)),
+        }
+    }
+
+    /// Whether a container exists, by name or ID.
+    pub async fn container_exists(&self, name: &str) -> Result<bool> {
+        Ok(self.snapshot(name).await?.is_some())
+    }
+
+    /// The engine's current view of a container; `None` when it is gone.
+    pub async fn snapshot(&self, id: &str) -> Result<Option<ContainerSnapshot>> {
+        let inspect = match self.docker.inspect_container(id, None).await {
+            Ok(i) => i,
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => return Ok(None),
+            Err(e) => return Err(self.fail(&format!("inspect container {id}"), e)),
+        };
+        let state = inspect.state.unwrap_or_default();
+        let status = state.status.map(|s| s.to_string()).unwrap_or_default();
+        let health = state.health.as_ref().and_then(|h| match h.status {
+            Some(HealthStatusEnum::HEALTHY) => Some("healthy".to_string()),
+            Some(HealthStatusEnum::UNHEALTHY) => Some("unhealthy".to_string()),
+            Some(HealthStatusEnum::STARTING) => Some("starting".to_string()),
+            _ => None,
+        });
+        let last_probe_output = state
+            .health
+            .as_ref()
+            .and_then(|h| h.log.as_ref())
+            .and_then(|log| log.last())
+            .and_then(|probe| probe.output.clone())
+            .map(|o| o.trim().to_string());
+        let exited_once = matches!(
+            state.status,
+            Some(
+                ContainerStateStatusEnum::EXITED
+                    | ContainerStateStatusEnum::DEAD
+                    | ContainerStateStatusEnum::RESTARTING
+            )
+        ) || inspect.restart_count.unwrap_or(0) > 0;
+        let mut ports = Vec::new();
+        if let Some(map) = inspect.network_settings.and_then(|n| n.ports) {
+            let mut keys: Vec<_> = map.keys().cloned().collect();
+            keys.sort();
+            for key in keys {
+                for b in map.get(&key).cloned().flatten().unwrap_or_default() {
+                    let ip = b.host_ip.unwrap_or_default();
+                    let port = b.host_port.unwrap_or_default();
+                    let entry = format!("{ip}:{port}->{key}");
+                    if !ports.contains(&entry) {
+                        ports.push(entry);
+                    }
+                }
+            }
+        }
+        Ok(Some(ContainerSnapshot {
+            id: inspect.id.unwrap_or_default(),
+            state: status,
+            running: state.running.unwrap_or(false),
+            restarting: state.restarting.unwrap_or(false),
+            exit_code: if exited_once { state.exit_code } else { None },
+            oom_killed: state.oom_killed.unwrap_or(false),
+            error: state.error.filter(|e| !e.is_empty()),
+            health,
+            last_probe_output,
+            restart_count: inspect.restart_count.unwrap_or(0),
+            image_id: inspect.image.unwrap_or_default(),
+            ports,
+        }))
+    }
+
+    /// The last `lines` lines of a container's output (stdout and stderr).
+    pub async fn log_tail(&self, id: &str, lines: usize) -> Vec<String> {
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&lines.to_string()).build();
+        let mut stream = self.docker.logs(id, Some(options));
+        let mut text = String::new();
+        while let Some(Ok(chunk)) = stream.next().await {
+            text.push_str(&chunk.to_string());
+        }
+        let all: Vec<String> = text.lines().map(|l| l.to_string()).collect();
+        let skip = all.len().saturating_sub(lines);
+        all.into_iter().skip(skip).collect()
+    }
+
+    /// The engine's container events for one target, from now on. The
+    /// healthcheck's `exec_*` noise is filtered out by the engine.
+    pub fn events(&self, target: &str) -> impl Stream<Item = std::result::Result<EventMessage, BollardError>> + use<> {
+        let filters: HashMap<String, Vec<String>> = [
+            ("type".to_string(), vec!["container".to_string()]),
+            ("label".to_string(), vec![format!("{LABEL_TARGET}={target}")]),
+            (
+                "event".to_string(),
+                ["start", "die", "oom", "health_status", "restart", "destroy", "stop", "kill"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
+            ),
+        ]
+        .into_iter()
+        .collect();
+        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        self.docker.clone().events(Some(options))
+    }
+
+    /// Turns a bollard error into ours, naming what was being done.
+    fn fail(&self, doing: &str, e: BollardError) -> Error {
+        match e {
+            BollardError::DockerResponseServerError { status_code, message } => {
+                Error::Engine(format!("engine refused to {doing}: {message} (HTTP {status_code})"))
+            }
+            BollardError::HyperResponseError { .. }
+            | BollardError::IOError { .. }
+            | BollardError::RequestTimeoutError
+            | BollardError::SocketNotFoundError(_) => Error::Unreachable(format!(
+                "Docker engine at {} stopped answering while trying to {doing}: {e}",
+                self.host
+            )),
+            other => Error::Engine(format!("failed to {doing}: {other}")),
+        }
+    }
+}
+
+/// Packs a build context folder into a tar archive, honouring
+/// `.dockerignore` patterns of the simple kind (exact paths and `*` globs
+/// at the top level). Symbolic links are stored as links, as Docker does.
+fn tar_context(dir: &Path) -> std::io::Result<Vec<u8>> {
+    let ignore: Vec<String> = std::fs::read_to_string(dir.join(".dockerignore"))
+        .map(|t| {
+            t.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut builder = tar::Builder::new(Vec::new());
+    builder.follow_symlinks(false);
+    add_dir(&mut builder, dir, Path::new(""), &ignore)?;
+    builder.into_inner()
+}
+
+fn add_dir(builder: &mut tar::Builder<Vec<u8>>, root: &Path, rel: &Path, ignore: &[String]) -> std::io::Result<()> {
+    let mut entries: Vec<_> = std::fs::read_dir(root.join(rel))?.collect::<std::io::Result<_>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = rel.join(entry.file_name());
+        let text = path.to_string_lossy();
+        if ignore.iter().any(|p| glob_match(p, &text)) {
+            continue;
+        }
+        let kind = entry.file_type()?;
+        if kind.is_dir() {
+            builder.append_dir(&path, entry.path())?;
+            add_dir(builder, root, &path, ignore)?;
+        } else {
+            builder.append_path_with_name(entry.path(), &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// `*` matches any run of characters except `/`; everything else literally.
+fn glob_match(pattern: &str, text: &str) -> bool {
+    fn go(p: &[u8], t: &[u8]) -> bool {
+        match p.first() {
+            None => t.is_empty(),
+            Some(b'*') => (0..=t.len()).take_while(|&i| i == 0 || t[i - 1] != b'/').any(|i| go(&p[1..], &t[i..])),
+            Some(c) => t.first() == Some(c) && go(&p[1..], &t[1..]),
+        }
+    }
+    go(pattern.as_bytes(), text.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dockerignore_globs() {
+        assert!(glob_match("*.log", "build.log"));
+        assert!(!glob_match("*.log", "dir/build.log"));
+        assert!(glob_match("target", "target"));
+        assert!(!glob_match("target", "targets"));
+    }
+
+    #[test]
+    fn build_context_skips_ignored_files() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").unwrap();
+        std::fs::write(dir.path().join("secret.log"), "x").unwrap();
+        std::fs::write(dir.path().join(".dockerignore"), "*.log\n").unwrap();
+        let bytes = tar_context(dir.path()).unwrap();
+        let mut archive = tar::Archive::new(bytes.as_slice());
+        let names: Vec<String> =
+            archive.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().into_owned()).collect();
+        assert!(names.contains(&"Dockerfile".to_string()));
+        assert!(!names.iter().any(|n| n.ends_with(".log")), "{names:?}");
+    }
+}

@@ -1,0 +1,389 @@
+//! The planner: desired `Stack` × observed engine state → `Plan`.
+//!
+//! A pure function with no I/O, so every "why was this recreated?" question
+//! is answered by a unit test rather than by a deploy. `dockmaster plan`
+//! prints the plan; `dockmaster deploy` executes it.
+//!
+//! A container is recreated only when its configuration hash or its image
+//! changed, as Compose does. Besides the whole hash, each container carries
+//! a short hash per top-level field of its service, so the plan can say
+//! *which* part changed ("environment changed") without ever storing or
+//! printing a value, secrets included.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::stack::{Service, Stack};
+
+/// A container of the target as the engine reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObservedContainer {
+    /// Engine container ID.
+    pub id: String,
+    /// Container name, without the leading `/`.
+    pub name: String,
+    /// The service it was created for (label `dockmaster.service`).
+    pub service: String,
+    /// The whole configuration hash it was created with.
+    pub config_hash: String,
+    /// Per-field hashes it was created with (may be empty for containers
+    /// created by older versions).
+    pub field_hashes: BTreeMap<String, String>,
+    /// The image ID it runs.
+    pub image_id: String,
+    /// Whether it is running now.
+    pub running: bool,
+    /// Its exit code if it has exited.
+    pub exit_code: Option<i64>,
+}
+
+/// What the planner knows about the desired images: the image ID each
+/// service's image reference resolves to now, when it exists locally.
+pub type ImageIds = BTreeMap<String, Option<String>>;
+
+/// What to do with one service's container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ChangeKind {
+    /// No container yet: create and start one.
+    Create,
+    /// The configuration or image changed: replace the container.
+    Recreate,
+    /// Unchanged but not running: start it again.
+    Start,
+    /// Unchanged and in the state it should be in.
+    Keep,
+    /// Its service is no longer in the descriptor: remove it.
+    Remove,
+}
+
+/// The planned change for one service.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ServiceChange {
+    /// The service name.
+    pub service: String,
+    /// The container name it has (or will have).
+    pub container: String,
+    /// What will be done.
+    pub action: ChangeKind,
+    /// Why, for anything but `keep`: each names a field, never a value.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// The dependency level: level 0 starts first, level n waits for its
+    /// dependencies in lower levels.
+    pub level: usize,
+}
+
+/// Everything a deploy will change, in the order it will change it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Plan {
+    /// The target (project) the plan is for.
+    pub target: String,
+    /// One entry per service, in start order; removals last.
+    pub services: Vec<ServiceChange>,
+    /// Networks that will be created.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub networks: Vec<String>,
+    /// Named volumes that will be created.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    /// Things a person should know before applying (from the loader too).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
+}
+
+impl Plan {
+    /// True when applying the plan changes nothing.
+    pub fn is_noop(&self) -> bool {
+        self.networks.is_empty()
+            && self.volumes.is_empty()
+            && self.services.iter().all(|c| c.action == ChangeKind::Keep)
+    }
+
+    /// The services planned for one kind of change.
+    pub fn services_with(&self, action: ChangeKind) -> impl Iterator<Item = &ServiceChange> {
+        self.services.iter().filter(move |c| c.action == action)
+    }
+}
+
+/// The configuration hash of a service: what decides whether its container
+/// must be recreated, and the per-field hashes that explain why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigHash {
+    /// `sha256` hex of the whole normalised service plus the stack context
+    /// that shapes its container.
+    pub whole: String,
+    /// Short hashes by top-level field of the service.
+    pub fields: BTreeMap<String, String>,
+}
+
+/// Hashes a service's normalised configuration.
+///
+/// `one_shot` is part of the hash because it changes how the container is
+/// watched; `stack_name` because it shapes network and volume names.
+pub fn config_hash(stack: &Stack, service: &str, svc: &Service) -> ConfigHash {
+    let value = serde_json::to_value(svc).unwrap_or(serde_json::Value::Null);
+    let mut fields = BTreeMap::new();
+    if let serde_json::Value::Object(map) = &value {
+        for (key, field) in map {
+            let digest = Sha256::digest(field.to_string().as_bytes());
+            fields.insert(key.clone(), hex::encode(&digest[..6]));
+        }
+    }
+    let context = format!("{}|{}|{}", stack.name, stack.is_one_shot(service), value);
+    ConfigHash { whole: hex::encode(Sha256::digest(context.as_bytes())), fields }
+}
+
+/// Computes the plan for bringing the observed containers to the stack.
+///
+/// `existing_networks` and `existing_volumes` are engine-side names that
+/// exist already. Services come out in dependency order; a stack with a
+/// dependency cycle is refused by the loader before it gets here, so a
+/// cycle found here only falls back to name order.
+pub fn plan(
+    stack: &Stack,
+    observed: &[ObservedContainer],
+    images: &ImageIds,
+    existing_networks: &[String],
+    existing_volumes: &[String],
+) -> Plan {
+    let levels = stack.start_levels().unwrap_or_else(|_| vec![stack.services.keys().cloned().collect()]);
+    let mut services = Vec::new();
+    for (level, names) in levels.iter().enumerate() {
+        for name in names {
+            let Some(svc) = stack.services.get(name) else { continue };
+            let container = stack.container_name(name);
+            let current = observed.iter().find(|c| &c.service == name);
+            let hash = config_hash(stack, name, svc);
+            let wanted_image = images.get(name).cloned().flatten();
+            let (action, reasons) = match current {
+                None => (ChangeKind::Create, vec!["no container yet".to_string()]),
+                Some(c) => {
+                    let mut reasons = changed_fields(&hash, c);
+                    match &wanted_image {
+                        Some(id) if *id != c.image_id => reasons.push(format!(
+                            "image `{}` now resolves to {} (container runs {})",
+                            svc.image,
+                            short_id(id),
+                            short_id(&c.image_id)
+                        )),
+                        None if svc.build.is_some() => reasons.push(format!("image `{}` will be built", svc.image)),
+                        None => reasons.push(format!("image `{}` is not present and must be pulled", svc.image)),
+                        _ => {}
+                    }
+                    if c.name != container {
+                        reasons.push(format!("container name changes from `{}` to `{container}`", c.name));
+                    }
+                    if !reasons.is_empty() {
+                        (ChangeKind::Recreate, reasons)
+                    } else if c.running || (stack.is_one_shot(name) && c.exit_code == Some(0)) {
+                        (ChangeKind::Keep, vec![])
+                    } else {
+                        let why = match c.exit_code {
+                            Some(code) => format!("container is stopped (exit code {code})"),
+                            None => "container is not running".to_string(),
+                        };
+                        (ChangeKind::Start, vec![why])
+                    }
+                }
+            };
+            services.push(ServiceChange { service: name.clone(), container, action, reasons, level });
+        }
+    }
+    for c in observed {
+        if !stack.services.contains_key(&c.service) {
+            services.push(ServiceChange {
+                service: c.service.clone(),
+                container: c.name.clone(),
+                action: ChangeKind::Remove,
+                reasons: vec!["service is no longer in the descriptor".to_string()],
+                level: levels.len(),
+            });
+        }
+    }
+    let networks = wanted_networks(stack).into_iter().filter(|n| !existing_networks.contains(n)).collect();
+    let volumes = wanted_volumes(stack).into_iter().filter(|v| !existing_volumes.contains(v)).collect();
+    let mut warnings = stack.warnings.clone();
+    for (name, svc) in &stack.services {
+        if svc.network_mode.as_deref() == Some("host") && !svc.ports.is_empty() {
+            warnings
+                .push(format!("service `{name}` uses host networking: its published ports are ignored by the engine"));
+        }
+    }
+    Plan { target: stack.name.clone(), services, networks, volumes, warnings }
+}
+
+/// Engine-side names of the networks the stack creates (not external ones).
+pub fn wanted_networks(stack: &Stack) -> Vec<String> {
+    let mut keys: Vec<String> = Vec::new();
+    for svc in stack.services.values() {
+        if svc.network_mode.is_some() {
+            continue;
+        }
+        if svc.networks.is_empty() {
+            keys.push(crate::stack::DEFAULT_NETWORK.to_string());
+        }
+        keys.extend(svc.networks.keys().cloned());
+    }
+    keys.sort();
+    keys.dedup();
+    keys.into_iter()
+        .filter(|k| !stack.networks.get(k).is_some_and(|n| n.external))
+        .map(|k| stack.network_name(&k))
+        .collect()
+}
+
+/// Engine-side names of the named volumes the stack creates (not external).
+pub fn wanted_volumes(stack: &Stack) -> Vec<String> {
+    stack.volumes.iter().filter(|(_, v)| !v.external).map(|(k, _)| stack.volume_name(k)).collect()
+}
+
+/// The fields whose hash differs, as reasons a person can read.
+fn changed_fields(hash: &ConfigHash, container: &ObservedContainer) -> Vec<String> {
+    if hash.whole == container.config_hash {
+        return vec![];
+    }
+    if container.field_hashes.is_empty() {
+        return vec!["configuration changed".to_string()];
+    }
+    let mut keys: Vec<&String> = hash.fields.keys().chain(container.field_hashes.keys()).collect();
+    keys.sort();
+    keys.dedup();
+    let changed: Vec<String> = keys
+        .into_iter()
+        .filter(|k| hash.fields.get(*k) != container.field_hashes.get(*k))
+        .map(|k| format!("`{k}` changed"))
+        .collect();
+    if changed.is_empty() {
+        // Same fields, different whole hash: the stack context changed.
+        vec!["how the service is watched changed (one-shot or project)".to_string()]
+    } else {
+        changed
+    }
+}
+
+/// `sha256:0123456789ab…` → `0123456789ab`, for messages.
+pub fn short_id(id: &str) -> &str {
+    let id = id.strip_prefix("sha256:").unwrap_or(id);
+    id.get(..12).unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stack::{Condition, Dependency, Format, Volume};
+
+    fn stack() -> Stack {
+        let mut web = Service { image: "app:1".into(), ..Default::default() };
+        web.depends_on
+            .insert("db".into(), Dependency { condition: Condition::ServiceHealthy, required: true, restart: false });
+        web.environment.insert("MODE".into(), Some("prod".into()));
+        let db = Service { image: "db:1".into(), ..Default::default() };
+        let mut volumes = BTreeMap::new();
+        volumes.insert("data".to_string(), Volume::default());
+        Stack {
+            name: "shop".into(),
+            format: Format::Spec,
+            services: [("web".to_string(), web), ("db".to_string(), db)].into_iter().collect(),
+            networks: BTreeMap::new(),
+            volumes,
+            warnings: vec![],
+        }
+    }
+
+    fn images() -> ImageIds {
+        [("web".to_string(), Some("sha256:aaa".to_string())), ("db".to_string(), Some("sha256:bbb".to_string()))]
+            .into_iter()
+            .collect()
+    }
+
+    fn observed_as_deployed(stack: &Stack) -> Vec<ObservedContainer> {
+        stack
+            .services
+            .iter()
+            .map(|(name, svc)| {
+                let hash = config_hash(stack, name, svc);
+                ObservedContainer {
+                    id: format!("id-{name}"),
+                    name: stack.container_name(name),
+                    service: name.clone(),
+                    config_hash: hash.whole,
+                    field_hashes: hash.fields,
+                    image_id: images()[name].clone().unwrap(),
+                    running: true,
+                    exit_code: None,
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_fresh_target_creates_everything_in_dependency_order() {
+        let s = stack();
+        let p = plan(&s, &[], &images(), &[], &[]);
+        let order: Vec<(&str, ChangeKind, usize)> =
+            p.services.iter().map(|c| (c.service.as_str(), c.action, c.level)).collect();
+        assert_eq!(order, vec![("db", ChangeKind::Create, 0), ("web", ChangeKind::Create, 1)]);
+        assert_eq!(p.networks, vec!["shop_default"]);
+        assert_eq!(p.volumes, vec!["shop_data"]);
+        assert!(!p.is_noop());
+    }
+
+    #[test]
+    fn the_same_stack_on_the_same_images_is_a_noop() {
+        let s = stack();
+        let p = plan(&s, &observed_as_deployed(&s), &images(), &["shop_default".into()], &["shop_data".into()]);
+        assert!(p.is_noop(), "{p:?}");
+    }
+
+    #[test]
+    fn an_environment_change_recreates_only_that_service_and_names_the_field_not_the_value() {
+        let s = stack();
+        let observed = observed_as_deployed(&s);
+        let mut changed = s.clone();
+        changed.services.get_mut("web").unwrap().environment.insert("MODE".into(), Some("s3cr3t".into()));
+        let p = plan(&changed, &observed, &images(), &["shop_default".into()], &["shop_data".into()]);
+        let web = p.services.iter().find(|c| c.service == "web").unwrap();
+        assert_eq!(web.action, ChangeKind::Recreate);
+        assert_eq!(web.reasons, vec!["`environment` changed"]);
+        assert!(!format!("{p:?}").contains("s3cr3t"));
+        assert_eq!(p.services.iter().find(|c| c.service == "db").unwrap().action, ChangeKind::Keep);
+    }
+
+    #[test]
+    fn a_new_image_id_behind_the_same_tag_recreates() {
+        let s = stack();
+        let mut imgs = images();
+        imgs.insert("db".into(), Some("sha256:ccccccccccccccccc".into()));
+        let p = plan(&s, &observed_as_deployed(&s), &imgs, &["shop_default".into()], &["shop_data".into()]);
+        let db = p.services.iter().find(|c| c.service == "db").unwrap();
+        assert_eq!(db.action, ChangeKind::Recreate);
+        assert!(db.reasons[0].contains("cccccccccccc"), "{:?}", db.reasons);
+    }
+
+    #[test]
+    fn stopped_containers_start_completed_one_shots_stay_and_orphans_go() {
+        let mut s = stack();
+        s.services.get_mut("db").unwrap().one_shot = true;
+        let mut observed = observed_as_deployed(&s);
+        for c in &mut observed {
+            c.running = false;
+            c.exit_code = Some(0);
+        }
+        observed.push(ObservedContainer {
+            id: "old".into(),
+            name: "shop-cache-1".into(),
+            service: "cache".into(),
+            config_hash: "x".into(),
+            field_hashes: BTreeMap::new(),
+            image_id: "sha256:x".into(),
+            running: true,
+            exit_code: None,
+        });
+        let p = plan(&s, &observed, &images(), &["shop_default".into()], &["shop_data".into()]);
+        let kinds: Vec<(&str, ChangeKind)> = p.services.iter().map(|c| (c.service.as_str(), c.action)).collect();
+        assert_eq!(kinds, vec![("db", ChangeKind::Keep), ("web", ChangeKind::Start), ("cache", ChangeKind::Remove)]);
+    }
+}
