@@ -1,13 +1,19 @@
 //! dockmaster: deploy Docker Compose descriptors safely, and know at once
 //! whether they came up healthy.
 //!
-//! One pipeline, thin ways in: see `ARCHITECTURE.md` in the design folder and
-//! `docs/` for users. Every way in builds a [`request::Request`], the
-//! [`pipeline`] runs the stages in order, and the way in renders the
-//! [`request::Outcome`].
+//! One pipeline, thin ways in: every way in builds a [`request::Request`],
+//! the [`pipeline`] runs the stages in order, and the way in renders the
+//! [`request::Outcome`]. See `docs/` for users.
 
+pub mod callers;
+pub mod cli;
+pub mod config;
 pub mod descriptor;
 pub mod engine;
 pub mod error;
+pub mod health;
+pub mod pipeline;
 pub mod plan;
+pub mod report;
+pub mod request;
 pub mod stack;

@@ -59,6 +59,19 @@ pub enum ChangeKind {
     Remove,
 }
 
+impl ChangeKind {
+    /// The action as plans print it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Create => "create",
+            ChangeKind::Recreate => "recreate",
+            ChangeKind::Start => "start",
+            ChangeKind::Keep => "keep",
+            ChangeKind::Remove => "remove",
+        }
+    }
+}
+
 /// The planned change for one service.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceChange {

@@ -55,9 +55,8 @@ pub enum Origin {
 impl Origin {
     /// The origin of a CLI run by the current operating-system user.
     pub fn cli() -> Origin {
-        let user = std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_else(|_| "unknown".to_string());
+        let user =
+            std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".to_string());
         Origin::Cli { user }
     }
 }
@@ -97,6 +96,8 @@ pub struct Request {
     pub action: Action,
     /// Which descriptor, by reference or by file path.
     pub descriptor: DescriptorRef,
+    /// A project (target) name that overrides the descriptor's own.
+    pub project: Option<String>,
     /// The environment to deploy to. Until environments are configured this
     /// only names the target; `default` is the local engine.
     pub environment: String,

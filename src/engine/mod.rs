@@ -13,9 +13,9 @@ use std::path::Path;
 use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerStateStatusEnum, EventMessage, HealthStatusEnum, VolumeCreateRequest};
 use bollard::query_parameters::{
-    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, EventsOptionsBuilder, ListContainersOptionsBuilder,
-    ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
@@ -206,6 +206,37 @@ impl DockerEngine {
         }
         self.image_id(&svc.image).await?.ok_or_else(|| {
             Error::Engine(format!("service `{service}`: the build finished but image `{}` is not there", svc.image))
+        })
+    }
+
+    /// Pulls an image from its registry, reporting progress lines. Fails
+    /// with a message that says plainly when no registry is reachable.
+    pub async fn pull(&self, reference: &str, progress: &mut dyn FnMut(&str)) -> Result<String> {
+        let (name, tag) = split_reference(reference);
+        let options = CreateImageOptionsBuilder::default().from_image(&name).tag(&tag).build();
+        let mut stream = self.docker.create_image(Some(options), None, None);
+        let mut last = String::new();
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(info) => {
+                    if let Some(status) = info.status {
+                        if status != last {
+                            progress(&format!("{reference}: {status}"));
+                            last = status;
+                        }
+                    }
+                }
+                Err(e) => {
+                    return Err(Error::Unreachable(format!(
+                        "image `{reference}` is not present on the engine and could not be pulled: {e}. \
+                         If this engine cannot reach a registry, build or load the image there first \
+                         (`docker load -i image.tar`)"
+                    )))
+                }
+            }
+        }
+        self.image_id(reference).await?.ok_or_else(|| {
+            Error::Unreachable(format!("image `{reference}` was pulled but the engine does not list it"))
         })
     }
 
@@ -464,6 +495,18 @@ fn add_dir(builder: &mut tar::Builder<Vec<u8>>, root: &Path, rel: &Path, ignore:
     Ok(())
 }
 
+/// Splits `registry/name:tag` (or `name@sha256:...`) into the name and
+/// the tag or digest the pull API wants; no tag means `latest`.
+fn split_reference(reference: &str) -> (String, String) {
+    if let Some((name, digest)) = reference.split_once('@') {
+        return (name.to_string(), digest.to_string());
+    }
+    match reference.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name.to_string(), tag.to_string()),
+        _ => (reference.to_string(), "latest".to_string()),
+    }
+}
+
 /// `*` matches any run of characters except `/`; everything else literally.
 fn glob_match(pattern: &str, text: &str) -> bool {
     fn go(p: &[u8], t: &[u8]) -> bool {
@@ -479,6 +522,14 @@ fn glob_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_split_like_docker_pull() {
+        assert_eq!(split_reference("busybox"), ("busybox".into(), "latest".into()));
+        assert_eq!(split_reference("reg:5000/app:1.2"), ("reg:5000/app".into(), "1.2".into()));
+        assert_eq!(split_reference("reg:5000/app"), ("reg:5000/app".into(), "latest".into()));
+        assert_eq!(split_reference("app@sha256:ab"), ("app".into(), "sha256:ab".into()));
+    }
 
     #[test]
     fn dockerignore_globs() {

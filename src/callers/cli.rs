@@ -1,0 +1,121 @@
+//! The command line as a way in: flags → `Request`, `Outcome` → stdout and
+//! an exit code from the documented contract.
+
+use std::io::{IsTerminal, Write};
+
+use crate::cli::{Cli, Command, OutputFormat, TargetArgs};
+use crate::config::{parse_duration, Config};
+use crate::descriptor::DescriptorRef;
+use crate::error::{Error, Result};
+use crate::pipeline::{self, Progress};
+use crate::report;
+use crate::request::{Action, DeployOptions, Origin, Outcome, Request};
+
+/// Progress lines on stderr, so stdout carries only the report (and JSON
+/// stays parseable).
+struct Stderr;
+
+impl Progress for Stderr {
+    fn step(&self, line: &str) {
+        let _ = writeln!(std::io::stderr(), "dockmaster: {line}");
+    }
+}
+
+/// Runs one command line and returns the process exit code.
+pub async fn run(cli: Cli) -> i32 {
+    match try_run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "dockmaster: error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+async fn try_run(cli: Cli) -> Result<i32> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = &cli.descriptors {
+        config.descriptors = Some(dir.clone());
+    }
+    let (action, target, options) = match &cli.command {
+        Command::Deploy(args) => {
+            let mut options = defaults(&config)?;
+            if let Some(t) = &args.timeout {
+                options.timeout = duration_flag("--timeout", t)?;
+            }
+            if let Some(w) = &args.stability_window {
+                options.stability_window = duration_flag("--stability-window", w)?;
+            }
+            options.build = args.build;
+            (Action::Deploy, &args.target, options)
+        }
+        Command::Plan(target) => (Action::Plan, target, defaults(&config)?),
+        Command::Status(target) => (Action::Status, target, defaults(&config)?),
+        Command::Down(args) => {
+            let mut options = defaults(&config)?;
+            options.remove_volumes = args.volumes;
+            (Action::Down, &args.target, options)
+        }
+    };
+    let request = request(action, target, options)?;
+    if matches!(action, Action::Deploy | Action::Down) && !cli.quiet {
+        // Until the identity stage lands, say so plainly: nobody should
+        // believe a check is in force that is not.
+        let _ = writeln!(
+            std::io::stderr(),
+            "dockmaster: note: no access control is active (LDAP identity and access rules are not configured): \
+             anyone who can run dockmaster and reach the engine can deploy"
+        );
+    }
+    let progress: Box<dyn Progress> = if cli.quiet { Box::new(pipeline::Silent) } else { Box::new(Stderr) };
+    let outcome = pipeline::run(&request, &config, progress.as_ref()).await?;
+    print_outcome(&outcome, target.output);
+    Ok(outcome.exit_code())
+}
+
+fn defaults(config: &Config) -> Result<DeployOptions> {
+    let mut options = DeployOptions::default();
+    if let Some(t) = &config.deploy.timeout {
+        options.timeout = duration_flag("deploy.timeout", t)?;
+    }
+    if let Some(w) = &config.deploy.stability_window {
+        options.stability_window = duration_flag("deploy.stability_window", w)?;
+    }
+    if let Some(n) = config.deploy.log_lines {
+        options.log_lines = n;
+    }
+    Ok(options)
+}
+
+fn duration_flag(name: &str, value: &str) -> Result<std::time::Duration> {
+    parse_duration(value).map_err(|e| Error::Usage(format!("{name}: {e}")))
+}
+
+fn request(action: Action, target: &TargetArgs, options: DeployOptions) -> Result<Request> {
+    if target.env != "default" {
+        return Err(Error::Usage(format!(
+            "--env {}: unknown environment; only `default` (the local engine, or DOCKER_HOST) exists in this version",
+            target.env
+        )));
+    }
+    Ok(Request {
+        action,
+        descriptor: DescriptorRef::parse(&target.reference)?,
+        project: target.project.clone(),
+        environment: target.env.clone(),
+        origin: Origin::cli(),
+        options,
+    })
+}
+
+fn print_outcome(outcome: &Outcome, format: OutputFormat) {
+    let text = match format {
+        OutputFormat::Text => report::text::render(outcome),
+        OutputFormat::Json => report::json::render(outcome),
+    };
+    let mut stdout = std::io::stdout().lock();
+    // A closed pipe (`dockmaster status … | head`) is a normal way to end.
+    let _ = stdout.write_all(text.as_bytes());
+    let _ = stdout.flush();
+    let _ = std::io::stdout().is_terminal();
+}

@@ -1,0 +1,4 @@
+//! The ways in. Each turns what its caller sent into a `Request` and renders
+//! the `Outcome` in its caller's format; none talks to the engine itself.
+
+pub mod cli;

@@ -1,0 +1,111 @@
+//! Command-line definitions: every flag, with its documentation beside it.
+//!
+//! `docs/commands.md` mirrors these; every flag that has a configuration
+//! counterpart can also be set through an environment variable, for cron
+//! and containers.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Deploy Docker Compose descriptors safely, and know at once whether they
+/// came up healthy.
+#[derive(Debug, Parser)]
+#[command(name = "dockmaster", version, about, long_about = None, max_term_width = 100)]
+pub struct Cli {
+    /// Configuration file (YAML). Without one, dockmaster uses the local
+    /// engine and the descriptor folder ./descriptors.
+    #[arg(long, global = true, env = "DOCKMASTER_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Root of the local descriptor folder
+    /// (<root>/<application>/<release>/<version>.yml); overrides the config.
+    #[arg(long, global = true, env = "DOCKMASTER_DESCRIPTORS", value_name = "DIR")]
+    pub descriptors: Option<PathBuf>,
+
+    /// Print only the report: no progress lines on stderr.
+    #[arg(long, short = 'q', global = true, env = "DOCKMASTER_QUIET")]
+    pub quiet: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Deploy a descriptor and watch it until every service is healthy (exit 0)
+    /// or one fails or the deadline passes (exit 1).
+    Deploy(DeployArgs),
+    /// Show what a deploy would change, and why, without changing anything.
+    Plan(TargetArgs),
+    /// Report the health of what runs now for a descriptor's target.
+    Status(TargetArgs),
+    /// Remove a target's containers and networks; volumes only with --volumes.
+    Down(DownArgs),
+}
+
+/// Which descriptor and target a command acts on.
+#[derive(Debug, Args)]
+pub struct TargetArgs {
+    /// APPLICATION/RELEASE[/VERSION] from the descriptor folder (no version =
+    /// the latest), or a path to a compose file (.yml/.yaml).
+    #[arg(value_name = "REF")]
+    pub reference: String,
+
+    /// The environment to act on. Only `default`, the local engine (or
+    /// DOCKER_HOST), exists until environments are configurable.
+    #[arg(long, default_value = "default", env = "DOCKMASTER_ENV")]
+    pub env: String,
+
+    /// Project (target) name, overriding the descriptor's `name:` and the
+    /// name derived from the reference.
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub project: Option<String>,
+
+    /// Report format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text, env = "DOCKMASTER_OUTPUT")]
+    pub output: OutputFormat,
+}
+
+/// Flags of `deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// How long to wait for every service to settle: 90s, 2m, 1m30s.
+    /// Default: the config's deploy.timeout, else 120s.
+    #[arg(long, value_name = "DURATION", env = "DOCKMASTER_TIMEOUT")]
+    pub timeout: Option<String>,
+
+    /// How long a service without a healthcheck must run without restarting
+    /// to count as running. Default: deploy.stability_window, else 3s.
+    #[arg(long, value_name = "DURATION")]
+    pub stability_window: Option<String>,
+
+    /// Rebuild images that have a build section even when they exist.
+    #[arg(long)]
+    pub build: bool,
+}
+
+/// Flags of `down`.
+#[derive(Debug, Args)]
+pub struct DownArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Remove the target's named volumes too. Their data is lost.
+    #[arg(long)]
+    pub volumes: bool,
+}
+
+/// Report formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// A table and a verdict line, for people.
+    Text,
+    /// One JSON object, for scripts (shape in docs/commands.md).
+    Json,
+}

@@ -1,0 +1,174 @@
+//! The configuration file: one YAML file, one place that reads it.
+//!
+//! With no file at all dockmaster works against the local engine and the
+//! local descriptor folder, so a first try needs nothing but the binary.
+//! Unknown keys are errors: a misspelt key silently ignored is a setting
+//! somebody believes is in force and is not. `docs/configuration.md` lists
+//! every key; keep the two together.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+
+/// The whole configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Root of the local descriptor folder
+    /// (`<root>/<application>/<release>/<version>.yml`). Default
+    /// `./descriptors`. Relative paths are relative to the config file.
+    #[serde(default)]
+    pub descriptors: Option<PathBuf>,
+    /// Labels put on every container, network and volume dockmaster
+    /// creates, e.g. a cost centre, or a test run's id for clean-up.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Deploy defaults; command-line flags override them.
+    #[serde(default)]
+    pub deploy: DeployDefaults,
+}
+
+/// Defaults for how deploys behave.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployDefaults {
+    /// How long the watch waits for every service to settle (`120s`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    /// How long a service without a healthcheck must run without
+    /// restarting to count as running (`3s`).
+    #[serde(default)]
+    pub stability_window: Option<String>,
+    /// How many log lines a failing service's report carries (20).
+    #[serde(default)]
+    pub log_lines: Option<usize>,
+}
+
+impl Config {
+    /// Reads the configuration file, or the defaults when `path` is `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config> {
+        let Some(path) = path else {
+            return Ok(Config::default());
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("{}: cannot read configuration file: {e}", path.display())))?;
+        let mut config: Config = if text.trim().is_empty() {
+            Config::default()
+        } else {
+            serde_yaml::from_str(&text).map_err(|e| {
+                let place = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+                Error::Usage(format!(
+                    "{}{place}: invalid configuration: {e} (see docs/configuration.md for the keys)",
+                    path.display()
+                ))
+            })?
+        };
+        if let Some(dir) = &config.descriptors {
+            if dir.is_relative() {
+                let base = path.parent().unwrap_or(Path::new("."));
+                config.descriptors = Some(base.join(dir));
+            }
+        }
+        // Check the durations now, so a typo fails before any deploy starts.
+        for (key, value) in
+            [("deploy.timeout", &config.deploy.timeout), ("deploy.stability_window", &config.deploy.stability_window)]
+        {
+            if let Some(v) = value {
+                parse_duration(v).map_err(|e| Error::Usage(format!("{}: `{key}`: {e}", path.display())))?;
+            }
+        }
+        Ok(config)
+    }
+
+    /// The descriptor folder in force.
+    pub fn descriptor_root(&self) -> PathBuf {
+        self.descriptors.clone().unwrap_or_else(|| PathBuf::from("descriptors"))
+    }
+}
+
+/// Parses a duration the way Compose writes them: `90s`, `1m30s`, `500ms`,
+/// `2h`, `1.5s`, or a bare number of seconds.
+pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
+    let t = text.trim();
+    if t.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(secs) = t.parse::<f64>() {
+        return seconds(secs, text);
+    }
+    let mut total = 0f64;
+    let mut rest = t;
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        if digits == 0 {
+            return Err(format!(
+                "invalid duration `{text}`: expected a number before `{rest}` (examples: 90s, 1m30s, 500ms)"
+            ));
+        }
+        let number: f64 = rest[..digits].parse().map_err(|_| format!("invalid duration `{text}`"))?;
+        rest = &rest[digits..];
+        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let factor = match &rest[..unit_len] {
+            "ns" => 1e-9,
+            "us" | "µs" => 1e-6,
+            "ms" => 1e-3,
+            "s" => 1.0,
+            "m" => 60.0,
+            "h" => 3600.0,
+            "" => return Err(format!("invalid duration `{text}`: a unit is missing (ms, s, m, h)")),
+            unit => return Err(format!("invalid duration `{text}`: unknown unit `{unit}` (use ms, s, m or h)")),
+        };
+        total += number * factor;
+        rest = &rest[unit_len..];
+    }
+    seconds(total, text)
+}
+
+fn seconds(secs: f64, text: &str) -> std::result::Result<Duration, String> {
+    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
+        return Err(format!("invalid duration `{text}`: out of range"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_compose_writes_them() {
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("1m30s").unwrap(), Duration::from_secs(90));
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2h").unwrap(), Duration::from_secs(7200));
+        for bad in ["", "s", "10x", "-5", "1e400", "m5"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_that_name_the_file_and_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yml");
+        std::fs::write(&path, "descriptors: d\nlabel: {a: b}\n").unwrap();
+        let err = Config::load(Some(&path)).unwrap_err().to_string();
+        assert!(err.contains("c.yml:2") && err.contains("label"), "{err}");
+    }
+
+    #[test]
+    fn relative_descriptor_folders_are_relative_to_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.yml");
+        std::fs::write(&path, "descriptors: d\ndeploy: {timeout: 2m}\nlabels: {team: a}\n").unwrap();
+        let config = Config::load(Some(&path)).unwrap();
+        assert_eq!(config.descriptor_root(), dir.path().join("d"));
+        assert_eq!(config.labels["team"], "a");
+        std::fs::write(&path, "deploy: {timeout: soon}\n").unwrap();
+        assert!(Config::load(Some(&path)).unwrap_err().to_string().contains("deploy.timeout"));
+    }
+}

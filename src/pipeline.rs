@@ -1,0 +1,370 @@
+//! The pipeline: runs the stages in order. The only place that knows it.
+//!
+//! resolve → load → (guard: a later stage) → plan → apply → watch → report.
+//! Identity, access, the policy guard and the audit trail are stages still
+//! to come: they slot in where the comments in [`run`] say, and every way
+//! in gets them at once because every way in calls [`run`].
+
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::descriptor::{self, compose, Descriptor};
+use crate::engine::DockerEngine;
+use crate::error::{Error, Result};
+use crate::health::Watch;
+use crate::plan::{self, ChangeKind, ImageIds, Plan, ServiceChange};
+use crate::request::{Action, DescriptorSummary, Outcome, Request};
+use crate::stack::Stack;
+
+/// Receives progress lines while the pipeline works, so a long deploy is
+/// never silent. Each way in decides where they go (stderr on a terminal,
+/// the Rundeck log, nowhere for chat).
+pub trait Progress: Send + Sync {
+    /// One line of progress.
+    fn step(&self, line: &str);
+}
+
+/// Progress that goes nowhere.
+pub struct Silent;
+
+impl Progress for Silent {
+    fn step(&self, _line: &str) {}
+}
+
+/// Runs one request through every stage and returns what happened.
+pub async fn run(request: &Request, config: &Config, progress: &dyn Progress) -> Result<Outcome> {
+    // Identity and access (LDAP) will run here, before anything is read.
+    let descriptor = descriptor::resolve(&request.descriptor, &config.descriptor_root())?;
+    let mut stack = compose::load(&descriptor, &request.descriptor.default_project())?;
+    if let Some(project) = &request.project {
+        stack.name = descriptor::project_name(project);
+    }
+    // The policy guard will run here, before the engine is touched.
+    let engine = DockerEngine::connect(config.labels.clone()).await?;
+    let summary = summarize(request, &descriptor);
+    match request.action {
+        Action::Plan => {
+            let images = local_images(&engine, &stack).await?;
+            let plan = observe_and_plan(&engine, &stack, &images).await?;
+            Ok(Outcome {
+                target: stack.name.clone(),
+                action: request.action,
+                descriptor: summary,
+                plan: Some(plan),
+                report: None,
+            })
+        }
+        Action::Deploy => deploy(request, &engine, &stack, summary, progress).await,
+        Action::Status => status(request, &engine, &stack, summary).await,
+        Action::Down => down(request, &engine, &stack, summary, progress).await,
+    }
+    // The audit record will be written here, for every outcome and error.
+}
+
+fn summarize(request: &Request, descriptor: &Descriptor) -> DescriptorSummary {
+    DescriptorSummary {
+        reference: request.descriptor.to_string(),
+        version: descriptor.version.clone(),
+        source: descriptor.path.display().to_string(),
+        digest: descriptor.digest.clone(),
+    }
+}
+
+/// The image ID each service's image has on the engine now (`None` when
+/// missing), without building or pulling anything.
+async fn local_images(engine: &DockerEngine, stack: &Stack) -> Result<ImageIds> {
+    let mut images = ImageIds::new();
+    for (name, svc) in &stack.services {
+        images.insert(name.clone(), engine.image_id(&svc.image).await?);
+    }
+    Ok(images)
+}
+
+async fn observe_and_plan(engine: &DockerEngine, stack: &Stack, images: &ImageIds) -> Result<Plan> {
+    let observed = engine.observe(&stack.name).await?;
+    let networks = engine.existing_networks(&plan::wanted_networks(stack)).await?;
+    let volumes = engine.existing_volumes(&plan::wanted_volumes(stack)).await?;
+    Ok(plan::plan(stack, &observed, images, &networks, &volumes))
+}
+
+/// Makes sure every image exists: builds what has a build section and is
+/// missing (or everything with `--build`), pulls the rest that is missing.
+async fn ensure_images(
+    request: &Request,
+    engine: &DockerEngine,
+    stack: &Stack,
+    progress: &dyn Progress,
+) -> Result<ImageIds> {
+    let mut images = ImageIds::new();
+    let mut built: Vec<String> = Vec::new();
+    for (name, svc) in &stack.services {
+        let existing = engine.image_id(&svc.image).await?;
+        let buildable = svc.build.is_some();
+        let id = if buildable && built.contains(&svc.image) {
+            // Several services may share one built image: build it once.
+            engine.image_id(&svc.image).await?
+        } else if buildable && (request.options.build || existing.is_none()) {
+            progress.step(&format!("building image `{}` for service `{name}`", svc.image));
+            let mut lines = |line: &str| progress.step(&format!("  {line}"));
+            built.push(svc.image.clone());
+            Some(engine.build(name, svc, &mut lines).await?)
+        } else if let Some(id) = existing {
+            Some(id)
+        } else {
+            progress.step(&format!("pulling image `{}` for service `{name}`", svc.image));
+            let mut lines = |line: &str| progress.step(&format!("  {line}"));
+            Some(engine.pull(&svc.image, &mut lines).await?)
+        };
+        images.insert(name.clone(), id);
+    }
+    Ok(images)
+}
+
+/// Checks what must exist outside the stack before anything changes, so a
+/// deploy that cannot succeed fails with nothing touched.
+async fn preflight(engine: &DockerEngine, stack: &Stack) -> Result<()> {
+    for (name, svc) in &stack.services {
+        for from in &svc.volumes_from {
+            if let crate::stack::VolumesFromSource::Container(container) = &from.source {
+                if !engine.container_exists(container).await? {
+                    return Err(Error::Descriptor(format!(
+                        "service `{name}`: volumes_from names container `{container}`, which does not exist on the engine \
+                         (define it as a service in the descriptor, or create it first)"
+                    )));
+                }
+            }
+        }
+    }
+    for (key, network) in &stack.networks {
+        if network.external && engine.existing_networks(&[stack.network_name(key)]).await?.is_empty() {
+            return Err(Error::Descriptor(format!(
+                "network `{key}` is external but `{}` does not exist on the engine (create it with `docker network create`)",
+                stack.network_name(key)
+            )));
+        }
+    }
+    for (key, volume) in &stack.volumes {
+        if volume.external && engine.existing_volumes(&[stack.volume_name(key)]).await?.is_empty() {
+            return Err(Error::Descriptor(format!(
+                "volume `{key}` is external but `{}` does not exist on the engine (create it with `docker volume create`)",
+                stack.volume_name(key)
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn deploy(
+    request: &Request,
+    engine: &DockerEngine,
+    stack: &Stack,
+    summary: DescriptorSummary,
+    progress: &dyn Progress,
+) -> Result<Outcome> {
+    preflight(engine, stack).await?;
+    let images = ensure_images(request, engine, stack, progress).await?;
+    let plan = observe_and_plan(engine, stack, &images).await?;
+    for warning in &plan.warnings {
+        progress.step(&format!("warning: {warning}"));
+    }
+    if plan.is_noop() {
+        progress.step(&format!("no changes: all {} services of `{}` are up to date", plan.services.len(), stack.name));
+    }
+    let deadline = Instant::now() + request.options.timeout;
+    let observed = engine.observe(&stack.name).await?;
+    for network in &plan.networks {
+        let key = network_key(stack, network);
+        progress.step(&format!("creating network {network}"));
+        engine.create_network(stack, &key).await?;
+    }
+    for volume in &plan.volumes {
+        let key = stack.volumes.keys().find(|k| stack.volume_name(k) == *volume).cloned().unwrap_or_default();
+        progress.step(&format!("creating volume {volume}"));
+        engine.create_volume(stack, &key).await?;
+    }
+    let mut watch = Watch::new(engine, stack, request.options.stability_window, request.options.log_lines);
+    let mut failed: Option<String> = None;
+    for change in plan.services.iter().filter(|c| c.action != ChangeKind::Remove) {
+        if let Some(reason) = &failed {
+            watch.not_started(&change.service, reason.clone());
+            continue;
+        }
+        match wait_for_dependencies(stack, &change.service, &mut watch, deadline, progress).await? {
+            Some(reason) => {
+                progress.step(&format!("not starting `{}`: {reason}", change.service));
+                watch.not_started(&change.service, reason.clone());
+                failed = Some(reason);
+                continue;
+            }
+            None => {}
+        }
+        let existing = observed.iter().find(|c| c.service == change.service);
+        let id = apply_change(engine, stack, change, existing.map(|c| c.id.as_str()), progress).await?;
+        watch.track(&change.service, &id).await?;
+    }
+    for change in plan.services_with(ChangeKind::Remove) {
+        progress.step(&format!(
+            "removing {} (service `{}` is no longer in the descriptor)",
+            change.container, change.service
+        ));
+        if let Some(c) = observed.iter().find(|c| c.name == change.container) {
+            engine.remove_container(&c.id, &change.container).await?;
+        }
+    }
+    progress.step("watching until every service settles");
+    let report = if failed.is_some() { watch.report(false).await } else { watch.until_settled(deadline).await? };
+    Ok(Outcome {
+        target: stack.name.clone(),
+        action: Action::Deploy,
+        descriptor: summary,
+        plan: Some(plan),
+        report: Some(report),
+    })
+}
+
+/// Waits for each dependency's condition. Returns why it cannot start, if
+/// a required dependency failed or the deadline passed.
+async fn wait_for_dependencies(
+    stack: &Stack,
+    service: &str,
+    watch: &mut Watch<'_>,
+    deadline: Instant,
+    progress: &dyn Progress,
+) -> Result<Option<String>> {
+    for (dependency, dep) in stack.dependencies(service) {
+        let already = watch.assessment(&dependency).is_some_and(|a| a.status.is_ok());
+        if !already {
+            progress.step(&format!("`{service}` waits for `{dependency}` ({:?})", dep.condition));
+        }
+        if let Some(reason) = watch.wait_condition(&dependency, dep.condition, deadline).await? {
+            if dep.required {
+                return Ok(Some(reason));
+            }
+            progress.step(&format!("warning: optional dependency of `{service}` not met: {reason}"));
+        }
+    }
+    Ok(None)
+}
+
+/// Carries out one service's planned change; returns the container ID that
+/// runs the service afterwards.
+async fn apply_change(
+    engine: &DockerEngine,
+    stack: &Stack,
+    change: &ServiceChange,
+    existing: Option<&str>,
+    progress: &dyn Progress,
+) -> Result<String> {
+    let svc = stack
+        .services
+        .get(&change.service)
+        .ok_or_else(|| Error::Engine(format!("planned service `{}` is not in the stack", change.service)))?;
+    let create = |progress: &dyn Progress| {
+        progress.step(&format!("creating {} for `{}`", change.container, change.service));
+        let hash = plan::config_hash(stack, &change.service, svc);
+        async move { engine.create_container(stack, &change.service, svc, &hash).await }
+    };
+    match (change.action, existing) {
+        (ChangeKind::Keep, Some(id)) => Ok(id.to_string()),
+        (ChangeKind::Start, Some(id)) => {
+            progress.step(&format!("starting {} ({})", change.container, change.reasons.join("; ")));
+            engine.start(id, &change.container).await?;
+            Ok(id.to_string())
+        }
+        (ChangeKind::Recreate, Some(id)) => {
+            progress.step(&format!("replacing {}: {}", change.container, change.reasons.join("; ")));
+            engine.remove_container(id, &change.container).await?;
+            let id = create(progress).await?;
+            engine.start(&id, &change.container).await?;
+            Ok(id)
+        }
+        _ => {
+            let id = create(progress).await?;
+            engine.start(&id, &change.container).await?;
+            Ok(id)
+        }
+    }
+}
+
+fn network_key(stack: &Stack, engine_name: &str) -> String {
+    stack
+        .services
+        .values()
+        .flat_map(crate::engine::spec::service_networks)
+        .find(|k| stack.network_name(k) == engine_name)
+        .unwrap_or_else(|| crate::stack::DEFAULT_NETWORK.to_string())
+}
+
+async fn status(
+    request: &Request,
+    engine: &DockerEngine,
+    stack: &Stack,
+    summary: DescriptorSummary,
+) -> Result<Outcome> {
+    let observed = engine.observe(&stack.name).await?;
+    // What runs now has had all the time it needs: no stability window.
+    let mut watch = Watch::new(engine, stack, Duration::ZERO, request.options.log_lines);
+    for c in &observed {
+        if stack.services.contains_key(&c.service) {
+            watch.track(&c.service, &c.id).await?;
+        }
+    }
+    let report = watch.report(false).await;
+    Ok(Outcome {
+        target: stack.name.clone(),
+        action: Action::Status,
+        descriptor: summary,
+        plan: None,
+        report: Some(report),
+    })
+}
+
+async fn down(
+    request: &Request,
+    engine: &DockerEngine,
+    stack: &Stack,
+    summary: DescriptorSummary,
+    progress: &dyn Progress,
+) -> Result<Outcome> {
+    let observed = engine.observe(&stack.name).await?;
+    // Dependents go first: the reverse of the start order.
+    let order: Vec<String> = stack.start_levels().map(|l| l.concat()).unwrap_or_default();
+    let rank = |service: &str| order.iter().position(|s| s == service).unwrap_or(usize::MAX);
+    let mut doomed: Vec<_> = observed.iter().collect();
+    doomed.sort_by_key(|c| std::cmp::Reverse(rank(&c.service)));
+    let mut changes = Vec::new();
+    for c in doomed {
+        progress.step(&format!("removing {}", c.name));
+        engine.remove_container(&c.id, &c.name).await?;
+        changes.push(ServiceChange {
+            service: c.service.clone(),
+            container: c.name.clone(),
+            action: ChangeKind::Remove,
+            reasons: vec!["down".into()],
+            level: 0,
+        });
+    }
+    let networks = engine.target_networks(&stack.name).await?;
+    for network in &networks {
+        progress.step(&format!("removing network {network}"));
+        engine.remove_network(network).await?;
+    }
+    let mut warnings = Vec::new();
+    let volumes = engine.target_volumes(&stack.name).await?;
+    if request.options.remove_volumes {
+        for volume in &volumes {
+            progress.step(&format!("removing volume {volume}"));
+            engine.remove_volume(volume).await?;
+        }
+    } else if !volumes.is_empty() {
+        warnings.push(format!("kept volumes {} (use --volumes to remove them)", volumes.join(", ")));
+    }
+    let plan = Plan { target: stack.name.clone(), services: changes, networks, volumes: vec![], warnings };
+    Ok(Outcome {
+        target: stack.name.clone(),
+        action: Action::Down,
+        descriptor: summary,
+        plan: Some(plan),
+        report: None,
+    })
+}
