@@ -88,6 +88,11 @@ pub struct DeployArgs {
     /// Rebuild images that have a build section even when they exist.
     #[arg(long)]
     pub build: bool,
+
+    /// How long to wait while another deploy of the same target runs, then
+    /// give up with exit 6. Default: deploy.lock_wait, else 60s.
+    #[arg(long, value_name = "DURATION", env = "DOCKMASTER_LOCK_WAIT")]
+    pub lock_wait: Option<String>,
 }
 
 /// Flags of `down`.

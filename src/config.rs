@@ -27,6 +27,11 @@ pub struct Config {
     /// creates, e.g. a cost centre, or a test run's id for clean-up.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Folder of the per-target lock files. Every process that deploys to
+    /// the same engine must use the same folder. Default
+    /// `/tmp/dockmaster-locks`.
+    #[serde(default)]
+    pub lock_dir: Option<PathBuf>,
     /// Deploy defaults; command-line flags override them.
     #[serde(default)]
     pub deploy: DeployDefaults,
@@ -46,6 +51,10 @@ pub struct DeployDefaults {
     /// How many log lines a failing service's report carries (20).
     #[serde(default)]
     pub log_lines: Option<usize>,
+    /// How long a deploy waits for another deploy of the same target to
+    /// finish before giving up with exit 6 (`60s`).
+    #[serde(default)]
+    pub lock_wait: Option<String>,
 }
 
 impl Config {
@@ -67,21 +76,28 @@ impl Config {
                 ))
             })?
         };
-        if let Some(dir) = &config.descriptors {
+        let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
+        for dir in [&mut config.descriptors, &mut config.lock_dir].into_iter().flatten() {
             if dir.is_relative() {
-                let base = path.parent().unwrap_or(Path::new("."));
-                config.descriptors = Some(base.join(dir));
+                *dir = base.join(&*dir);
             }
         }
         // Check the durations now, so a typo fails before any deploy starts.
-        for (key, value) in
-            [("deploy.timeout", &config.deploy.timeout), ("deploy.stability_window", &config.deploy.stability_window)]
-        {
+        for (key, value) in [
+            ("deploy.timeout", &config.deploy.timeout),
+            ("deploy.stability_window", &config.deploy.stability_window),
+            ("deploy.lock_wait", &config.deploy.lock_wait),
+        ] {
             if let Some(v) = value {
                 parse_duration(v).map_err(|e| Error::Usage(format!("{}: `{key}`: {e}", path.display())))?;
             }
         }
         Ok(config)
+    }
+
+    /// The lock folder in force.
+    pub fn lock_dir(&self) -> PathBuf {
+        self.lock_dir.clone().unwrap_or_else(|| PathBuf::from("/tmp/dockmaster-locks"))
     }
 
     /// The descriptor folder in force.

@@ -12,6 +12,7 @@ pub mod descriptor;
 pub mod engine;
 pub mod error;
 pub mod health;
+pub mod lock;
 pub mod pipeline;
 pub mod plan;
 pub mod report;

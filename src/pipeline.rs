@@ -12,6 +12,7 @@ use crate::descriptor::{self, compose, Descriptor};
 use crate::engine::DockerEngine;
 use crate::error::{Error, Result};
 use crate::health::Watch;
+use crate::lock::{Holder, TargetLock};
 use crate::plan::{self, ChangeKind, ImageIds, Plan, ServiceChange};
 use crate::request::{Action, DescriptorSummary, Outcome, Request};
 use crate::stack::Stack;
@@ -54,11 +55,40 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress) ->
                 report: None,
             })
         }
-        Action::Deploy => deploy(request, &engine, &stack, summary, progress).await,
+        Action::Deploy => {
+            let _lock = lock(request, config, &stack.name, progress).await?;
+            deploy(request, &engine, &stack, summary, progress).await
+        }
         Action::Status => status(request, &engine, &stack, summary).await,
-        Action::Down => down(request, &engine, &stack, summary, progress).await,
+        Action::Down => {
+            let _lock = lock(request, config, &stack.name, progress).await?;
+            down(request, &engine, &stack, summary, progress).await
+        }
     }
     // The audit record will be written here, for every outcome and error.
+}
+
+/// Takes the target's lock, waiting for another deploy if there is one.
+async fn lock(request: &Request, config: &Config, target: &str, progress: &dyn Progress) -> Result<TargetLock> {
+    let holder = Holder {
+        who: request.origin.who(),
+        action: request.action.as_str().to_string(),
+        pid: std::process::id(),
+        since: crate::lock::now_secs(),
+    };
+    let dir = config.lock_dir();
+    // Try at once first, so the usual case says nothing.
+    if let Ok(lock) = TargetLock::acquire(&dir, target, &holder, Duration::ZERO) {
+        return Ok(lock);
+    }
+    progress.step(&format!(
+        "another deploy of {target} is in progress; waiting up to {}s",
+        request.options.lock_wait.as_secs()
+    ));
+    let (target, wait) = (target.to_string(), request.options.lock_wait);
+    tokio::task::spawn_blocking(move || TargetLock::acquire(&dir, &target, &holder, wait))
+        .await
+        .map_err(|e| Error::Engine(format!("lock task failed: {e}")))?
 }
 
 fn summarize(request: &Request, descriptor: &Descriptor) -> DescriptorSummary {

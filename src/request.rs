@@ -53,6 +53,13 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// Who the origin names, for lock messages and logs.
+    pub fn who(&self) -> String {
+        match self {
+            Origin::Cli { user } => format!("{user} (cli)"),
+        }
+    }
+
     /// The origin of a CLI run by the current operating-system user.
     pub fn cli() -> Origin {
         let user =
@@ -75,6 +82,8 @@ pub struct DeployOptions {
     pub build: bool,
     /// With `down`: remove the stack's named volumes too.
     pub remove_volumes: bool,
+    /// How long to wait for another deploy of the same target.
+    pub lock_wait: Duration,
 }
 
 impl Default for DeployOptions {
@@ -85,6 +94,7 @@ impl Default for DeployOptions {
             log_lines: 20,
             build: false,
             remove_volumes: false,
+            lock_wait: Duration::from_secs(60),
         }
     }
 }

@@ -47,6 +47,9 @@ async fn try_run(cli: Cli) -> Result<i32> {
                 options.stability_window = duration_flag("--stability-window", w)?;
             }
             options.build = args.build;
+            if let Some(w) = &args.lock_wait {
+                options.lock_wait = duration_flag("--lock-wait", w)?;
+            }
             (Action::Deploy, &args.target, options)
         }
         Command::Plan(target) => (Action::Plan, target, defaults(&config)?),
@@ -80,6 +83,9 @@ fn defaults(config: &Config) -> Result<DeployOptions> {
     }
     if let Some(w) = &config.deploy.stability_window {
         options.stability_window = duration_flag("deploy.stability_window", w)?;
+    }
+    if let Some(w) = &config.deploy.lock_wait {
+        options.lock_wait = duration_flag("deploy.lock_wait", w)?;
     }
     if let Some(n) = config.deploy.log_lines {
         options.log_lines = n;
