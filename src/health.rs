@@ -331,7 +331,13 @@ impl<'a> Watch<'a> {
             t.container = Some(container.to_string());
             t.expect.baseline_restarts = snapshot.as_ref().map(|s| s.restart_count).unwrap_or(0);
             t.last_restarts = t.expect.baseline_restarts;
-            t.running_since = None;
+            // A container already running (kept by the plan) has been stable
+            // since its engine-side start: count that time, so a no-op
+            // deploy does not sit through the stability window again.
+            t.running_since = snapshot.as_ref().filter(|s| s.running).and_then(|s| s.started_at).and_then(|started| {
+                let age = std::time::SystemTime::now().duration_since(started).ok()?;
+                Instant::now().checked_sub(age)
+            });
             t.settled_at = None;
         }
         self.refresh(service).await

@@ -64,6 +64,8 @@ pub struct ContainerSnapshot {
     pub image_id: String,
     /// Published ports as `host_ip:host_port->port/proto`.
     pub ports: Vec<String>,
+    /// When its current run started, when it has started at all.
+    pub started_at: Option<std::time::SystemTime>,
 }
 
 impl DockerEngine {
@@ -402,6 +404,9 @@ impl DockerEngine {
             restart_count: inspect.restart_count.unwrap_or(0),
             image_id: inspect.image.unwrap_or_default(),
             ports,
+            started_at: state.started_at.as_deref().filter(|t| !t.starts_with("0001-")).and_then(|t| {
+                humantime::parse_rfc3339_weak(t.trim_end_matches('Z').split('.').next().unwrap_or(t)).ok()
+            }),
         }))
     }
 
