@@ -422,7 +422,8 @@ impl<'a> Watch<'a> {
                 }
                 None if Instant::now() >= deadline => {
                     return Ok(Some(format!(
-                        "dependency `{dependency}` did not reach {condition:?} before the deadline ({})",
+                        "dependency `{dependency}` did not reach {} before the deadline ({})",
+                        condition.as_str(),
                         t.assessment.status.as_str()
                     )))
                 }

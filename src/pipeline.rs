@@ -219,14 +219,11 @@ async fn deploy(
             watch.not_started(&change.service, reason.clone());
             continue;
         }
-        match wait_for_dependencies(stack, &change.service, &mut watch, deadline, progress).await? {
-            Some(reason) => {
-                progress.step(&format!("not starting `{}`: {reason}", change.service));
-                watch.not_started(&change.service, reason.clone());
-                failed = Some(reason);
-                continue;
-            }
-            None => {}
+        if let Some(reason) = wait_for_dependencies(stack, &change.service, &mut watch, deadline, progress).await? {
+            progress.step(&format!("not starting `{}`: {reason}", change.service));
+            watch.not_started(&change.service, reason.clone());
+            failed = Some(reason);
+            continue;
         }
         let existing = observed.iter().find(|c| c.service == change.service);
         let id = apply_change(engine, stack, change, existing.map(|c| c.id.as_str()), progress).await?;
@@ -264,7 +261,7 @@ async fn wait_for_dependencies(
     for (dependency, dep) in stack.dependencies(service) {
         let already = watch.assessment(&dependency).is_some_and(|a| a.status.is_ok());
         if !already {
-            progress.step(&format!("`{service}` waits for `{dependency}` ({:?})", dep.condition));
+            progress.step(&format!("`{service}` waits for `{dependency}` ({})", dep.condition.as_str()));
         }
         if let Some(reason) = watch.wait_condition(&dependency, dep.condition, deadline).await? {
             if dep.required {

@@ -254,6 +254,17 @@ pub enum Condition {
     ServiceCompletedSuccessfully,
 }
 
+impl Condition {
+    /// The condition as Compose spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Condition::ServiceStarted => "service_started",
+            Condition::ServiceHealthy => "service_healthy",
+            Condition::ServiceCompletedSuccessfully => "service_completed_successfully",
+        }
+    }
+}
+
 /// A `depends_on` entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Dependency {

@@ -1,0 +1,481 @@
+//! One service: its mapping in the descriptor → [`Service`].
+//!
+//! Every key Compose defines falls in one of four groups, and none is
+//! dropped silently: keys the model holds are read; keys that ask only for
+//! what dockmaster does anyway (`init: false`, `scale: 1`) are accepted;
+//! keys with no runtime meaning for a deploy (`expose`, `profiles`,
+//! `develop`) are accepted with a warning; every other Compose key is
+//! refused as "not supported yet" unless it is empty. Keys Compose does not
+//! know are errors with a "did you mean" hint.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_yaml::Value;
+
+use super::dotenv;
+use super::fault::{Parsed, Place};
+use super::interpolate::Lookup;
+use super::mounts::{self, host_path, PathContext};
+use super::ports;
+use super::runtime::{self, ResourceKeys};
+use super::units::{duration, shell_words};
+use super::value::{
+    boolean, integer, is_empty, list, list_or_dict, mapping, opt_string, string, string_list, type_name, unknown_key,
+    unsupported_key,
+};
+use crate::stack::{Build, Condition, Dependency, Service, ServiceNetwork};
+
+/// The label that marks a service as one-shot: `dockmaster.one-shot: "true"`
+/// means the service has done its job when it exits 0 (a migration, a
+/// content copy), so the health watch waits for its exit instead of calling
+/// the exit a crash. See [`crate::stack::Stack::is_one_shot`].
+pub const ONE_SHOT_LABEL: &str = "dockmaster.one-shot";
+
+/// Every key of a service in the Compose Specification (for hints).
+#[rustfmt::skip]
+const SERVICE_KEYS: &[&str] = &[
+    "annotations", "attach", "blkio_config", "build", "cap_add", "cap_drop", "cgroup", "cgroup_parent", "command",
+    "configs", "container_name", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period",
+    "cpu_rt_runtime", "cpu_shares", "cpus", "cpuset", "credential_spec", "depends_on", "deploy", "develop",
+    "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "entrypoint", "env_file",
+    "environment", "expose", "extends", "external_links", "extra_hosts", "gpus", "group_add", "healthcheck", "hostname",
+    "image", "init", "ipc", "isolation", "label_file", "labels", "links", "logging", "mac_address", "mem_limit",
+    "mem_reservation", "mem_swappiness", "memswap_limit", "models", "network_mode", "networks", "oom_kill_disable",
+    "oom_score_adj", "pid", "pids_limit", "platform", "ports", "post_start", "pre_stop", "privileged", "profiles",
+    "provider", "pull_policy", "pull_refresh_after", "read_only", "restart", "runtime", "scale", "secrets",
+    "security_opt", "shm_size", "stdin_open", "stop_grace_period", "stop_signal", "storage_opt", "sysctls", "tmpfs",
+    "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes", "volumes_from", "working_dir",
+];
+
+/// Compose keys whose meaning the model cannot hold yet.
+#[rustfmt::skip]
+const UNSUPPORTED_KEYS: &[&str] = &[
+    "annotations", "blkio_config", "cap_add", "cap_drop", "cgroup", "cgroup_parent", "configs", "cpu_count",
+    "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpuset",
+    "credential_spec", "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "external_links",
+    "gpus", "group_add", "ipc", "isolation", "label_file", "mac_address", "mem_swappiness", "memswap_limit", "models",
+    "oom_score_adj", "pid", "platform", "post_start", "pre_stop", "provider", "pull_refresh_after", "runtime",
+    "secrets", "security_opt", "shm_size", "storage_opt", "sysctls", "ulimits", "use_api_socket", "userns_mode", "uts",
+];
+
+#[rustfmt::skip]
+const BUILD_KEYS: &[&str] = &[
+    "context", "dockerfile", "args", "target", "dockerfile_inline", "entitlements", "ssh", "labels", "cache_from",
+    "cache_to", "no_cache", "additional_contexts", "network", "provenance", "sbom", "pull", "shm_size", "extra_hosts",
+    "isolation", "privileged", "secrets", "tags", "ulimits", "platforms",
+];
+
+#[rustfmt::skip]
+const NETWORK_KEYS: &[&str] = &[
+    "aliases", "ipv4_address", "ipv6_address", "interface_name", "link_local_ips", "mac_address", "driver_opts",
+    "priority", "gw_priority",
+];
+
+/// What parsing a service needs from the rest of the loader.
+pub(crate) struct Context<'a> {
+    /// The project name, for the default image of built services.
+    pub(crate) project: &'a str,
+    /// The descriptor's folder, absolute: relative paths resolve against it.
+    pub(crate) dir: &'a Path,
+    /// Variables: the process environment, then `.env`.
+    pub(crate) lookup: &'a Lookup<'a>,
+    /// Warnings for the stack.
+    pub(crate) warnings: Vec<String>,
+}
+
+/// One `env_file` entry.
+struct EnvFile {
+    path: String,
+    required: bool,
+    place: Place,
+}
+
+/// Parses the service `name` at `place`.
+pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &Place) -> Parsed<Service> {
+    match value {
+        Value::Mapping(_) => {}
+        Value::Null => return Err(place.fault("the service is empty: give it an `image` (or a `build`)")),
+        other => return Err(place.fault(format!("expected a mapping of service settings, found {}", type_name(other)))),
+    }
+    let home = (cx.lookup)("HOME");
+    let paths = PathContext { dir: cx.dir, home: home.as_deref() };
+    let mut svc = Service::default();
+    let mut image = None;
+    let mut env_files = Vec::new();
+    let mut environment = Vec::new();
+    let mut tmpfs = Vec::new();
+    let mut resources = ResourceKeys::default();
+    let mut deploy_restart = None;
+    for (key, v) in mapping(value, place)? {
+        let at = place.key(&key);
+        match key.as_str() {
+            "image" => image = opt_string(v, &at)?,
+            "build" => svc.build = build(cx, v, &at)?,
+            "command" => svc.command = command(v, &at)?,
+            "entrypoint" => svc.entrypoint = command(v, &at)?,
+            "environment" => environment = list_or_dict(v, &at)?,
+            "env_file" => env_files = env_file_entries(v, &at)?,
+            "ports" => svc.ports = ports::ports(list(v, &at)?, &at)?,
+            "volumes" => svc.volumes = mounts::volumes(list(v, &at)?, &at, &paths)?,
+            "tmpfs" => tmpfs = mounts::tmpfs(v, &at)?,
+            "volumes_from" => svc.volumes_from = mounts::volumes_from(v, &at)?,
+            "networks" => svc.networks = networks(v, &at)?,
+            "network_mode" => svc.network_mode = opt_string(v, &at)?,
+            "links" => svc.links = string_list(v, &at)?,
+            "depends_on" => svc.depends_on = depends_on(v, &at)?,
+            "healthcheck" => svc.healthcheck = runtime::healthcheck(v, &at)?,
+            "restart" => svc.restart = runtime::restart(v, &at)?,
+            "labels" => svc.labels = labels(v, &at)?,
+            "container_name" => svc.container_name = container_name(v, &at)?,
+            "hostname" => svc.hostname = opt_string(v, &at)?,
+            "user" => svc.user = opt_string(v, &at)?,
+            "working_dir" => svc.working_dir = opt_string(v, &at)?,
+            "stop_signal" => svc.stop_signal = opt_string(v, &at)?,
+            "privileged" => svc.privileged = flag(v, &at)?,
+            "tty" => svc.tty = flag(v, &at)?,
+            "stdin_open" => svc.stdin_open = flag(v, &at)?,
+            "stop_grace_period" => {
+                svc.stop_grace_period = match opt_string(v, &at)? {
+                    None => None,
+                    Some(text) => Some(duration(&text).map_err(|why| at.fault(why))?),
+                }
+            }
+            "extra_hosts" => svc.extra_hosts = runtime::extra_hosts(v, &at)?,
+            "logging" => svc.logging = runtime::logging(v, &at)?,
+            "mem_limit" | "mem_reservation" | "cpus" | "pids_limit" => resources.read(&key, v, &at)?,
+            "deploy" => deploy_restart = runtime::deploy(v, &at, &mut resources, &mut cx.warnings)?,
+            // Accepted when they ask for what a container gets anyway.
+            "init" | "read_only" | "oom_kill_disable" => default_only(place, &key, v, |v, at| Ok(!flag(v, at)?))?,
+            "attach" => default_only(place, &key, v, flag)?,
+            "scale" => default_only(place, &key, v, |v, at| Ok(v.is_null() || integer(v, at)? == 1))?,
+            "pull_policy" => default_only(place, &key, v, |v, at| {
+                Ok(matches!(opt_string(v, at)?.as_deref(), None | Some("missing" | "if_not_present")))
+            })?,
+            "expose" | "profiles" | "develop" => {
+                if !is_empty(v) {
+                    cx.warnings.push(format!(
+                        "{}: key {key:?} is ignored: it has no effect on what dockmaster deploys{}",
+                        place.describe(),
+                        if key == "profiles" { " (the service is deployed whatever the profile)" } else { "" }
+                    ));
+                }
+            }
+            "extends" => {
+                return Err(place.fault_at_key(
+                    &key,
+                    "key \"extends\" is not supported yet by dockmaster; copy the settings of the extended service \
+                     into this one",
+                ))
+            }
+            k if k.starts_with("x-") => {}
+            k if UNSUPPORTED_KEYS.contains(&k) => {
+                if !is_empty(v) {
+                    return Err(unsupported_key(place, k));
+                }
+            }
+            k => return Err(unknown_key(place, k, SERVICE_KEYS)),
+        }
+    }
+    for mount in tmpfs {
+        if svc.volumes.iter().any(|m| m.target == mount.target) {
+            return Err(place.key("tmpfs").fault(format!("{:?} is also mounted under `volumes`", mount.target)));
+        }
+        svc.volumes.push(mount);
+    }
+    // As in Compose, `deploy.restart_policy` wins over `restart`.
+    if let Some(policy) = deploy_restart {
+        if svc.restart.as_ref().is_some_and(|r| *r != policy) {
+            cx.warnings.push(format!(
+                "{}: `deploy.restart_policy` ({policy}) overrides `restart`, as in Compose",
+                place.describe()
+            ));
+        }
+        svc.restart = Some(policy);
+    }
+    svc.environment = merge_environment(cx, env_files, environment, &place.key("environment"))?;
+    svc.resources = resources.finish(place)?;
+    svc.one_shot = match svc.labels.get(ONE_SHOT_LABEL).map(|v| v.trim().to_ascii_lowercase()) {
+        None => false,
+        Some(v) if v == "true" => true,
+        Some(v) if v == "false" => false,
+        Some(v) => {
+            return Err(place
+                .key("labels")
+                .fault(format!("label {ONE_SHOT_LABEL} must be \"true\" or \"false\", found {v:?}")))
+        }
+    };
+    svc.image = match (image, &svc.build) {
+        (Some(image), _) if !image.trim().is_empty() => image,
+        (Some(_), _) => return Err(place.key("image").fault("the image is empty; write NAME[:TAG]")),
+        // Compose v2 names a built image after the project and the service.
+        (None, Some(_)) => format!("{}-{}", cx.project, name).to_ascii_lowercase(),
+        (None, None) => {
+            return Err(place.fault(
+                "the service has neither `image` nor `build`: add `image: NAME[:TAG]` (or `build:` with a context)",
+            ))
+        }
+    };
+    Ok(svc)
+}
+
+/// `container_name:`, checked against what the engine accepts so a typo
+/// fails before anything is deployed.
+fn container_name(value: &Value, place: &Place) -> Parsed<Option<String>> {
+    let Some(name) = opt_string(value, place)? else {
+        return Ok(None);
+    };
+    let mut chars = name.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+    if !valid {
+        return Err(place.fault(format!(
+            "invalid container name {name:?}: use letters, digits, \"_\", \".\" and \"-\", starting with a letter or digit"
+        )));
+    }
+    Ok(Some(name))
+}
+
+/// A boolean where null means false.
+fn flag(value: &Value, place: &Place) -> Parsed<bool> {
+    if value.is_null() {
+        return Ok(false);
+    }
+    boolean(value, place)
+}
+
+/// Accepts `key` when `is_default` says its value is what dockmaster does
+/// anyway; otherwise it is not supported yet.
+fn default_only(
+    place: &Place,
+    key: &str,
+    value: &Value,
+    is_default: impl Fn(&Value, &Place) -> Parsed<bool>,
+) -> Parsed<()> {
+    if is_default(value, &place.key(key))? {
+        Ok(())
+    } else {
+        Err(unsupported_key(place, key))
+    }
+}
+
+/// `command:` / `entrypoint:`: a string is split like a shell line, a list
+/// is kept. Null leaves the image's.
+fn command(value: &Value, place: &Place) -> Parsed<Option<Vec<String>>> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Sequence(_) => string_list(value, place).map(Some),
+        Value::Mapping(_) | Value::Tagged(_) => {
+            Err(place.fault(format!("expected a string or a list of strings, found {}", type_name(value))))
+        }
+        _ => {
+            let text = string(value, place)?;
+            shell_words(&text).map(Some).map_err(|why| place.fault(why))
+        }
+    }
+}
+
+/// `build:`: a context path, or `{context, dockerfile, args, target}`.
+fn build(cx: &Context<'_>, value: &Value, place: &Place) -> Parsed<Option<Build>> {
+    let mut build =
+        Build { context: cx.dir.to_path_buf(), dockerfile: "Dockerfile".into(), args: BTreeMap::new(), target: None };
+    let context = |text: &str, at: &Place| -> Parsed<std::path::PathBuf> {
+        if text.contains("://") || text.starts_with("git@") || text.starts_with("github.com/") {
+            return Err(at.fault(format!(
+                "remote build context {text:?} is not supported yet by dockmaster; use a folder next to the descriptor"
+            )));
+        }
+        let home = (cx.lookup)("HOME");
+        host_path(text, cx.dir, home.as_deref()).map_err(|why| at.fault(why))
+    };
+    match value {
+        Value::Null => return Ok(None),
+        Value::Mapping(_) => {}
+        _ => {
+            build.context = context(&string(value, place)?, place)?;
+            return Ok(Some(build));
+        }
+    }
+    for (key, v) in mapping(value, place)? {
+        let at = place.key(&key);
+        match key.as_str() {
+            "context" => build.context = context(&string(v, &at)?, &at)?,
+            "dockerfile" => build.dockerfile = string(v, &at)?,
+            "target" => build.target = opt_string(v, &at)?,
+            "args" => {
+                for (name, arg) in list_or_dict(v, &at)? {
+                    // A bare argument takes its value from the environment,
+                    // and is left out when the environment has none.
+                    if let Some(arg) = arg.or_else(|| (cx.lookup)(&name)) {
+                        build.args.insert(name, arg);
+                    }
+                }
+            }
+            k if k.starts_with("x-") => {}
+            k if BUILD_KEYS.contains(&k) => {
+                if !is_empty(v) {
+                    return Err(unsupported_key(place, k));
+                }
+            }
+            k => return Err(unknown_key(place, k, BUILD_KEYS)),
+        }
+    }
+    Ok(Some(build))
+}
+
+/// `env_file:` entries: a path, a list of paths, or `{path, required}`.
+fn env_file_entries(value: &Value, place: &Place) -> Parsed<Vec<EnvFile>> {
+    let items: Vec<(Place, &Value)> = match value {
+        Value::Sequence(items) => items.iter().enumerate().map(|(i, v)| (place.index(i), v)).collect(),
+        Value::Null => Vec::new(),
+        other => vec![(place.clone(), other)],
+    };
+    let mut out = Vec::new();
+    for (at, item) in items {
+        if !item.is_mapping() {
+            out.push(EnvFile { path: string(item, &at)?, required: true, place: at });
+            continue;
+        }
+        let mut file = EnvFile { path: String::new(), required: true, place: at.clone() };
+        for (key, v) in mapping(item, &at)? {
+            let key_at = at.key(&key);
+            match key.as_str() {
+                "path" => file.path = string(v, &key_at)?,
+                "required" => file.required = boolean(v, &key_at)?,
+                "format" => {
+                    if !v.is_null() {
+                        return Err(unsupported_key(&at, &key));
+                    }
+                }
+                k => return Err(unknown_key(&at, k, &["path", "required", "format"])),
+            }
+        }
+        if file.path.is_empty() {
+            return Err(at.fault("an env_file entry needs `path`"));
+        }
+        out.push(file);
+    }
+    Ok(out)
+}
+
+/// The container environment: `env_file` entries in order, then
+/// `environment:`, which wins. A bare `KEY` takes the variable's value, or
+/// is unset (`None`) when the environment has none.
+fn merge_environment(
+    cx: &Context<'_>,
+    env_files: Vec<EnvFile>,
+    environment: Vec<(String, Option<String>)>,
+    environment_place: &Place,
+) -> Parsed<BTreeMap<String, Option<String>>> {
+    let mut out = BTreeMap::new();
+    for file in env_files {
+        let home = (cx.lookup)("HOME");
+        let path = host_path(&file.path, cx.dir, home.as_deref()).map_err(|why| file.place.fault(why))?;
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !file.required => continue,
+            Err(e) => {
+                return Err(file.place.fault(format!(
+                    "cannot read env file {}: {e} (relative paths start at the descriptor's folder; \
+                     use `{{path: ..., required: false}}` for an optional file)",
+                    path.display()
+                )))
+            }
+        };
+        let vars = dotenv::parse(&text, cx.lookup)
+            .map_err(|e| file.place.fault(format!("{}:{}: {}", path.display(), e.line, e.message)))?;
+        for (key, value) in vars {
+            out.insert(key, Some(value));
+        }
+    }
+    for (key, value) in environment {
+        if key.is_empty() {
+            return Err(environment_place.fault("a variable without a name (`=value`); write KEY=value"));
+        }
+        let value = value.or_else(|| (cx.lookup)(&key));
+        if value.is_none() && out.contains_key(&key) {
+            continue;
+        }
+        out.insert(key, value);
+    }
+    Ok(out)
+}
+
+/// `labels:` as a map; a label without a value is empty.
+fn labels(value: &Value, place: &Place) -> Parsed<BTreeMap<String, String>> {
+    Ok(list_or_dict(value, place)?.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
+}
+
+/// A service's `networks:`: a list of names, or a map of name → null or
+/// `{aliases, ipv4_address, ipv6_address}`.
+fn networks(value: &Value, place: &Place) -> Parsed<BTreeMap<String, ServiceNetwork>> {
+    let mut out = BTreeMap::new();
+    if let Value::Sequence(_) = value {
+        for name in string_list(value, place)? {
+            out.insert(name, ServiceNetwork::default());
+        }
+        return Ok(out);
+    }
+    for (name, v) in mapping(value, place)? {
+        let at = place.key(&name);
+        let mut net = ServiceNetwork::default();
+        for (key, setting) in mapping(v, &at)? {
+            let key_at = at.key(&key);
+            match key.as_str() {
+                "aliases" => net.aliases = string_list(setting, &key_at)?,
+                "ipv4_address" => net.ipv4_address = opt_string(setting, &key_at)?,
+                "ipv6_address" => net.ipv6_address = opt_string(setting, &key_at)?,
+                k if k.starts_with("x-") => {}
+                k if NETWORK_KEYS.contains(&k) => {
+                    if !is_empty(setting) {
+                        return Err(unsupported_key(&at, k));
+                    }
+                }
+                k => return Err(unknown_key(&at, k, NETWORK_KEYS)),
+            }
+        }
+        out.insert(name, net);
+    }
+    Ok(out)
+}
+
+/// `depends_on:`: a list of services (each waits for the start), or a map
+/// of service → `{condition, required, restart}`.
+fn depends_on(value: &Value, place: &Place) -> Parsed<BTreeMap<String, Dependency>> {
+    let started = Dependency { condition: Condition::ServiceStarted, required: true, restart: false };
+    let mut out = BTreeMap::new();
+    if let Value::Sequence(_) = value {
+        for name in string_list(value, place)? {
+            out.insert(name, started.clone());
+        }
+        return Ok(out);
+    }
+    for (name, v) in mapping(value, place)? {
+        let at = place.key(&name);
+        let mut dep = started.clone();
+        for (key, setting) in mapping(v, &at)? {
+            let key_at = at.key(&key);
+            match key.as_str() {
+                "condition" => {
+                    dep.condition = match string(setting, &key_at)?.as_str() {
+                        "service_started" => Condition::ServiceStarted,
+                        "service_healthy" => Condition::ServiceHealthy,
+                        "service_completed_successfully" => Condition::ServiceCompletedSuccessfully,
+                        other => {
+                            return Err(key_at.fault(format!(
+                                "unknown condition {other:?}; use service_started, service_healthy or \
+                                 service_completed_successfully"
+                            )))
+                        }
+                    }
+                }
+                "required" => dep.required = boolean(setting, &key_at)?,
+                "restart" => dep.restart = boolean(setting, &key_at)?,
+                k if k.starts_with("x-") => {}
+                k => return Err(unknown_key(&at, k, &["condition", "required", "restart"])),
+            }
+        }
+        out.insert(name, dep);
+    }
+    Ok(out)
+}
