@@ -93,6 +93,16 @@ pub struct DeployArgs {
     /// give up with exit 6. Default: deploy.lock_wait, else 60s.
     #[arg(long, value_name = "DURATION", env = "DOCKMASTER_LOCK_WAIT")]
     pub lock_wait: Option<String>,
+
+    /// Leave a failed deploy in place instead of putting the previous
+    /// containers back, for debugging.
+    #[arg(long)]
+    pub no_rollback: bool,
+
+    /// How many services to create and start at once. Default:
+    /// deploy.parallelism, else 8.
+    #[arg(long, value_name = "N", env = "DOCKMASTER_PARALLELISM")]
+    pub parallelism: Option<usize>,
 }
 
 /// Flags of `down`.

@@ -51,6 +51,9 @@ pub struct DeployDefaults {
     /// How many log lines a failing service's report carries (20).
     #[serde(default)]
     pub log_lines: Option<usize>,
+    /// How many services are created and started at once (8).
+    #[serde(default)]
+    pub parallelism: Option<usize>,
     /// How long a deploy waits for another deploy of the same target to
     /// finish before giving up with exit 6 (`60s`).
     #[serde(default)]

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use crate::engine::{ContainerSnapshot, DockerEngine};
 use crate::error::Result;
+use crate::shutdown::Shutdown;
 use crate::stack::{Condition, Stack};
 
 /// Restarts during a watch that make a service a crash loop. Docker's
@@ -283,6 +284,9 @@ pub struct Watch<'a> {
     started: Instant,
     log_lines: usize,
     tracked: BTreeMap<String, Tracked>,
+    /// Report only services that have a container tracked (the watch of a
+    /// rollback, where services new in the failed deploy are gone).
+    only_tracked: bool,
     events: std::pin::Pin<
         Box<
             dyn futures_util::Stream<Item = std::result::Result<bollard::models::EventMessage, bollard::errors::Error>>
@@ -319,8 +323,41 @@ impl<'a> Watch<'a> {
             started: Instant::now(),
             log_lines,
             tracked,
+            only_tracked: false,
             events: Box::pin(engine.events(&stack.name)),
         }
+    }
+
+    /// Limits reports and settling to the services given a container with
+    /// [`Watch::track`].
+    pub fn only_tracked(mut self) -> Self {
+        self.only_tracked = true;
+        self
+    }
+
+    /// Whether a dependency meets a condition now, from the last refresh:
+    /// `Some(true)` met, `Some(false)` never will be, `None` not yet.
+    pub fn condition_state(&self, dependency: &str, condition: Condition) -> Option<bool> {
+        let t = self.tracked.get(dependency)?;
+        t.container.as_ref()?;
+        condition_met(condition, &t.assessment, t.snapshot.as_ref())
+    }
+
+    /// A readable reason for a dependency that will never meet its
+    /// condition.
+    pub fn failure_of(&self, dependency: &str) -> String {
+        match self.tracked.get(dependency) {
+            Some(t) => {
+                let why = t.assessment.cause.clone().unwrap_or_else(|| t.assessment.status.as_str().to_string());
+                format!("dependency `{dependency}` is {}: {why}", t.assessment.status.as_str())
+            }
+            None => format!("dependency `{dependency}` is not part of the stack"),
+        }
+    }
+
+    fn in_scope(&self) -> impl Iterator<Item = (&String, &Tracked)> {
+        let only = self.only_tracked;
+        self.tracked.iter().filter(move |(_, t)| !only || t.container.is_some())
     }
 
     /// Tells the watch which container runs a service now; restarts are
@@ -349,7 +386,7 @@ impl<'a> Watch<'a> {
     }
 
     /// Re-reads one service's container and re-applies the rules.
-    async fn refresh(&mut self, service: &str) -> Result<()> {
+    pub async fn refresh(&mut self, service: &str) -> Result<()> {
         let Some(container) = self.tracked.get(service).and_then(|t| t.container.clone()) else {
             return Ok(());
         };
@@ -387,7 +424,7 @@ impl<'a> Watch<'a> {
     }
 
     /// Waits for the next engine event or tick, whichever comes first.
-    async fn wait_for_news(&mut self) {
+    pub async fn wait_for_news(&mut self) {
         match tokio::time::timeout(TICK, self.events.next()).await {
             // An event or a tick: either way, look again.
             Ok(Some(Ok(_))) | Err(_) => {}
@@ -434,12 +471,15 @@ impl<'a> Watch<'a> {
 
     /// Watches every tracked service until all are settled and fine, one
     /// fails, or the deadline passes; then builds the report.
-    pub async fn until_settled(&mut self, deadline: Instant) -> Result<HealthReport> {
+    ///
+    /// A shutdown request ends the watch too; the caller reads the reason
+    /// from `shutdown`.
+    pub async fn until_settled(&mut self, deadline: Instant, shutdown: &Shutdown) -> Result<HealthReport> {
         loop {
             self.refresh_all().await?;
-            let any_failed = self.tracked.values().any(|t| t.assessment.status.is_failed());
-            let all_ok = self.tracked.values().all(|t| t.assessment.status.is_ok());
-            if any_failed || all_ok {
+            let any_failed = self.in_scope().any(|(_, t)| t.assessment.status.is_failed());
+            let all_ok = self.in_scope().all(|(_, t)| t.assessment.status.is_ok());
+            if any_failed || all_ok || shutdown.reason().is_some() {
                 return Ok(self.report(false).await);
             }
             if Instant::now() >= deadline {
@@ -459,8 +499,14 @@ impl<'a> Watch<'a> {
     /// The report as things stand. With `timed_out`, services that had not
     /// settled are failed by the deadline.
     pub async fn report(&mut self, timed_out: bool) -> HealthReport {
-        let order: Vec<String> =
-            self.stack.start_levels().map(|l| l.concat()).unwrap_or_else(|_| self.tracked.keys().cloned().collect());
+        let order: Vec<String> = self
+            .stack
+            .start_levels()
+            .map(|l| l.concat())
+            .unwrap_or_else(|_| self.tracked.keys().cloned().collect())
+            .into_iter()
+            .filter(|name| self.in_scope().any(|(n, _)| n == name))
+            .collect();
         let mut services = Vec::new();
         for name in order {
             let Some(t) = self.tracked.get(&name).cloned() else { continue };

@@ -5,6 +5,7 @@
 //! the [`pipeline`] runs the stages in order, and the way in renders the
 //! [`request::Outcome`]. See `docs/` for users.
 
+pub mod apply;
 pub mod callers;
 pub mod cli;
 pub mod config;
@@ -17,4 +18,5 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod request;
+pub mod shutdown;
 pub mod stack;

@@ -5,8 +5,9 @@
 //! to come: they slot in where the comments in [`run`] say, and every way
 //! in gets them at once because every way in calls [`run`].
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::apply::Apply;
 use crate::config::Config;
 use crate::descriptor::{self, compose, Descriptor};
 use crate::engine::DockerEngine;
@@ -14,7 +15,8 @@ use crate::error::{Error, Result};
 use crate::health::Watch;
 use crate::lock::{Holder, TargetLock};
 use crate::plan::{self, ChangeKind, ImageIds, Plan, ServiceChange};
-use crate::request::{Action, DescriptorSummary, Outcome, Request};
+use crate::request::{Action, DescriptorSummary, Outcome, OutcomeError, Request};
+use crate::shutdown::Shutdown;
 use crate::stack::Stack;
 
 /// Receives progress lines while the pipeline works, so a long deploy is
@@ -33,7 +35,7 @@ impl Progress for Silent {
 }
 
 /// Runs one request through every stage and returns what happened.
-pub async fn run(request: &Request, config: &Config, progress: &dyn Progress) -> Result<Outcome> {
+pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, shutdown: &Shutdown) -> Result<Outcome> {
     // Identity and access (LDAP) will run here, before anything is read.
     let descriptor = descriptor::resolve(&request.descriptor, &config.descriptor_root())?;
     let mut stack = compose::load(&descriptor, &request.descriptor.default_project())?;
@@ -53,11 +55,13 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress) ->
                 descriptor: summary,
                 plan: Some(plan),
                 report: None,
+                rollback: None,
+                error: None,
             })
         }
         Action::Deploy => {
             let _lock = lock(request, config, &stack.name, progress).await?;
-            deploy(request, &engine, &stack, summary, progress).await
+            deploy(request, &engine, &stack, summary, progress, shutdown).await
         }
         Action::Status => status(request, &engine, &stack, summary).await,
         Action::Down => {
@@ -190,6 +194,7 @@ async fn deploy(
     stack: &Stack,
     summary: DescriptorSummary,
     progress: &dyn Progress,
+    shutdown: &Shutdown,
 ) -> Result<Outcome> {
     preflight(engine, stack).await?;
     let images = ensure_images(request, engine, stack, progress).await?;
@@ -200,7 +205,6 @@ async fn deploy(
     if plan.is_noop() {
         progress.step(&format!("no changes: all {} services of `{}` are up to date", plan.services.len(), stack.name));
     }
-    let deadline = Instant::now() + request.options.timeout;
     let observed = engine.observe(&stack.name).await?;
     for network in &plan.networks {
         let key = network_key(stack, network);
@@ -212,105 +216,33 @@ async fn deploy(
         progress.step(&format!("creating volume {volume}"));
         engine.create_volume(stack, &key).await?;
     }
-    let mut watch = Watch::new(engine, stack, request.options.stability_window, request.options.log_lines);
-    let mut failed: Option<String> = None;
-    for change in plan.services.iter().filter(|c| c.action != ChangeKind::Remove) {
-        if let Some(reason) = &failed {
-            watch.not_started(&change.service, reason.clone());
-            continue;
-        }
-        if let Some(reason) = wait_for_dependencies(stack, &change.service, &mut watch, deadline, progress).await? {
-            progress.step(&format!("not starting `{}`: {reason}", change.service));
-            watch.not_started(&change.service, reason.clone());
-            failed = Some(reason);
-            continue;
-        }
-        let existing = observed.iter().find(|c| c.service == change.service);
-        let id = apply_change(engine, stack, change, existing.map(|c| c.id.as_str()), progress).await?;
-        watch.track(&change.service, &id).await?;
+    let mut descriptor_labels = std::collections::BTreeMap::new();
+    descriptor_labels.insert(crate::engine::LABEL_REFERENCE.to_string(), summary.reference.clone());
+    descriptor_labels.insert(crate::engine::LABEL_DIGEST.to_string(), summary.digest.clone());
+    if let Some(version) = &summary.version {
+        descriptor_labels.insert(crate::engine::LABEL_VERSION.to_string(), version.clone());
     }
-    for change in plan.services_with(ChangeKind::Remove) {
-        progress.step(&format!(
-            "removing {} (service `{}` is no longer in the descriptor)",
-            change.container, change.service
-        ));
-        if let Some(c) = observed.iter().find(|c| c.name == change.container) {
-            engine.remove_container(&c.id, &change.container).await?;
-        }
-    }
-    progress.step("watching until every service settles");
-    let report = if failed.is_some() { watch.report(false).await } else { watch.until_settled(deadline).await? };
+    let apply = Apply {
+        engine,
+        stack,
+        plan: &plan,
+        observed: &observed,
+        options: &request.options,
+        progress,
+        shutdown,
+        descriptor_labels,
+    };
+    let applied = apply.run().await;
+    let error = applied.error.map(|e| OutcomeError { exit_code: e.exit_code(), message: e.to_string() });
     Ok(Outcome {
         target: stack.name.clone(),
         action: Action::Deploy,
         descriptor: summary,
         plan: Some(plan),
-        report: Some(report),
+        report: Some(applied.report),
+        rollback: applied.rollback,
+        error,
     })
-}
-
-/// Waits for each dependency's condition. Returns why it cannot start, if
-/// a required dependency failed or the deadline passed.
-async fn wait_for_dependencies(
-    stack: &Stack,
-    service: &str,
-    watch: &mut Watch<'_>,
-    deadline: Instant,
-    progress: &dyn Progress,
-) -> Result<Option<String>> {
-    for (dependency, dep) in stack.dependencies(service) {
-        let already = watch.assessment(&dependency).is_some_and(|a| a.status.is_ok());
-        if !already {
-            progress.step(&format!("`{service}` waits for `{dependency}` ({})", dep.condition.as_str()));
-        }
-        if let Some(reason) = watch.wait_condition(&dependency, dep.condition, deadline).await? {
-            if dep.required {
-                return Ok(Some(reason));
-            }
-            progress.step(&format!("warning: optional dependency of `{service}` not met: {reason}"));
-        }
-    }
-    Ok(None)
-}
-
-/// Carries out one service's planned change; returns the container ID that
-/// runs the service afterwards.
-async fn apply_change(
-    engine: &DockerEngine,
-    stack: &Stack,
-    change: &ServiceChange,
-    existing: Option<&str>,
-    progress: &dyn Progress,
-) -> Result<String> {
-    let svc = stack
-        .services
-        .get(&change.service)
-        .ok_or_else(|| Error::Engine(format!("planned service `{}` is not in the stack", change.service)))?;
-    let create = |progress: &dyn Progress| {
-        progress.step(&format!("creating {} for `{}`", change.container, change.service));
-        let hash = plan::config_hash(stack, &change.service, svc);
-        async move { engine.create_container(stack, &change.service, svc, &hash).await }
-    };
-    match (change.action, existing) {
-        (ChangeKind::Keep, Some(id)) => Ok(id.to_string()),
-        (ChangeKind::Start, Some(id)) => {
-            progress.step(&format!("starting {} ({})", change.container, change.reasons.join("; ")));
-            engine.start(id, &change.container).await?;
-            Ok(id.to_string())
-        }
-        (ChangeKind::Recreate, Some(id)) => {
-            progress.step(&format!("replacing {}: {}", change.container, change.reasons.join("; ")));
-            engine.remove_container(id, &change.container).await?;
-            let id = create(progress).await?;
-            engine.start(&id, &change.container).await?;
-            Ok(id)
-        }
-        _ => {
-            let id = create(progress).await?;
-            engine.start(&id, &change.container).await?;
-            Ok(id)
-        }
-    }
 }
 
 fn network_key(stack: &Stack, engine_name: &str) -> String {
@@ -343,6 +275,8 @@ async fn status(
         descriptor: summary,
         plan: None,
         report: Some(report),
+        rollback: None,
+        error: None,
     })
 }
 
@@ -369,6 +303,7 @@ async fn down(
             action: ChangeKind::Remove,
             reasons: vec!["down".into()],
             level: 0,
+            strategy: None,
         });
     }
     let networks = engine.target_networks(&stack.name).await?;
@@ -393,5 +328,7 @@ async fn down(
         descriptor: summary,
         plan: Some(plan),
         report: None,
+        rollback: None,
+        error: None,
     })
 }

@@ -37,6 +37,9 @@ pub struct ObservedContainer {
     pub running: bool,
     /// Its exit code if it has exited.
     pub exit_code: Option<i64>,
+    /// The descriptor version it was deployed from (label
+    /// `dockmaster.descriptor-version`), when known.
+    pub descriptor_version: Option<String>,
 }
 
 /// What the planner knows about the desired images: the image ID each
@@ -72,6 +75,18 @@ impl ChangeKind {
     }
 }
 
+/// How a container is replaced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// The new container starts while the old one still runs; the old one
+    /// stops once the new one is healthy. No downtime.
+    StartFirst,
+    /// The old container stops first, because the two cannot run side by
+    /// side (a fixed host port, a fixed container name, host networking).
+    StopFirst,
+}
+
 /// The planned change for one service.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ServiceChange {
@@ -87,6 +102,9 @@ pub struct ServiceChange {
     /// The dependency level: level 0 starts first, level n waits for its
     /// dependencies in lower levels.
     pub level: usize,
+    /// How the container is replaced, for `recreate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub strategy: Option<Strategy>,
 }
 
 /// Everything a deploy will change, in the order it will change it.
@@ -202,7 +220,9 @@ pub fn plan(
                     }
                 }
             };
-            services.push(ServiceChange { service: name.clone(), container, action, reasons, level });
+            let (action, reasons) = propagate(stack, name, action, reasons, &services);
+            let strategy = (action == ChangeKind::Recreate).then(|| strategy(svc));
+            services.push(ServiceChange { service: name.clone(), container, action, reasons, level, strategy });
         }
     }
     for c in observed {
@@ -213,6 +233,7 @@ pub fn plan(
                 action: ChangeKind::Remove,
                 reasons: vec!["service is no longer in the descriptor".to_string()],
                 level: levels.len(),
+                strategy: None,
             });
         }
     }
@@ -226,6 +247,61 @@ pub fn plan(
         }
     }
     Plan { target: stack.name.clone(), services, networks, volumes, warnings }
+}
+
+/// A service whose container is bound to another service's container must
+/// be recreated with it: `network_mode: service:x` joins x's network
+/// namespace and `volumes_from` takes x's volumes, both by container, and
+/// `depends_on` with `restart: true` asks for it explicitly.
+fn propagate(
+    stack: &Stack,
+    name: &str,
+    action: ChangeKind,
+    mut reasons: Vec<String>,
+    planned: &[ServiceChange],
+) -> (ChangeKind, Vec<String>) {
+    if !matches!(action, ChangeKind::Keep | ChangeKind::Start) {
+        return (action, reasons);
+    }
+    let Some(svc) = stack.services.get(name) else { return (action, reasons) };
+    let replaced = |other: &str| {
+        planned.iter().any(|c| c.service == other && matches!(c.action, ChangeKind::Create | ChangeKind::Recreate))
+    };
+    let mut why = Vec::new();
+    if let Some(other) = svc.network_mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+        if replaced(other) {
+            why.push(format!("`{other}` is replaced and this service shares its network (network_mode)"));
+        }
+    }
+    for from in &svc.volumes_from {
+        if let crate::stack::VolumesFromSource::Service(other) = &from.source {
+            if replaced(other) {
+                why.push(format!("`{other}` is replaced and this service uses its volumes (volumes_from)"));
+            }
+        }
+    }
+    for (other, dep) in &svc.depends_on {
+        if dep.restart && replaced(other) {
+            why.push(format!("`{other}` is replaced and depends_on sets restart: true"));
+        }
+    }
+    if why.is_empty() {
+        return (action, reasons);
+    }
+    reasons.retain(|r| !r.starts_with("container is"));
+    reasons.extend(why);
+    (ChangeKind::Recreate, reasons)
+}
+
+/// Start-first unless the old and new container cannot run side by side.
+fn strategy(svc: &Service) -> Strategy {
+    let fixed_port = svc.ports.iter().any(|p| p.published.is_some());
+    let host_network = svc.network_mode.as_deref() == Some("host");
+    if fixed_port || svc.container_name.is_some() || host_network {
+        Strategy::StopFirst
+    } else {
+        Strategy::StartFirst
+    }
 }
 
 /// Engine-side names of the networks the stack creates (not external ones).
@@ -324,9 +400,10 @@ mod tests {
                     service: name.clone(),
                     config_hash: hash.whole,
                     field_hashes: hash.fields,
-                    image_id: images()[name].clone().unwrap(),
+                    image_id: images().get(name).cloned().flatten().unwrap_or_default(),
                     running: true,
                     exit_code: None,
+                    descriptor_version: None,
                 }
             })
             .collect()
@@ -366,6 +443,38 @@ mod tests {
     }
 
     #[test]
+    fn services_bound_to_a_replaced_container_are_replaced_too_and_strategies_fit() {
+        let mut s = stack();
+        let mut sidecar = Service { image: "side:1".into(), ..Default::default() };
+        sidecar.network_mode = Some("service:db".into());
+        s.services.insert("sidecar".into(), sidecar);
+        s.services.get_mut("web").unwrap().ports.push(crate::stack::Port {
+            target: 80,
+            published: Some(8080),
+            host_ip: None,
+            protocol: "tcp".into(),
+        });
+        let mut imgs = images();
+        imgs.insert("sidecar".into(), Some("sha256:side".into()));
+        let observed = {
+            let mut o = observed_as_deployed(&s);
+            for c in &mut o {
+                c.image_id = imgs[&c.service].clone().unwrap();
+            }
+            o
+        };
+        let mut changed = s.clone();
+        changed.services.get_mut("db").unwrap().environment.insert("X".into(), Some("1".into()));
+        changed.services.get_mut("web").unwrap().environment.insert("X".into(), Some("1".into()));
+        let p = plan(&changed, &observed, &imgs, &["shop_default".into()], &["shop_data".into()]);
+        let get = |n: &str| p.services.iter().find(|c| c.service == n).unwrap();
+        assert_eq!(get("sidecar").action, ChangeKind::Recreate);
+        assert!(get("sidecar").reasons[0].contains("network_mode"), "{:?}", get("sidecar").reasons);
+        assert_eq!(get("db").strategy, Some(Strategy::StartFirst));
+        assert_eq!(get("web").strategy, Some(Strategy::StopFirst), "a fixed host port cannot be shared");
+    }
+
+    #[test]
     fn a_new_image_id_behind_the_same_tag_recreates() {
         let s = stack();
         let mut imgs = images();
@@ -394,6 +503,7 @@ mod tests {
             image_id: "sha256:x".into(),
             running: true,
             exit_code: None,
+            descriptor_version: None,
         });
         let p = plan(&s, &observed, &images(), &["shop_default".into()], &["shop_data".into()]);
         let kinds: Vec<(&str, ChangeKind)> = p.services.iter().map(|c| (c.service.as_str(), c.action)).collect();

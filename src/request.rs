@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::apply::RollbackReport;
 use crate::descriptor::DescriptorRef;
 use crate::health::HealthReport;
 use crate::plan::Plan;
@@ -84,6 +85,10 @@ pub struct DeployOptions {
     pub remove_volumes: bool,
     /// How long to wait for another deploy of the same target.
     pub lock_wait: Duration,
+    /// How many services are created and started at once.
+    pub parallelism: usize,
+    /// Put the previous containers back when the deploy fails.
+    pub rollback: bool,
 }
 
 impl Default for DeployOptions {
@@ -95,6 +100,8 @@ impl Default for DeployOptions {
             build: false,
             remove_volumes: false,
             lock_wait: Duration::from_secs(60),
+            parallelism: 8,
+            rollback: true,
         }
     }
 }
@@ -132,12 +139,31 @@ pub struct Outcome {
     /// The health of the target at the end (deploy and status).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub report: Option<HealthReport>,
+    /// What a rollback restored, when the deploy failed and rolled back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollback: Option<RollbackReport>,
+    /// An error that stopped the deploy halfway (the report and rollback
+    /// say what state it left).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<OutcomeError>,
+}
+
+/// An error carried inside an outcome, with the exit code it maps to.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutcomeError {
+    /// The exit code from the contract.
+    pub exit_code: i32,
+    /// What went wrong.
+    pub message: String,
 }
 
 impl Outcome {
     /// The exit code the contract assigns to this outcome: 0 when every
     /// service is healthy (or nothing was watched), 1 otherwise.
     pub fn exit_code(&self) -> i32 {
+        if let Some(e) = &self.error {
+            return e.exit_code;
+        }
         match &self.report {
             Some(report) if !report.verdict.is_healthy() => crate::error::EXIT_UNHEALTHY,
             _ => 0,

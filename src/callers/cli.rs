@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::{self, Progress};
 use crate::report;
 use crate::request::{Action, DeployOptions, Origin, Outcome, Request};
+use crate::shutdown::Shutdown;
 
 /// Progress lines on stderr, so stdout carries only the report (and JSON
 /// stays parseable).
@@ -47,6 +48,10 @@ async fn try_run(cli: Cli) -> Result<i32> {
                 options.stability_window = duration_flag("--stability-window", w)?;
             }
             options.build = args.build;
+            options.rollback = !args.no_rollback;
+            if let Some(n) = args.parallelism {
+                options.parallelism = n.max(1);
+            }
             if let Some(w) = &args.lock_wait {
                 options.lock_wait = duration_flag("--lock-wait", w)?;
             }
@@ -71,7 +76,9 @@ async fn try_run(cli: Cli) -> Result<i32> {
         );
     }
     let progress: Box<dyn Progress> = if cli.quiet { Box::new(pipeline::Silent) } else { Box::new(Stderr) };
-    let outcome = pipeline::run(&request, &config, progress.as_ref()).await?;
+    let (trigger, shutdown) = Shutdown::new();
+    crate::shutdown::listen_for_signals(trigger);
+    let outcome = pipeline::run(&request, &config, progress.as_ref(), &shutdown).await?;
     print_outcome(&outcome, target.output);
     Ok(outcome.exit_code())
 }
@@ -86,6 +93,9 @@ fn defaults(config: &Config) -> Result<DeployOptions> {
     }
     if let Some(w) = &config.deploy.lock_wait {
         options.lock_wait = duration_flag("deploy.lock_wait", w)?;
+    }
+    if let Some(n) = config.deploy.parallelism {
+        options.parallelism = n.max(1);
     }
     if let Some(n) = config.deploy.log_lines {
         options.log_lines = n;

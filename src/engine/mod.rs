@@ -15,7 +15,8 @@ use bollard::models::{ContainerStateStatusEnum, EventMessage, HealthStatusEnum, 
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, StopContainerOptionsBuilder,
+    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, RenameContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{Stream, StreamExt};
@@ -24,6 +25,17 @@ use crate::error::{Error, Result};
 use crate::plan::{ConfigHash, ObservedContainer};
 use crate::stack::{Service, Stack};
 use spec::{LABEL_FIELDS, LABEL_HASH, LABEL_SERVICE, LABEL_TARGET};
+
+/// Label recording the descriptor version a container was deployed from.
+pub const LABEL_VERSION: &str = "dockmaster.descriptor-version";
+/// Label recording the digest of the descriptor a container was deployed from.
+pub const LABEL_DIGEST: &str = "dockmaster.descriptor-digest";
+/// Label recording the reference a container was deployed from.
+pub const LABEL_REFERENCE: &str = "dockmaster.descriptor";
+
+/// Suffix of the name a replaced container is kept under until its
+/// successor is healthy (see the apply stage).
+pub const PREVIOUS_SUFFIX: &str = "_dm_previous";
 
 /// A connection to one Docker engine.
 #[derive(Clone)]
@@ -94,6 +106,13 @@ impl DockerEngine {
         for c in list {
             let labels = c.labels.unwrap_or_default();
             let Some(service) = labels.get(LABEL_SERVICE).cloned() else { continue };
+            let name_of = |c: &Option<Vec<String>>| {
+                c.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
+            };
+            // Containers kept for rollback are not part of the target's state.
+            if name_of(&c.names).ends_with(PREVIOUS_SUFFIX) {
+                continue;
+            }
             let field_hashes = labels.get(LABEL_FIELDS).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
             let name =
                 c.names.unwrap_or_default().first().map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default();
@@ -110,10 +129,46 @@ impl DockerEngine {
                 image_id: c.image_id.unwrap_or_default(),
                 running,
                 exit_code,
+                descriptor_version: labels.get(LABEL_VERSION).cloned(),
             });
         }
         observed.sort_by(|a, b| a.service.cmp(&b.service));
         Ok(observed)
+    }
+
+    /// Containers of a target kept under [`PREVIOUS_SUFFIX`] names: left
+    /// behind only when a deploy was killed before it could finish or roll
+    /// back. Returns (id, name) pairs.
+    pub async fn leftovers(&self, target: &str) -> Result<Vec<(String, String)>> {
+        let filters: HashMap<String, Vec<String>> =
+            [("label".to_string(), vec![format!("{LABEL_TARGET}={target}")])].into_iter().collect();
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let list = self.docker.list_containers(Some(options)).await.map_err(|e| self.fail("list containers", e))?;
+        Ok(list
+            .into_iter()
+            .filter_map(|c| {
+                let name = c.names?.first()?.trim_start_matches('/').to_string();
+                name.ends_with(PREVIOUS_SUFFIX).then(|| (c.id.unwrap_or_default(), name))
+            })
+            .collect())
+    }
+
+    /// Renames a container.
+    pub async fn rename(&self, id: &str, new_name: &str) -> Result<()> {
+        let options = RenameContainerOptionsBuilder::default().name(new_name).build();
+        self.docker
+            .rename_container(id, options)
+            .await
+            .map_err(|e| self.fail(&format!("rename container {id} to {new_name}"), e))
+    }
+
+    /// Stops a container (its own grace period); one already stopped or
+    /// gone is not an error.
+    pub async fn stop(&self, id: &str, what: &str) -> Result<()> {
+        match self.docker.stop_container(id, Some(StopContainerOptionsBuilder::default().build())).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
+            Err(e) => Err(self.fail(&format!("stop {what}"), e)),
+        }
     }
 
     /// Names of the networks that exist among `wanted`.
@@ -281,9 +336,12 @@ impl DockerEngine {
         service: &str,
         svc: &Service,
         hash: &ConfigHash,
+        descriptor_labels: &BTreeMap<String, String>,
     ) -> Result<String> {
         let name = stack.container_name(service);
-        let labels = spec::container_labels(stack, service, svc, hash, &self.extra_labels);
+        let mut extra = self.extra_labels.clone();
+        extra.extend(descriptor_labels.clone());
+        let labels = spec::container_labels(stack, service, svc, hash, &extra);
         let body = spec::container_body(stack, service, svc, labels);
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         let created = self
@@ -313,10 +371,18 @@ impl DockerEngine {
     /// Stops (grace period from the container's own settings) and removes a
     /// container. A container that is already gone is not an error.
     pub async fn remove_container(&self, id: &str, what: &str) -> Result<()> {
-        match self.docker.stop_container(id, Some(StopContainerOptionsBuilder::default().build())).await {
-            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 304 | 404, .. }) => {}
-            Err(e) => return Err(self.fail(&format!("stop {what}"), e)),
+        self.stop(id, what).await?;
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(false).build();
+        match self.docker.remove_container(id, Some(options)).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(self.fail(&format!("remove {what}"), e)),
         }
+    }
+
+    /// Removes a container at once (SIGKILL), without a grace period: for
+    /// the failed containers of a deploy being rolled back, which serve
+    /// nothing worth draining. One already gone is not an error.
+    pub async fn discard(&self, id: &str, what: &str) -> Result<()> {
         let options = RemoveContainerOptionsBuilder::default().force(true).v(false).build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),

@@ -26,6 +26,12 @@ struct JsonReport<'a> {
     elapsed_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timed_out: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rolled_back: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    rollback: Option<&'a crate::apply::RollbackReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a crate::request::OutcomeError>,
 }
 
 /// Renders an outcome as one JSON object (pretty-printed, newline-ended).
@@ -41,6 +47,9 @@ pub fn render(outcome: &Outcome) -> String {
         plan: outcome.plan.as_ref(),
         elapsed_seconds: report.map(|r| r.elapsed_seconds),
         timed_out: report.map(|r| r.timed_out),
+        rolled_back: (outcome.action == Action::Deploy).then_some(outcome.rollback.is_some()),
+        rollback: outcome.rollback.as_ref(),
+        error: outcome.error.as_ref(),
     };
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
@@ -72,6 +81,7 @@ mod tests {
                     action: ChangeKind::Recreate,
                     reasons: vec!["`environment` changed".into()],
                     level: 0,
+                    strategy: None,
                 }],
                 networks: vec![],
                 volumes: vec![],
@@ -97,6 +107,8 @@ mod tests {
                 elapsed_seconds: 1.5,
                 timed_out: false,
             }),
+            rollback: None,
+            error: None,
         };
         let v: serde_json::Value = serde_json::from_str(&render(&outcome)).unwrap();
         assert_eq!(v["target"], "shop");
@@ -106,5 +118,6 @@ mod tests {
         assert_eq!(v["services"][0]["log_tail"][0], "boom");
         assert_eq!(v["changes"]["recreated"][0]["service"], "web");
         assert_eq!(v["changes"]["created"], serde_json::json!([]));
+        assert_eq!(v["rolled_back"], false);
     }
 }

@@ -33,6 +33,14 @@ pub fn render(outcome: &Outcome) -> String {
         out.push('\n');
         render_health(&mut out, report);
     }
+    if let Some(e) = &outcome.error {
+        let _ = writeln!(out, "\nERROR: {}", e.message);
+    }
+    if let Some(rb) = &outcome.rollback {
+        let version = rb.version.as_ref().map(|v| format!(" (version {v})")).unwrap_or_default();
+        let _ = writeln!(out, "\nROLLED BACK: {}; the previous containers{version} are back:\n", rb.reason);
+        render_health(&mut out, &rb.restored);
+    }
     out
 }
 
@@ -223,6 +231,8 @@ mod tests {
                 elapsed_seconds: 2.0,
                 timed_out: false,
             }),
+            rollback: None,
+            error: None,
         };
         let text = render(&outcome);
         assert!(text.contains("worker is crashed: crash loop"), "{text}");

@@ -1,0 +1,409 @@
+//! The apply stage: carries out a `Plan` on the engine, watches the result,
+//! and puts the previous containers back if anything goes wrong.
+//!
+//! - **Parallel, in dependency order.** A service starts as soon as each of
+//!   its dependencies meets its condition, not when a whole "level" is done;
+//!   independent services are created and started concurrently, at most
+//!   `parallelism` at a time.
+//! - **Nothing lost.** A replaced container is renamed and kept (running for
+//!   start-first, stopped for stop-first) until every service is healthy.
+//!   On any failure (unhealthy, crash loop, deadline, an engine error
+//!   halfway, SIGINT/SIGTERM) the new containers are removed, the kept ones
+//!   get their names back and are started again, and that restored state is
+//!   watched and reported. Named volumes are never removed by a deploy.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use serde::Serialize;
+
+use crate::engine::{DockerEngine, PREVIOUS_SUFFIX};
+use crate::error::Error;
+use crate::health::{HealthReport, Verdict, Watch};
+use crate::pipeline::Progress;
+use crate::plan::{self, ChangeKind, ObservedContainer, Plan, ServiceChange, Strategy};
+use crate::request::DeployOptions;
+use crate::shutdown::Shutdown;
+use crate::stack::Stack;
+
+/// What a rollback did, for every report.
+#[derive(Debug, Clone, Serialize)]
+pub struct RollbackReport {
+    /// Why the deploy was rolled back.
+    pub reason: String,
+    /// The descriptor version running again, when the previous containers
+    /// recorded one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The health of the restored containers.
+    pub restored: HealthReport,
+}
+
+/// The result of applying a plan.
+#[derive(Debug)]
+pub struct Applied {
+    /// The health of the deployed services (before any rollback, so the
+    /// failing services' causes and logs are those of the new version).
+    pub report: HealthReport,
+    /// Present when the deploy was rolled back.
+    pub rollback: Option<RollbackReport>,
+    /// An engine error that stopped the apply halfway.
+    pub error: Option<Error>,
+}
+
+/// What to undo if the deploy fails, recorded as each change is made.
+#[derive(Debug, Clone)]
+enum Undo {
+    /// A container that did not exist before.
+    Created { id: String, name: String },
+    /// A stopped container that was started.
+    Started { id: String, name: String },
+    /// A container replaced by a new one; the old one is kept renamed.
+    Replaced { service: String, old_id: String, old_name: String, was_running: bool, new_id: Option<String> },
+}
+
+/// The outcome of one service's change.
+struct Step {
+    service: String,
+    id: Option<String>,
+    undo: Option<Undo>,
+    error: Option<Error>,
+}
+
+/// Everything the apply stage needs, borrowed from the pipeline.
+pub struct Apply<'a> {
+    /// The engine.
+    pub engine: &'a DockerEngine,
+    /// The desired stack.
+    pub stack: &'a Stack,
+    /// The plan to carry out.
+    pub plan: &'a Plan,
+    /// The target's containers before the deploy.
+    pub observed: &'a [ObservedContainer],
+    /// Deploy behaviour.
+    pub options: &'a DeployOptions,
+    /// Where progress lines go.
+    pub progress: &'a dyn Progress,
+    /// SIGINT/SIGTERM.
+    pub shutdown: &'a Shutdown,
+    /// Labels recording the descriptor on every new container.
+    pub descriptor_labels: BTreeMap<String, String>,
+}
+
+impl Apply<'_> {
+    /// Applies the plan, watches, and rolls back on failure.
+    pub async fn run(&self) -> Applied {
+        let deadline = Instant::now() + self.options.timeout;
+        let mut watch = Watch::new(self.engine, self.stack, self.options.stability_window, self.options.log_lines);
+        let mut undo: Vec<Undo> = Vec::new();
+        let scheduled = self.schedule(&mut watch, &mut undo, deadline).await;
+        let (report, error) = match scheduled {
+            Ok(()) if self.shutdown.reason().is_none() => {
+                self.progress.step("watching until every service settles");
+                match watch.until_settled(deadline, self.shutdown).await {
+                    Ok(report) => (report, None),
+                    Err(e) => (watch.report(false).await, Some(e)),
+                }
+            }
+            Ok(()) => (watch.report(false).await, None),
+            Err(e) => (watch.report(false).await, Some(e)),
+        };
+        let interrupted = self.shutdown.reason();
+        let healthy = report.verdict == Verdict::Healthy && error.is_none() && interrupted.is_none();
+        if healthy {
+            self.finalize(&undo).await;
+            return Applied { report, rollback: None, error: None };
+        }
+        let reason = match (&interrupted, &error) {
+            (Some(signal), _) => format!("interrupted by {signal}"),
+            (None, Some(e)) => format!("engine error: {e}"),
+            (None, None) => failure_summary(&report),
+        };
+        if !self.options.rollback {
+            self.progress.step(&format!("deploy failed ({reason}); --no-rollback: leaving the failed state in place"));
+            return Applied { report, rollback: None, error };
+        }
+        self.progress.step(&format!("deploy failed ({reason}); rolling back"));
+        let rollback = self.roll_back(&undo, reason).await;
+        Applied { report, rollback: Some(rollback), error }
+    }
+
+    /// Starts services as their dependencies allow, `parallelism` at a time.
+    async fn schedule(&self, watch: &mut Watch<'_>, undo: &mut Vec<Undo>, deadline: Instant) -> Result<(), Error> {
+        let mut pending: Vec<&ServiceChange> =
+            self.plan.services.iter().filter(|c| c.action != ChangeKind::Remove).collect();
+        let mut started: Vec<String> = Vec::new();
+        let mut in_flight = FuturesUnordered::new();
+        let mut failure: Option<String> = None;
+        let limit = self.options.parallelism.max(1);
+        loop {
+            if let Some(signal) = self.shutdown.reason() {
+                failure.get_or_insert(format!("interrupted by {signal}"));
+            }
+            if failure.is_none() && Instant::now() >= deadline {
+                failure = Some("the deadline passed before its dependencies were ready".into());
+            }
+            if let Some(reason) = &failure {
+                for change in pending.drain(..) {
+                    watch.not_started(&change.service, reason.clone());
+                }
+            }
+            // Launch every pending service whose dependencies are met.
+            let mut i = 0;
+            while i < pending.len() && in_flight.len() < limit {
+                match self.readiness(pending[i], watch, &started) {
+                    Readiness::Ready => {
+                        let change = pending.remove(i);
+                        in_flight.push(self.apply_one(change));
+                    }
+                    Readiness::Never(reason) => {
+                        let change = pending.remove(i);
+                        self.progress.step(&format!("not starting `{}`: {reason}", change.service));
+                        watch.not_started(&change.service, reason.clone());
+                        failure.get_or_insert(reason);
+                    }
+                    Readiness::Waiting => i += 1,
+                }
+            }
+            if pending.is_empty() && in_flight.is_empty() {
+                return Ok(());
+            }
+            tokio::select! {
+                Some(step) = in_flight.next(), if !in_flight.is_empty() => {
+                    let step: Step = step;
+                    undo.extend(step.undo);
+                    if let Some(id) = &step.id {
+                        watch.track(&step.service, id).await?;
+                        started.push(step.service.clone());
+                    }
+                    if let Some(e) = step.error {
+                        // Let the others finish their current call, then stop.
+                        for change in pending.drain(..) {
+                            watch.not_started(&change.service, format!("the deploy stopped: {e}"));
+                        }
+                        while let Some(step) = in_flight.next().await {
+                            undo.extend(step.undo);
+                        }
+                        return Err(e);
+                    }
+                }
+                _ = watch.wait_for_news(), if !pending.is_empty() => {
+                    // Refresh only what pending services wait for.
+                    for dep in self.awaited(&pending, &started) {
+                        watch.refresh(&dep).await?;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Dependencies of pending services that have started: the ones whose
+    /// state can change what is ready.
+    fn awaited(&self, pending: &[&ServiceChange], started: &[String]) -> Vec<String> {
+        let mut deps: Vec<String> = pending
+            .iter()
+            .flat_map(|c| self.stack.dependencies(&c.service).into_keys())
+            .filter(|d| started.contains(d))
+            .collect();
+        deps.sort();
+        deps.dedup();
+        deps
+    }
+
+    fn readiness(&self, change: &ServiceChange, watch: &Watch<'_>, started: &[String]) -> Readiness {
+        for (dependency, dep) in self.stack.dependencies(&change.service) {
+            if !started.contains(&dependency) {
+                return Readiness::Waiting;
+            }
+            match watch.condition_state(&dependency, dep.condition) {
+                Some(true) => {}
+                None => return Readiness::Waiting,
+                Some(false) if dep.required => return Readiness::Never(watch.failure_of(&dependency)),
+                Some(false) => self.progress.step(&format!(
+                    "warning: optional dependency of `{}` not met: {}",
+                    change.service,
+                    watch.failure_of(&dependency)
+                )),
+            }
+        }
+        Readiness::Ready
+    }
+
+    /// Carries out one service's change and says what to undo.
+    async fn apply_one(&self, change: &ServiceChange) -> Step {
+        let mut step = Step { service: change.service.clone(), id: None, undo: None, error: None };
+        let existing = self.observed.iter().find(|c| c.service == change.service);
+        let result = match (change.action, existing) {
+            (ChangeKind::Keep, Some(c)) => {
+                step.id = Some(c.id.clone());
+                Ok(())
+            }
+            (ChangeKind::Start, Some(c)) => {
+                self.progress.step(&format!("starting {} ({})", change.container, change.reasons.join("; ")));
+                step.undo = Some(Undo::Started { id: c.id.clone(), name: c.name.clone() });
+                step.id = Some(c.id.clone());
+                self.engine.start(&c.id, &change.container).await
+            }
+            (ChangeKind::Recreate, Some(c)) => self.replace(change, c, &mut step).await,
+            _ => self.create_and_start(change, &mut step).await,
+        };
+        step.error = result.err();
+        step
+    }
+
+    async fn replace(&self, change: &ServiceChange, old: &ObservedContainer, step: &mut Step) -> Result<(), Error> {
+        let strategy = change.strategy.unwrap_or(Strategy::StopFirst);
+        self.progress.step(&format!(
+            "replacing {} ({}): {}",
+            change.container,
+            match strategy {
+                Strategy::StartFirst => "start-first",
+                Strategy::StopFirst => "stop-first",
+            },
+            change.reasons.join("; ")
+        ));
+        if strategy == Strategy::StopFirst {
+            self.engine.stop(&old.id, &old.name).await?;
+        }
+        let kept = format!("{}{PREVIOUS_SUFFIX}", old.name);
+        self.engine.rename(&old.id, &kept).await?;
+        step.undo = Some(Undo::Replaced {
+            service: change.service.clone(),
+            old_id: old.id.clone(),
+            old_name: old.name.clone(),
+            was_running: old.running,
+            new_id: None,
+        });
+        let id = self.create(change).await?;
+        if let Some(Undo::Replaced { new_id, .. }) = &mut step.undo {
+            *new_id = Some(id.clone());
+        }
+        step.id = Some(id.clone());
+        self.engine.start(&id, &change.container).await
+    }
+
+    async fn create_and_start(&self, change: &ServiceChange, step: &mut Step) -> Result<(), Error> {
+        let id = self.create(change).await?;
+        step.undo = Some(Undo::Created { id: id.clone(), name: change.container.clone() });
+        step.id = Some(id.clone());
+        self.engine.start(&id, &change.container).await
+    }
+
+    async fn create(&self, change: &ServiceChange) -> Result<String, Error> {
+        let svc = self
+            .stack
+            .services
+            .get(&change.service)
+            .ok_or_else(|| Error::Engine(format!("planned service `{}` is not in the stack", change.service)))?;
+        self.progress.step(&format!("creating {} for `{}`", change.container, change.service));
+        let hash = plan::config_hash(self.stack, &change.service, svc);
+        self.engine.create_container(self.stack, &change.service, svc, &hash, &self.descriptor_labels).await
+    }
+
+    /// Success: the kept containers and the services no longer in the
+    /// descriptor go, and so do containers a killed deploy left behind.
+    async fn finalize(&self, undo: &[Undo]) {
+        // Old containers stop with their grace period, all at once.
+        let removals = undo.iter().filter_map(|u| match u {
+            Undo::Replaced { old_id, old_name, .. } => Some(async move {
+                if let Err(e) = self.engine.remove_container(old_id, old_name).await {
+                    self.progress.step(&format!("warning: could not remove the replaced container {old_name}: {e}"));
+                }
+            }),
+            _ => None,
+        });
+        futures_util::future::join_all(removals).await;
+        for change in self.plan.services_with(ChangeKind::Remove) {
+            self.progress.step(&format!(
+                "removing {} (service `{}` is no longer in the descriptor)",
+                change.container, change.service
+            ));
+            if let Some(c) = self.observed.iter().find(|c| c.name == change.container) {
+                if let Err(e) = self.engine.remove_container(&c.id, &c.name).await {
+                    self.progress.step(&format!("warning: could not remove {}: {e}", c.name));
+                }
+            }
+        }
+        if let Ok(leftovers) = self.engine.leftovers(&self.stack.name).await {
+            for (id, name) in leftovers {
+                self.progress.step(&format!("removing {name}, left behind by an interrupted deploy"));
+                let _ = self.engine.remove_container(&id, &name).await;
+            }
+        }
+    }
+
+    /// Failure: undo every change in reverse order, then watch what is back.
+    async fn roll_back(&self, undo: &[Undo], reason: String) -> RollbackReport {
+        // Each undo touches only its own service's containers, so they run
+        // at once; within one, the steps keep their order.
+        let steps = undo.iter().rev().map(|u| async move {
+            let result = match u {
+                Undo::Created { id, name } => self.engine.discard(id, name).await,
+                Undo::Started { id, name } => self.engine.stop(id, name).await,
+                Undo::Replaced { old_id, old_name, was_running, new_id, service } => {
+                    self.progress.step(&format!("restoring the previous container of `{service}`"));
+                    let mut r = Ok(());
+                    if let Some(new_id) = new_id {
+                        r = self.engine.discard(new_id, old_name).await;
+                    }
+                    if r.is_ok() {
+                        r = self.engine.rename(old_id, old_name).await;
+                    }
+                    if r.is_ok() && *was_running {
+                        r = self.engine.start(old_id, old_name).await;
+                    }
+                    r
+                }
+            };
+            if let Err(e) = result {
+                self.progress.step(&format!("warning: rollback step failed: {e}"));
+            }
+        });
+        futures_util::future::join_all(steps).await;
+        // Watch what runs now: the kept services and the restored ones.
+        let mut watch =
+            Watch::new(self.engine, self.stack, self.options.stability_window, self.options.log_lines).only_tracked();
+        let mut version = None;
+        if let Ok(now) = self.engine.observe(&self.stack.name).await {
+            for c in &now {
+                if c.running || c.exit_code == Some(0) {
+                    let _ = watch.track(&c.service, &c.id).await;
+                }
+                version = version.or_else(|| c.descriptor_version.clone());
+            }
+        }
+        let deadline = Instant::now() + self.options.timeout;
+        let restored = match watch.until_settled(deadline, &Shutdown::never()).await {
+            Ok(report) => report,
+            Err(_) => watch.report(false).await,
+        };
+        self.progress.step(&format!(
+            "rolled back: {}/{} previous services healthy",
+            restored.healthy_count(),
+            restored.services.len()
+        ));
+        RollbackReport { reason, version, restored }
+    }
+}
+
+enum Readiness {
+    Ready,
+    Waiting,
+    Never(String),
+}
+
+/// One line naming the failing services and why.
+fn failure_summary(report: &HealthReport) -> String {
+    let failing: Vec<String> = report
+        .services
+        .iter()
+        .filter(|s| !s.status.is_ok())
+        .map(|s| format!("{} {}", s.name, s.status.as_str()))
+        .collect();
+    if report.timed_out {
+        format!("deadline passed: {}", failing.join(", "))
+    } else {
+        failing.join(", ")
+    }
+}
