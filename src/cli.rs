@@ -44,6 +44,9 @@ pub enum Command {
     Status(TargetArgs),
     /// Remove a target's containers and networks; volumes only with --volumes.
     Down(DownArgs),
+    /// Deploy the version before the one running now (or --to VERSION), with
+    /// the same plan, watch, rollback and report as deploy.
+    Rollback(RollbackArgs),
 }
 
 /// Which descriptor and target a command acts on.
@@ -103,6 +106,18 @@ pub struct DeployArgs {
     /// deploy.parallelism, else 8.
     #[arg(long, value_name = "N", env = "DOCKMASTER_PARALLELISM")]
     pub parallelism: Option<usize>,
+}
+
+/// Flags of `rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub deploy: DeployArgs,
+
+    /// The version to go back to; default: the one before the version the
+    /// target's containers were deployed from.
+    #[arg(long, value_name = "VERSION")]
+    pub to: Option<String>,
 }
 
 /// Flags of `down`.

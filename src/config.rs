@@ -27,6 +27,11 @@ pub struct Config {
     /// creates, e.g. a cost centre, or a test run's id for clean-up.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
+    /// Folder for dockmaster's own state (the deploy history). Every
+    /// process that deploys the same targets should share it. Default
+    /// `$XDG_STATE_HOME/dockmaster`, else `~/.local/state/dockmaster`.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
     /// Folder of the per-target lock files. Every process that deploys to
     /// the same engine must use the same folder. Default
     /// `/tmp/dockmaster-locks`.
@@ -80,7 +85,7 @@ impl Config {
             })?
         };
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        for dir in [&mut config.descriptors, &mut config.lock_dir].into_iter().flatten() {
+        for dir in [&mut config.descriptors, &mut config.lock_dir, &mut config.state_dir].into_iter().flatten() {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
             }
@@ -96,6 +101,18 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// The state folder in force.
+    pub fn state_dir(&self) -> PathBuf {
+        if let Some(dir) = &self.state_dir {
+            return dir.clone();
+        }
+        match (std::env::var_os("XDG_STATE_HOME"), std::env::var_os("HOME")) {
+            (Some(state), _) if !state.is_empty() => PathBuf::from(state).join("dockmaster"),
+            (_, Some(home)) if !home.is_empty() => PathBuf::from(home).join(".local/state/dockmaster"),
+            _ => PathBuf::from(".dockmaster-state"),
+        }
     }
 
     /// The lock folder in force.

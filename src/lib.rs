@@ -13,6 +13,7 @@ pub mod descriptor;
 pub mod engine;
 pub mod error;
 pub mod health;
+pub mod history;
 pub mod lock;
 pub mod pipeline;
 pub mod plan;

@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use crate::apply::Apply;
 use crate::config::Config;
-use crate::descriptor::{self, compose, Descriptor};
+use crate::descriptor::{self, compose, Descriptor, DescriptorRef};
 use crate::engine::DockerEngine;
 use crate::error::{Error, Result};
 use crate::health::Watch;
+use crate::history;
 use crate::lock::{Holder, TargetLock};
 use crate::plan::{self, ChangeKind, ImageIds, Plan, ServiceChange};
 use crate::request::{Action, DescriptorSummary, Outcome, OutcomeError, Request};
@@ -61,15 +62,80 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
         }
         Action::Deploy => {
             let _lock = lock(request, config, &stack.name, progress).await?;
-            deploy(request, &engine, &stack, summary, progress, shutdown).await
+            let outcome = deploy(request, &engine, &stack, summary, progress, shutdown).await?;
+            remember(request, config, &outcome, progress);
+            Ok(outcome)
         }
         Action::Status => status(request, &engine, &stack, summary).await,
         Action::Down => {
             let _lock = lock(request, config, &stack.name, progress).await?;
             down(request, &engine, &stack, summary, progress).await
         }
+        Action::Rollback => {
+            let _lock = lock(request, config, &stack.name, progress).await?;
+            let previous = rollback_version(request, config, &stack)?;
+            progress.step(&format!("rolling {} back to version {previous}", stack.name));
+            let mut target = request.clone();
+            if let DescriptorRef::Named { version, .. } = &mut target.descriptor {
+                *version = Some(previous);
+            }
+            let descriptor = descriptor::resolve(&target.descriptor, &config.descriptor_root())?;
+            let mut previous_stack = compose::load(&descriptor, &target.descriptor.default_project())?;
+            previous_stack.name = stack.name.clone();
+            let summary = summarize(&target, &descriptor);
+            let mut outcome = deploy(&target, &engine, &previous_stack, summary, progress, shutdown).await?;
+            outcome.action = Action::Rollback;
+            remember(&target, config, &outcome, progress);
+            Ok(outcome)
+        }
     }
     // The audit record will be written here, for every outcome and error.
+}
+
+/// The version a rollback deploys: the one asked for, or the last version
+/// that came up healthy before the one running now, from the deploy history.
+fn rollback_version(request: &Request, config: &Config, stack: &Stack) -> Result<String> {
+    let DescriptorRef::Named { version, .. } = &request.descriptor else {
+        return Err(Error::Usage(format!(
+            "rollback needs a named descriptor (APPLICATION/RELEASE), not the file {}: deploy the previous file instead",
+            request.descriptor
+        )));
+    };
+    if let Some(v) = version {
+        return Ok(v.clone());
+    }
+    let past = history::read(&config.state_dir(), &stack.name)?;
+    match history::rollback_candidates(&past) {
+        (_, Some(previous)) => Ok(previous),
+        (Some(current), None) => Err(Error::Usage(format!(
+            "{}: version {current} is the only healthy version in the deploy history; name one with --to",
+            stack.name
+        ))),
+        (None, _) => Err(Error::Usage(format!(
+            "{}: no healthy deploy in the history at {}; name the version with --to",
+            stack.name,
+            config.state_dir().display()
+        ))),
+    }
+}
+
+/// Appends a finished deploy or rollback to the target's history. A
+/// failure to write is reported but does not change the deploy's verdict.
+fn remember(request: &Request, config: &Config, outcome: &Outcome, progress: &dyn Progress) {
+    let Some(report) = &outcome.report else { return };
+    let deployment = history::Deployment {
+        time: crate::lock::now_secs(),
+        action: outcome.action.as_str().to_string(),
+        reference: outcome.descriptor.reference.clone(),
+        version: outcome.descriptor.version.clone(),
+        digest: outcome.descriptor.digest.clone(),
+        verdict: if report.verdict.is_healthy() && outcome.error.is_none() { "healthy" } else { "failed" }.to_string(),
+        rolled_back: outcome.rollback.is_some(),
+        who: request.origin.who(),
+    };
+    if let Err(e) = history::record(&config.state_dir(), &outcome.target, &deployment) {
+        progress.step(&format!("warning: {e}"));
+    }
 }
 
 /// Takes the target's lock, waiting for another deploy if there is one.

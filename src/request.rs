@@ -27,6 +27,8 @@ pub enum Action {
     Status,
     /// Remove the target's containers and networks (volumes only on request).
     Down,
+    /// Deploy the version before the one running now (or a named one).
+    Rollback,
 }
 
 impl Action {
@@ -37,6 +39,7 @@ impl Action {
             Action::Plan => "plan",
             Action::Status => "status",
             Action::Down => "down",
+            Action::Rollback => "rollback",
         }
     }
 }

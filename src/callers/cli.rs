@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::cli::{Cli, Command, OutputFormat, TargetArgs};
+use crate::cli::{Cli, Command, DeployArgs, OutputFormat, TargetArgs};
 use crate::config::{parse_duration, Config};
 use crate::descriptor::DescriptorRef;
 use crate::error::{Error, Result};
@@ -39,24 +39,8 @@ async fn try_run(cli: Cli) -> Result<i32> {
         config.descriptors = Some(dir.clone());
     }
     let (action, target, options) = match &cli.command {
-        Command::Deploy(args) => {
-            let mut options = defaults(&config)?;
-            if let Some(t) = &args.timeout {
-                options.timeout = duration_flag("--timeout", t)?;
-            }
-            if let Some(w) = &args.stability_window {
-                options.stability_window = duration_flag("--stability-window", w)?;
-            }
-            options.build = args.build;
-            options.rollback = !args.no_rollback;
-            if let Some(n) = args.parallelism {
-                options.parallelism = n.max(1);
-            }
-            if let Some(w) = &args.lock_wait {
-                options.lock_wait = duration_flag("--lock-wait", w)?;
-            }
-            (Action::Deploy, &args.target, options)
-        }
+        Command::Deploy(args) => (Action::Deploy, &args.target, deploy_options(&config, args)?),
+        Command::Rollback(args) => (Action::Rollback, &args.deploy.target, deploy_options(&config, &args.deploy)?),
         Command::Plan(target) => (Action::Plan, target, defaults(&config)?),
         Command::Status(target) => (Action::Status, target, defaults(&config)?),
         Command::Down(args) => {
@@ -65,8 +49,13 @@ async fn try_run(cli: Cli) -> Result<i32> {
             (Action::Down, &args.target, options)
         }
     };
-    let request = request(action, target, options)?;
-    if matches!(action, Action::Deploy | Action::Down) && !cli.quiet {
+    let mut request = request(action, target, options)?;
+    if let (Command::Rollback(args), DescriptorRef::Named { version, .. }) = (&cli.command, &mut request.descriptor) {
+        if args.to.is_some() {
+            version.clone_from(&args.to);
+        }
+    }
+    if matches!(action, Action::Deploy | Action::Down | Action::Rollback) && !cli.quiet {
         // Until the identity stage lands, say so plainly: nobody should
         // believe a check is in force that is not.
         let _ = writeln!(
@@ -81,6 +70,25 @@ async fn try_run(cli: Cli) -> Result<i32> {
     let outcome = pipeline::run(&request, &config, progress.as_ref(), &shutdown).await?;
     print_outcome(&outcome, target.output);
     Ok(outcome.exit_code())
+}
+
+fn deploy_options(config: &Config, args: &DeployArgs) -> Result<DeployOptions> {
+    let mut options = defaults(config)?;
+    if let Some(t) = &args.timeout {
+        options.timeout = duration_flag("--timeout", t)?;
+    }
+    if let Some(w) = &args.stability_window {
+        options.stability_window = duration_flag("--stability-window", w)?;
+    }
+    options.build = args.build;
+    options.rollback = !args.no_rollback;
+    if let Some(n) = args.parallelism {
+        options.parallelism = n.max(1);
+    }
+    if let Some(w) = &args.lock_wait {
+        options.lock_wait = duration_flag("--lock-wait", w)?;
+    }
+    Ok(options)
 }
 
 fn defaults(config: &Config) -> Result<DeployOptions> {
