@@ -66,8 +66,14 @@ impl Origin {
 
     /// The origin of a CLI run by the current operating-system user.
     pub fn cli() -> Origin {
-        let user =
-            std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "unknown".to_string());
+        // Cron and containers often set no USER: fall back to the uid.
+        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            match status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next()) {
+                Some(uid) => format!("uid {uid}"),
+                None => "unknown".to_string(),
+            }
+        });
         Origin::Cli { user }
     }
 }
