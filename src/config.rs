@@ -32,6 +32,10 @@ pub struct Config {
     /// `$XDG_STATE_HOME/dockmaster`, else `~/.local/state/dockmaster`.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// Folder of `docker save` archives (`*.tar`, `*.tar.gz`) to load
+    /// images from when the engine lacks them: for air-gapped engines.
+    #[serde(default)]
+    pub image_archives: Option<PathBuf>,
     /// Folder of the per-target lock files. Every process that deploys to
     /// the same engine must use the same folder. Default
     /// `/tmp/dockmaster-locks`.
@@ -59,10 +63,25 @@ pub struct DeployDefaults {
     /// How many services are created and started at once (8).
     #[serde(default)]
     pub parallelism: Option<usize>,
+    /// Whether missing images may be pulled from a registry: `missing`
+    /// (the default) or `never`, for air-gapped engines where a pull can
+    /// only fail (and should not even try).
+    #[serde(default)]
+    pub pull: Option<PullPolicy>,
     /// How long a deploy waits for another deploy of the same target to
     /// finish before giving up with exit 6 (`60s`).
     #[serde(default)]
     pub lock_wait: Option<String>,
+}
+
+/// When dockmaster may pull an image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PullPolicy {
+    /// Pull images the engine does not have (and cannot build or load).
+    Missing,
+    /// Never contact a registry.
+    Never,
 }
 
 impl Config {
@@ -85,7 +104,8 @@ impl Config {
             })?
         };
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        for dir in [&mut config.descriptors, &mut config.lock_dir, &mut config.state_dir].into_iter().flatten() {
+        let dirs = [&mut config.descriptors, &mut config.lock_dir, &mut config.state_dir, &mut config.image_archives];
+        for dir in dirs.into_iter().flatten() {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
             }

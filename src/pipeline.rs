@@ -16,7 +16,7 @@ use crate::health::Watch;
 use crate::history;
 use crate::lock::{Holder, TargetLock};
 use crate::plan::{self, ChangeKind, ImageIds, Plan, ServiceChange};
-use crate::request::{Action, DescriptorSummary, Outcome, OutcomeError, Request};
+use crate::request::{Action, DescriptorSummary, ImageUse, Outcome, OutcomeError, Request};
 use crate::shutdown::Shutdown;
 use crate::stack::Stack;
 
@@ -57,12 +57,13 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
                 plan: Some(plan),
                 report: None,
                 rollback: None,
+                images: vec![],
                 error: None,
             })
         }
         Action::Deploy => {
             let _lock = lock(request, config, &stack.name, progress).await?;
-            let outcome = deploy(request, &engine, &stack, summary, progress, shutdown).await?;
+            let outcome = deploy(request, config, &engine, &stack, summary, progress, shutdown).await?;
             remember(request, config, &outcome, progress);
             Ok(outcome)
         }
@@ -83,7 +84,7 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
             let mut previous_stack = compose::load(&descriptor, &target.descriptor.default_project())?;
             previous_stack.name = stack.name.clone();
             let summary = summarize(&target, &descriptor);
-            let mut outcome = deploy(&target, &engine, &previous_stack, summary, progress, shutdown).await?;
+            let mut outcome = deploy(&target, config, &engine, &previous_stack, summary, progress, shutdown).await?;
             outcome.action = Action::Rollback;
             remember(&target, config, &outcome, progress);
             Ok(outcome)
@@ -188,36 +189,69 @@ async fn observe_and_plan(engine: &DockerEngine, stack: &Stack, images: &ImageId
 }
 
 /// Makes sure every image exists: builds what has a build section and is
-/// missing (or everything with `--build`), pulls the rest that is missing.
+/// missing (or everything with `--build`), loads what is missing from the
+/// configured image archives, and pulls the rest that is missing. Says where
+/// each image came from.
 async fn ensure_images(
     request: &Request,
+    config: &Config,
     engine: &DockerEngine,
     stack: &Stack,
     progress: &dyn Progress,
-) -> Result<ImageIds> {
+) -> Result<(ImageIds, Vec<ImageUse>)> {
     let mut images = ImageIds::new();
+    let mut uses = Vec::new();
     let mut built: Vec<String> = Vec::new();
     for (name, svc) in &stack.services {
         let existing = engine.image_id(&svc.image).await?;
         let buildable = svc.build.is_some();
-        let id = if buildable && built.contains(&svc.image) {
+        let mut archive = None;
+        let (id, source) = if buildable && built.contains(&svc.image) {
             // Several services may share one built image: build it once.
-            engine.image_id(&svc.image).await?
+            (engine.image_id(&svc.image).await?, "built")
         } else if buildable && (request.options.build || existing.is_none()) {
             progress.step(&format!("building image `{}` for service `{name}`", svc.image));
             let mut lines = |line: &str| progress.step(&format!("  {line}"));
             built.push(svc.image.clone());
-            Some(engine.build(name, svc, &mut lines).await?)
+            (Some(engine.build(name, svc, &mut lines).await?), "built")
         } else if let Some(id) = existing {
-            Some(id)
+            (Some(id), "present")
+        } else if let Some(path) =
+            config.image_archives.as_deref().and_then(|dir| crate::engine::archive::find(dir, &svc.image))
+        {
+            progress.step(&format!("loading image `{}` from archive {}", svc.image, path.display()));
+            engine.load_archive(&path).await?;
+            archive = Some(path.display().to_string());
+            let id = engine.image_id(&svc.image).await?.ok_or_else(|| {
+                Error::Engine(format!(
+                    "archive {} was loaded but image `{}` is not on the engine",
+                    path.display(),
+                    svc.image
+                ))
+            })?;
+            (Some(id), "archive")
+        } else if config.deploy.pull == Some(crate::config::PullPolicy::Never) {
+            return Err(Error::Unreachable(format!(
+                "image `{}` of service `{name}` is not on the engine, no archive in `image_archives` holds it, \
+                 and pulling is disabled (deploy.pull: never); build or load it on the engine first",
+                svc.image
+            )));
         } else {
             progress.step(&format!("pulling image `{}` for service `{name}`", svc.image));
             let mut lines = |line: &str| progress.step(&format!("  {line}"));
-            Some(engine.pull(&svc.image, &mut lines).await?)
+            (Some(engine.pull(&svc.image, &mut lines).await?), "pulled")
         };
+        uses.push(ImageUse {
+            service: name.clone(),
+            image: svc.image.clone(),
+            id: id.clone(),
+            source: source.to_string(),
+            archive,
+            repo_digests: engine.repo_digests(&svc.image).await,
+        });
         images.insert(name.clone(), id);
     }
-    Ok(images)
+    Ok((images, uses))
 }
 
 /// Checks what must exist outside the stack before anything changes, so a
@@ -256,6 +290,7 @@ async fn preflight(engine: &DockerEngine, stack: &Stack) -> Result<()> {
 
 async fn deploy(
     request: &Request,
+    config: &Config,
     engine: &DockerEngine,
     stack: &Stack,
     summary: DescriptorSummary,
@@ -263,7 +298,7 @@ async fn deploy(
     shutdown: &Shutdown,
 ) -> Result<Outcome> {
     preflight(engine, stack).await?;
-    let images = ensure_images(request, engine, stack, progress).await?;
+    let (images, image_uses) = ensure_images(request, config, engine, stack, progress).await?;
     let plan = observe_and_plan(engine, stack, &images).await?;
     for warning in &plan.warnings {
         progress.step(&format!("warning: {warning}"));
@@ -307,6 +342,7 @@ async fn deploy(
         plan: Some(plan),
         report: Some(applied.report),
         rollback: applied.rollback,
+        images: image_uses,
         error,
     })
 }
@@ -342,6 +378,7 @@ async fn status(
         plan: None,
         report: Some(report),
         rollback: None,
+        images: vec![],
         error: None,
     })
 }
@@ -395,6 +432,7 @@ async fn down(
         plan: Some(plan),
         report: None,
         rollback: None,
+        images: vec![],
         error: None,
     })
 }

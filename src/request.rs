@@ -151,10 +151,32 @@ pub struct Outcome {
     /// What a rollback restored, when the deploy failed and rolled back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackReport>,
+    /// Where each service's image came from, for deploys.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<ImageUse>,
     /// An error that stopped the deploy halfway (the report and rollback
     /// say what state it left).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<OutcomeError>,
+}
+
+/// Where a service's image came from and exactly which image it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageUse {
+    /// The service.
+    pub service: String,
+    /// The image reference from the descriptor.
+    pub image: String,
+    /// The image ID on the engine.
+    pub id: Option<String>,
+    /// `present`, `built`, `pulled` or `archive`.
+    pub source: String,
+    /// The archive it was loaded from, for `archive`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archive: Option<String>,
+    /// Registry digests (`name@sha256:…`), when the image came from one.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub repo_digests: Vec<String>,
 }
 
 /// An error carried inside an outcome, with the exit code it maps to.

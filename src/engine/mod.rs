@@ -5,6 +5,7 @@
 //! Every engine error is turned into an [`Error`] that says what was being
 //! done, to what, and what the engine answered.
 
+pub mod archive;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashMap};
@@ -295,6 +296,42 @@ impl DockerEngine {
         self.image_id(reference).await?.ok_or_else(|| {
             Error::Unreachable(format!("image `{reference}` was pulled but the engine does not list it"))
         })
+    }
+
+    /// Loads a `docker save` archive into the engine, streaming the file.
+    pub async fn load_archive(&self, path: &Path) -> Result<()> {
+        let file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| Error::Usage(format!("image archive {}: cannot open: {e}", path.display())))?;
+        let chunks = futures_util::stream::unfold(file, |mut file| async move {
+            use tokio::io::AsyncReadExt;
+            let mut buf = vec![0u8; 1 << 20];
+            match file.read(&mut buf).await {
+                Ok(0) | Err(_) => None,
+                Ok(n) => {
+                    buf.truncate(n);
+                    Some((bytes::Bytes::from(buf), file))
+                }
+            }
+        });
+        let options = bollard::query_parameters::ImportImageOptionsBuilder::default().quiet(true).build();
+        let mut stream = self.docker.import_image(options, bollard::body_stream(chunks), None);
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| self.fail(&format!("load image archive {}", path.display()), e))?;
+            if let Some(detail) = info.error_detail.and_then(|d| d.message) {
+                return Err(Error::Engine(format!(
+                    "image archive {}: the engine refused it: {detail}",
+                    path.display()
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The repository digests of a local image (`name@sha256:…`), empty for
+    /// images that were built here and never pushed.
+    pub async fn repo_digests(&self, reference: &str) -> Vec<String> {
+        self.docker.inspect_image(reference).await.ok().and_then(|i| i.repo_digests).unwrap_or_default()
     }
 
     /// Creates a network the stack owns.

@@ -32,6 +32,8 @@ struct JsonReport<'a> {
     rollback: Option<&'a crate::apply::RollbackReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<&'a crate::request::OutcomeError>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    images: &'a [crate::request::ImageUse],
 }
 
 /// Renders an outcome as one JSON object (pretty-printed, newline-ended).
@@ -50,6 +52,7 @@ pub fn render(outcome: &Outcome) -> String {
         rolled_back: (outcome.action == Action::Deploy).then_some(outcome.rollback.is_some()),
         rollback: outcome.rollback.as_ref(),
         error: outcome.error.as_ref(),
+        images: &outcome.images,
     };
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
@@ -108,6 +111,7 @@ mod tests {
                 timed_out: false,
             }),
             rollback: None,
+            images: vec![],
             error: None,
         };
         let v: serde_json::Value = serde_json::from_str(&render(&outcome)).unwrap();

@@ -29,6 +29,14 @@ pub fn render(outcome: &Outcome) -> String {
             _ => render_changes(&mut out, plan),
         }
     }
+    for image in outcome.images.iter().filter(|i| i.source != "present") {
+        let from = match &image.archive {
+            Some(path) => format!("loaded from archive {path}"),
+            None => image.source.clone(),
+        };
+        let id = image.id.as_deref().map(short_id).unwrap_or("-");
+        let _ = writeln!(out, "image {} for {}: {from} ({id})", image.image, image.service);
+    }
     if let Some(report) = &outcome.report {
         out.push('\n');
         render_health(&mut out, report);
@@ -232,6 +240,7 @@ mod tests {
                 timed_out: false,
             }),
             rollback: None,
+            images: vec![],
             error: None,
         };
         let text = render(&outcome);
