@@ -44,6 +44,9 @@ pub enum Command {
     Status(TargetArgs),
     /// Remove a target's containers and networks; volumes only with --volumes.
     Down(DownArgs),
+    /// Run as a Rundeck script step: read the request from RD_* variables
+    /// (see docs/rundeck.md), log to stdout, print RUNDECK:DATA lines.
+    Rundeck,
     /// Deploy the version before the one running now (or --to VERSION), with
     /// the same plan, watch, rollback and report as deploy.
     Rollback(RollbackArgs),

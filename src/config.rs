@@ -13,6 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+use crate::request::DeployOptions;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -121,6 +122,31 @@ impl Config {
             }
         }
         Ok(config)
+    }
+
+    /// The deploy behaviour the configuration sets, on top of the defaults;
+    /// each way in then applies its own flags.
+    pub fn deploy_options(&self) -> Result<DeployOptions> {
+        let mut options = DeployOptions::default();
+        let duration = |key: &str, value: &str| {
+            parse_duration(value).map_err(|e| Error::Usage(format!("configuration `{key}`: {e}")))
+        };
+        if let Some(t) = &self.deploy.timeout {
+            options.timeout = duration("deploy.timeout", t)?;
+        }
+        if let Some(w) = &self.deploy.stability_window {
+            options.stability_window = duration("deploy.stability_window", w)?;
+        }
+        if let Some(w) = &self.deploy.lock_wait {
+            options.lock_wait = duration("deploy.lock_wait", w)?;
+        }
+        if let Some(n) = self.deploy.parallelism {
+            options.parallelism = n.max(1);
+        }
+        if let Some(n) = self.deploy.log_lines {
+            options.log_lines = n;
+        }
+        Ok(options)
     }
 
     /// The state folder in force.

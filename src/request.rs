@@ -54,6 +54,19 @@ pub enum Origin {
         /// The operating-system user running the process.
         user: String,
     },
+    /// A Rundeck job step; Rundeck authenticated the user.
+    Rundeck {
+        /// `RD_JOB_USERNAME`.
+        user: String,
+        /// `RD_JOB_EXECID`.
+        execution: String,
+        /// `RD_JOB_URL`: the execution's page.
+        url: Option<String>,
+        /// `RD_JOB_PROJECT`.
+        project: String,
+        /// `RD_JOB_NAME`.
+        job: String,
+    },
 }
 
 impl Origin {
@@ -61,6 +74,7 @@ impl Origin {
     pub fn who(&self) -> String {
         match self {
             Origin::Cli { user } => format!("{user} (cli)"),
+            Origin::Rundeck { user, .. } => format!("{user} (rundeck)"),
         }
     }
 

@@ -39,12 +39,13 @@ async fn try_run(cli: Cli) -> Result<i32> {
         config.descriptors = Some(dir.clone());
     }
     let (action, target, options) = match &cli.command {
+        Command::Rundeck => return Ok(super::rundeck::run(cli.config.clone()).await),
         Command::Deploy(args) => (Action::Deploy, &args.target, deploy_options(&config, args)?),
         Command::Rollback(args) => (Action::Rollback, &args.deploy.target, deploy_options(&config, &args.deploy)?),
-        Command::Plan(target) => (Action::Plan, target, defaults(&config)?),
-        Command::Status(target) => (Action::Status, target, defaults(&config)?),
+        Command::Plan(target) => (Action::Plan, target, config.deploy_options()?),
+        Command::Status(target) => (Action::Status, target, config.deploy_options()?),
         Command::Down(args) => {
-            let mut options = defaults(&config)?;
+            let mut options = config.deploy_options()?;
             options.remove_volumes = args.volumes;
             (Action::Down, &args.target, options)
         }
@@ -73,7 +74,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
 }
 
 fn deploy_options(config: &Config, args: &DeployArgs) -> Result<DeployOptions> {
-    let mut options = defaults(config)?;
+    let mut options = config.deploy_options()?;
     if let Some(t) = &args.timeout {
         options.timeout = duration_flag("--timeout", t)?;
     }
@@ -87,26 +88,6 @@ fn deploy_options(config: &Config, args: &DeployArgs) -> Result<DeployOptions> {
     }
     if let Some(w) = &args.lock_wait {
         options.lock_wait = duration_flag("--lock-wait", w)?;
-    }
-    Ok(options)
-}
-
-fn defaults(config: &Config) -> Result<DeployOptions> {
-    let mut options = DeployOptions::default();
-    if let Some(t) = &config.deploy.timeout {
-        options.timeout = duration_flag("deploy.timeout", t)?;
-    }
-    if let Some(w) = &config.deploy.stability_window {
-        options.stability_window = duration_flag("deploy.stability_window", w)?;
-    }
-    if let Some(w) = &config.deploy.lock_wait {
-        options.lock_wait = duration_flag("deploy.lock_wait", w)?;
-    }
-    if let Some(n) = config.deploy.parallelism {
-        options.parallelism = n.max(1);
-    }
-    if let Some(n) = config.deploy.log_lines {
-        options.log_lines = n;
     }
     Ok(options)
 }

@@ -2,3 +2,4 @@
 //! the `Outcome` in its caller's format; none talks to the engine itself.
 
 pub mod cli;
+pub mod rundeck;
