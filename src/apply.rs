@@ -393,12 +393,13 @@ enum Readiness {
     Never(String),
 }
 
-/// One line naming the failing services and why.
+/// One line naming the failed services (or, at the deadline, the ones that
+/// never settled).
 fn failure_summary(report: &HealthReport) -> String {
     let failing: Vec<String> = report
         .services
         .iter()
-        .filter(|s| !s.status.is_ok())
+        .filter(|s| if report.timed_out { !s.status.is_ok() } else { s.status.is_failed() })
         .map(|s| format!("{} {}", s.name, s.status.as_str()))
         .collect();
     if report.timed_out {

@@ -148,7 +148,7 @@ pub fn data_lines(outcome: &Outcome) -> Vec<String> {
         data.push(("services_healthy", report.healthy_count().to_string()));
         data.push(("services_total", report.services.len().to_string()));
         let failing: Vec<&str> =
-            report.services.iter().filter(|s| !s.status.is_ok()).map(|s| s.name.as_str()).collect();
+            report.services.iter().filter(|s| s.status.is_failed()).map(|s| s.name.as_str()).collect();
         data.push(("services_failing", failing.join(",")));
     }
     if outcome.action == Action::Deploy || outcome.action == Action::Rollback {
