@@ -44,6 +44,14 @@ pub enum Command {
     Status(TargetArgs),
     /// Remove a target's containers and networks; volumes only with --volumes.
     Down(DownArgs),
+    /// Print option lists for Rundeck jobs as JSON ([{"name","value","selected"}]):
+    /// applications, the releases of one, or the versions of a release (newest
+    /// first, the running one selected).
+    Options {
+        /// `applications`, `releases APPLICATION` or `versions APPLICATION RELEASE`.
+        #[arg(value_name = "LIST", num_args = 1..=3, required = true)]
+        what: Vec<String>,
+    },
     /// Run as a Rundeck script step: read the request from RD_* variables
     /// (see docs/rundeck.md), log to stdout, print RUNDECK:DATA lines.
     Rundeck,

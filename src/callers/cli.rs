@@ -40,6 +40,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
     }
     let (action, target, options) = match &cli.command {
         Command::Rundeck => return Ok(super::rundeck::run(cli.config.clone()).await),
+        Command::Options { what } => return print_options(&config, what),
         Command::Deploy(args) => (Action::Deploy, &args.target, deploy_options(&config, args)?),
         Command::Rollback(args) => (Action::Rollback, &args.deploy.target, deploy_options(&config, &args.deploy)?),
         Command::Plan(target) => (Action::Plan, target, config.deploy_options()?),
@@ -90,6 +91,24 @@ fn deploy_options(config: &Config, args: &DeployArgs) -> Result<DeployOptions> {
         options.lock_wait = duration_flag("--lock-wait", w)?;
     }
     Ok(options)
+}
+
+fn print_options(config: &Config, what: &[String]) -> Result<i32> {
+    use super::options;
+    let words: Vec<&str> = what.iter().map(String::as_str).collect();
+    let choices = match words.as_slice() {
+        ["applications"] => options::applications(config)?,
+        ["releases", application] => options::releases(config, application)?,
+        ["versions", application, release] => options::versions(config, application, release)?,
+        _ => {
+            return Err(Error::Usage(
+                "options takes `applications`, `releases APPLICATION` or `versions APPLICATION RELEASE`".into(),
+            ))
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    let _ = stdout.write_all(options::render(&choices).as_bytes());
+    Ok(0)
 }
 
 fn duration_flag(name: &str, value: &str) -> Result<std::time::Duration> {

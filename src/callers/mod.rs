@@ -2,4 +2,5 @@
 //! the `Outcome` in its caller's format; none talks to the engine itself.
 
 pub mod cli;
+pub mod options;
 pub mod rundeck;

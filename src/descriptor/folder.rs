@@ -43,6 +43,32 @@ pub fn resolve(reference: &DescriptorRef, root: &Path) -> Result<Descriptor> {
     Descriptor::read(reference.clone(), Some(wanted.0), &release_dir.join(wanted.1))
 }
 
+/// The applications in the descriptor folder (its sub-folders), sorted.
+pub fn applications(root: &Path) -> Result<Vec<String>> {
+    sub_folders(root)
+}
+
+/// The releases of an application, sorted.
+pub fn releases(root: &Path, application: &str) -> Result<Vec<String>> {
+    if application.is_empty() || application.contains('/') || application == ".." {
+        return Err(Error::Usage(format!("`{application}` is not an application name")));
+    }
+    sub_folders(&root.join(application))
+}
+
+fn sub_folders(dir: &Path) -> Result<Vec<String>> {
+    let entries = std::fs::read_dir(dir)
+        .map_err(|e| Error::Descriptor(format!("{}: cannot list the descriptor folder: {e}", dir.display())))?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with('.'))
+        .collect();
+    names.sort();
+    Ok(names)
+}
+
 /// The versions in a release folder, oldest first, with their file names.
 pub fn versions(release_dir: &Path) -> Result<Vec<(String, String)>> {
     let entries = std::fs::read_dir(release_dir)

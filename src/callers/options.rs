@@ -1,0 +1,111 @@
+//! Option lists for Rundeck jobs (`valuesUrl`), and `dockmaster options`.
+//!
+//! Rundeck fills a job option's choices from JSON; the
+//! `[{"name": …, "value": …, "selected": …}]` shape keeps the order, so the
+//! newest version comes first, and `selected` pre-selects the version that
+//! runs now. Cascading options (application → release → version) work by
+//! putting `${option.application.value}` into the next option's URL.
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::descriptor::{self, compose, folder, DescriptorRef};
+use crate::error::Result;
+use crate::history;
+
+/// One choice in a Rundeck option list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Choice {
+    /// The label shown.
+    pub name: String,
+    /// The value passed to the job.
+    pub value: String,
+    /// Pre-selected.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub selected: bool,
+}
+
+fn plain(names: Vec<String>) -> Vec<Choice> {
+    names.into_iter().map(|n| Choice { name: n.clone(), value: n, selected: false }).collect()
+}
+
+/// The applications in the descriptor folder.
+pub fn applications(config: &Config) -> Result<Vec<Choice>> {
+    Ok(plain(folder::applications(&config.descriptor_root())?))
+}
+
+/// The releases of an application.
+pub fn releases(config: &Config, application: &str) -> Result<Vec<Choice>> {
+    Ok(plain(folder::releases(&config.descriptor_root(), application)?))
+}
+
+/// The versions of a release, newest first; the one running now (from the
+/// deploy history of its target) is selected.
+pub fn versions(config: &Config, application: &str, release: &str) -> Result<Vec<Choice>> {
+    let root = config.descriptor_root();
+    let reference = DescriptorRef::Named { application: application.into(), release: release.into(), version: None };
+    let mut list = folder::versions(&root.join(application).join(release))?;
+    list.reverse();
+    // The target is the latest descriptor's project name (its `name:` key,
+    // or application-release).
+    let target = descriptor::resolve(&reference, &root)
+        .ok()
+        .and_then(|d| compose::load(&d, &reference.default_project()).ok())
+        .map(|stack| stack.name)
+        .unwrap_or_else(|| reference.default_project());
+    let past = history::read(&config.state_dir(), &target).unwrap_or_default();
+    let (running, _) = history::rollback_candidates(&past);
+    Ok(list
+        .into_iter()
+        .map(|(v, _)| Choice { selected: running.as_deref() == Some(v.as_str()), name: v.clone(), value: v })
+        .collect())
+}
+
+/// Renders a list as Rundeck expects it.
+pub fn render(choices: &[Choice]) -> String {
+    let mut text = serde_json::to_string_pretty(choices).unwrap_or_else(|_| "[]".into());
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_come_newest_first_with_the_running_one_selected() {
+        let root = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let dir = root.path().join("TLO GE/Milestone");
+        std::fs::create_dir_all(&dir).unwrap();
+        for v in ["1", "2", "10"] {
+            std::fs::write(dir.join(format!("{v}.yml")), "services:\n  a:\n    image: busybox\n").unwrap();
+        }
+        std::fs::create_dir_all(root.path().join("TLO EE/Milestone")).unwrap();
+        let config = Config {
+            descriptors: Some(root.path().to_path_buf()),
+            state_dir: Some(state.path().to_path_buf()),
+            ..Default::default()
+        };
+        let deployed = history::Deployment {
+            time: 0,
+            action: "deploy".into(),
+            reference: "TLO GE/Milestone/2".into(),
+            version: Some("2".into()),
+            digest: "sha256:0".into(),
+            verdict: "healthy".into(),
+            rolled_back: false,
+            who: "alice".into(),
+        };
+        history::record(state.path(), "tlo-ge-milestone", &deployed).unwrap();
+        let v = versions(&config, "TLO GE", "Milestone").unwrap();
+        let order: Vec<(&str, bool)> = v.iter().map(|c| (c.value.as_str(), c.selected)).collect();
+        assert_eq!(order, vec![("10", false), ("2", true), ("1", false)]);
+        let apps: Vec<String> = applications(&config).unwrap().into_iter().map(|c| c.value).collect();
+        assert_eq!(apps, vec!["TLO EE", "TLO GE"]);
+        let json: serde_json::Value = serde_json::from_str(&render(&v)).unwrap();
+        assert_eq!(json[1], serde_json::json!({"name": "2", "value": "2", "selected": true}));
+        assert_eq!(json[0], serde_json::json!({"name": "10", "value": "10"}));
+        assert!(releases(&config, "../etc").is_err());
+    }
+}
