@@ -136,6 +136,7 @@ impl Apply<'_> {
         let mut started: Vec<String> = Vec::new();
         let mut in_flight = FuturesUnordered::new();
         let mut failure: Option<String> = None;
+        let mut announced: Vec<String> = Vec::new();
         let limit = self.options.parallelism.max(1);
         loop {
             if let Some(signal) = self.shutdown.reason() {
@@ -163,7 +164,20 @@ impl Apply<'_> {
                         watch.not_started(&change.service, reason.clone());
                         failure.get_or_insert(reason);
                     }
-                    Readiness::Waiting => i += 1,
+                    Readiness::Waiting => {
+                        let service = &pending[i].service;
+                        if !announced.contains(service) {
+                            announced.push(service.clone());
+                            let deps: Vec<String> = self
+                                .stack
+                                .dependencies(service)
+                                .iter()
+                                .map(|(name, d)| format!("{name} ({})", d.condition.as_str()))
+                                .collect();
+                            self.progress.step(&format!("`{service}` waits for {}", deps.join(", ")));
+                        }
+                        i += 1;
+                    }
                 }
             }
             if pending.is_empty() && in_flight.is_empty() {
