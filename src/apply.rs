@@ -94,6 +94,13 @@ pub struct Apply<'a> {
 impl Apply<'_> {
     /// Applies the plan, watches, and rolls back on failure.
     pub async fn run(&self) -> Applied {
+        // Containers kept aside by an earlier deploy that was killed or run
+        // with --no-rollback would block this deploy's renames: the target's
+        // state is what runs under the real names now, so they go first.
+        if let Err(e) = self.clear_leftovers().await {
+            let report = Watch::new(self.engine, self.stack, self.options.stability_window, 0).report(false).await;
+            return Applied { report, rollback: None, error: Some(e) };
+        }
         let deadline = Instant::now() + self.options.timeout;
         let mut watch = Watch::new(self.engine, self.stack, self.options.stability_window, self.options.log_lines);
         let mut undo: Vec<Undo> = Vec::new();
@@ -339,12 +346,19 @@ impl Apply<'_> {
                 }
             }
         }
-        if let Ok(leftovers) = self.engine.leftovers(&self.stack.name).await {
-            for (id, name) in leftovers {
-                self.progress.step(&format!("removing {name}, left behind by an interrupted deploy"));
-                let _ = self.engine.remove_container(&id, &name).await;
-            }
+    }
+
+    /// Removes `_dm_previous` containers an earlier deploy left behind.
+    async fn clear_leftovers(&self) -> Result<(), Error> {
+        let leftovers = self.engine.leftovers(&self.stack.name).await?;
+        let removals = leftovers.iter().map(|(id, name)| async move {
+            self.progress.step(&format!("removing {name}, kept aside by an earlier deploy that did not finish"));
+            self.engine.remove_container(id, name).await
+        });
+        for result in futures_util::future::join_all(removals).await {
+            result?;
         }
+        Ok(())
     }
 
     /// Failure: undo every change in reverse order, then watch what is back.

@@ -49,7 +49,7 @@ pub fn render(outcome: &Outcome) -> String {
         plan: outcome.plan.as_ref(),
         elapsed_seconds: report.map(|r| r.elapsed_seconds),
         timed_out: report.map(|r| r.timed_out),
-        rolled_back: (outcome.action == Action::Deploy).then_some(outcome.rollback.is_some()),
+        rolled_back: matches!(outcome.action, Action::Deploy | Action::Rollback).then_some(outcome.rollback.is_some()),
         rollback: outcome.rollback.as_ref(),
         error: outcome.error.as_ref(),
         images: &outcome.images,

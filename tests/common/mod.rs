@@ -236,6 +236,51 @@ impl TestRun {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
+        let (mut command, line) = self.binary_command(args, env);
+        let done = run_with_deadline(&mut command, BINARY_DEADLINE)
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", env!("CARGO_BIN_EXE_dockmaster")));
+        let output = CliOutput { command: line, code: done.code, stdout: done.stdout, stderr: done.stderr };
+        if done.timed_out {
+            panic!("the binary did not finish within {BINARY_DEADLINE:?} and was killed\n{}", output.describe());
+        }
+        output
+    }
+
+    /// Starts the real binary in the background (same environment as
+    /// [`TestRun::dockmaster_with_env`]); [`Background::finish`] waits for it.
+    /// A `Background` dropped while the binary still runs kills it.
+    pub fn spawn_dockmaster<I, S>(&self, args: I, env: &[(&str, &str)]) -> Background
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let (mut command, line) = self.binary_command(args, env);
+        let mut child = command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", env!("CARGO_BIN_EXE_dockmaster")));
+        let stdout = drain(child.stdout.take());
+        let stderr = drain(child.stderr.take());
+        Background { child, command: line, stdout: Some(stdout), stderr: Some(stderr), started: Instant::now() }
+    }
+
+    /// `dockmaster deploy <file> --timeout 60s --output json`, plus `extra`,
+    /// in the background.
+    pub fn spawn_deploy(&self, file: &str, extra: &[&str]) -> Background {
+        let mut args = vec!["deploy", file, "--timeout", DEPLOY_TIMEOUT, "--output", "json"];
+        args.extend_from_slice(extra);
+        self.spawn_dockmaster(args, &[])
+    }
+
+    /// The binary's command (environment as documented on
+    /// [`TestRun::dockmaster`]) and its shell-like description.
+    fn binary_command<I, S>(&self, args: I, env: &[(&str, &str)]) -> (Command, String)
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let args: Vec<String> = args.into_iter().map(|a| a.as_ref().to_string_lossy().into_owned()).collect();
         let mut command = Command::new(env!("CARGO_BIN_EXE_dockmaster"));
         // The binary reads DOCKMASTER_* variables (output, timeout, ...): keep
@@ -257,13 +302,29 @@ impl TestRun {
             line = format!("{key}={} {line}", shell_quote(value));
         }
         line = format!("DOCKMASTER_CONFIG={} {line}", self.config.display());
-        let done = run_with_deadline(&mut command, BINARY_DEADLINE)
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", env!("CARGO_BIN_EXE_dockmaster")));
-        let output = CliOutput { command: line, code: done.code, stdout: done.stdout, stderr: done.stderr };
-        if done.timed_out {
-            panic!("the binary did not finish within {BINARY_DEADLINE:?} and was killed\n{}", output.describe());
+        (command, line)
+    }
+
+    /// Appends top-level YAML (e.g. `state_dir: /x\n`) to this run's config
+    /// file. The file starts with the `labels:` map, so each added key must
+    /// start at column 0.
+    pub fn add_config(&self, yaml: &str) {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new().append(true).open(&self.config).expect("open the config file");
+        file.write_all(yaml.as_bytes()).expect("append to the config file");
+        if !yaml.ends_with('\n') {
+            file.write_all(b"\n").expect("append to the config file");
         }
-        output
+    }
+
+    /// Gives this run its own `state_dir` (the deploy history `rollback`
+    /// reads) inside the temp folder, so tests do not share history.
+    /// Returns the folder.
+    pub fn private_state_dir(&self) -> PathBuf {
+        let dir = self.dir.path().join("state");
+        std::fs::create_dir_all(&dir).expect("create the state dir");
+        self.add_config(&format!("state_dir: \"{}\"\n", path_arg(&dir)));
+        dir
     }
 
     /// `dockmaster deploy <file> --timeout 60s --output json`, plus `extra`.
@@ -301,21 +362,27 @@ impl TestRun {
     /// Starts recording the engine's container events (start, die,
     /// health_status) for this test's project. Begin before the deploy.
     pub fn watch_events(&self) -> EngineEvents {
+        self.watch_events_of(&["start", "die", "health_status"])
+    }
+
+    /// Like [`TestRun::watch_events`], for the given event actions
+    /// (`create`, `start`, `die`, `rename`, `destroy`, ...).
+    pub fn watch_events_of(&self, actions: &[&str]) -> EngineEvents {
         let file = self.dir.path().join(format!("events-{}.jsonl", COUNTER_EVENTS.fetch_add(1, Ordering::Relaxed)));
         let out = std::fs::File::create(&file).expect("create the events file");
         // `--since` replays what happened between here and the moment the
         // subscription is in place, so no event is lost to that race.
         let since = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs().saturating_sub(2)).unwrap_or(0);
-        let child = Command::new("docker")
+        let mut command = Command::new("docker");
+        command
             .args(["events", "--since", &since.to_string(), "--format", "{{json .}}"])
             .args(["--filter", "type=container"])
-            .args(["--filter", &format!("label={}", self.target_label())])
-            .args(["--filter", "event=start", "--filter", "event=die", "--filter", "event=health_status"])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start `docker events`");
+            .args(["--filter", &format!("label={}", self.target_label())]);
+        for action in actions {
+            command.args(["--filter", &format!("event={action}")]);
+        }
+        let child =
+            command.stdin(Stdio::null()).stdout(out).stderr(Stdio::null()).spawn().expect("start `docker events`");
         EngineEvents { child, file }
     }
 }
@@ -387,6 +454,109 @@ fn remove_all(verb: &[&str], mut items: Vec<String>) {
         ),
         Err(e) => eprintln!("warning: cleanup `docker {}` could not run: {e}", verb.join(" ")),
     }
+}
+
+// ---------------------------------------------------------------------------
+// The binary in the background
+// ---------------------------------------------------------------------------
+
+/// The real binary running in the background (a deploy the test interrupts
+/// or races against).
+pub struct Background {
+    child: Child,
+    command: String,
+    stdout: Option<std::thread::JoinHandle<String>>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+    started: Instant,
+}
+
+impl Background {
+    /// The process id, e.g. for `kill -TERM`.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The command line, for failure messages.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Sends `signal` (`TERM`, `INT`, ...) to the process with `kill`.
+    #[track_caller]
+    pub fn signal(&self, signal: &str) {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill")
+            .args([format!("-{signal}").as_str(), pid.as_str()])
+            .status()
+            .unwrap_or_else(|e| panic!("cannot run `kill -{signal} {pid}`: {e}"));
+        assert!(status.success(), "`kill -{signal} {pid}` failed: {status}");
+    }
+
+    /// Waits for the process to end (killing it, and failing the test, if it
+    /// runs longer than the harness's deadline for one binary run) and
+    /// returns what it did.
+    pub fn finish(mut self) -> CliOutput {
+        let mut timed_out = false;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break Some(status),
+                Ok(None) if self.started.elapsed() > BINARY_DEADLINE => {
+                    timed_out = true;
+                    let _ = self.child.kill();
+                    break self.child.wait().ok();
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                Err(e) => panic!("cannot wait for `{}`: {e}", self.command),
+            }
+        };
+        let output = CliOutput {
+            command: self.command.clone(),
+            code: status.and_then(|s| s.code()),
+            stdout: self.stdout.take().and_then(|h| h.join().ok()).unwrap_or_default(),
+            stderr: self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default(),
+        };
+        if timed_out {
+            panic!("the binary did not finish within {BINARY_DEADLINE:?} and was killed\n{}", output.describe());
+        }
+        output
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // Only when the test failed before `finish`: never leave the
+        // process running (the test run's cleanup follows).
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `condition` every 100 ms until it holds or `limit` passes; returns
+/// whether it held. A bound on waiting, not a timing assertion.
+pub fn wait_until(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let started = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if started.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released at once).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+    listener.local_addr().expect("local address").port()
 }
 
 // ---------------------------------------------------------------------------
