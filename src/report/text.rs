@@ -61,10 +61,23 @@ fn render_plan(out: &mut String, plan: &Plan) {
     let rows: Vec<Vec<String>> = plan
         .services
         .iter()
-        .map(|c| vec![c.service.clone(), c.action.as_str().into(), c.container.clone(), c.reasons.join("; ")])
+        .map(|c| {
+            let strategy = match c.strategy {
+                Some(crate::plan::Strategy::StartFirst) => "start-first",
+                Some(crate::plan::Strategy::StopFirst) => "stop-first",
+                None => "-",
+            };
+            vec![
+                c.service.clone(),
+                c.action.as_str().into(),
+                strategy.into(),
+                c.container.clone(),
+                c.reasons.join("; "),
+            ]
+        })
         .collect();
     out.push('\n');
-    table(out, &["SERVICE", "ACTION", "CONTAINER", "WHY"], &rows);
+    table(out, &["SERVICE", "ACTION", "STRATEGY", "CONTAINER", "WHY"], &rows);
     for n in &plan.networks {
         let _ = writeln!(out, "network {n}: create");
     }
