@@ -205,17 +205,33 @@ async fn ensure_images(
     for (name, svc) in &stack.services {
         let existing = engine.image_id(&svc.image).await?;
         let buildable = svc.build.is_some();
+        let policy = svc.pull_policy.unwrap_or(crate::stack::PullPolicy::Missing);
+        if policy == crate::stack::PullPolicy::Build && !buildable {
+            return Err(Error::Descriptor(format!("service `{name}`: pull_policy: build needs a build section")));
+        }
+        let force_build = request.options.build || policy == crate::stack::PullPolicy::Build;
+        let force_pull = policy == crate::stack::PullPolicy::Always && !buildable;
         let mut archive = None;
         let (id, source) = if buildable && built.contains(&svc.image) {
             // Several services may share one built image: build it once.
             (engine.image_id(&svc.image).await?, "built")
-        } else if buildable && (request.options.build || existing.is_none()) {
+        } else if buildable && (force_build || existing.is_none()) {
             progress.step(&format!("building image `{}` for service `{name}`", svc.image));
             let mut lines = |line: &str| progress.step(&format!("  {line}"));
             built.push(svc.image.clone());
             (Some(engine.build(name, svc, &mut lines).await?), "built")
+        } else if force_pull && config.deploy.pull != Some(crate::config::PullPolicy::Never) {
+            progress.step(&format!("pulling image `{}` for service `{name}` (pull_policy: always)", svc.image));
+            let mut lines = |line: &str| progress.step(&format!("  {line}"));
+            (Some(engine.pull(&svc.image, &mut lines).await?), "pulled")
         } else if let Some(id) = existing {
             (Some(id), "present")
+        } else if policy == crate::stack::PullPolicy::Never {
+            return Err(Error::Unreachable(format!(
+                "image `{}` of service `{name}` is not on the engine and the service says pull_policy: never; \
+                 build or load it on the engine first",
+                svc.image
+            )));
         } else if let Some(path) =
             config.image_archives.as_deref().and_then(|dir| crate::engine::archive::find(dir, &svc.image))
         {

@@ -155,7 +155,12 @@ pub struct ConfigHash {
 /// `one_shot` is part of the hash because it changes how the container is
 /// watched; `stack_name` because it shapes network and volume names.
 pub fn config_hash(stack: &Stack, service: &str, svc: &Service) -> ConfigHash {
-    let value = serde_json::to_value(svc).unwrap_or(serde_json::Value::Null);
+    let mut value = serde_json::to_value(svc).unwrap_or(serde_json::Value::Null);
+    // How the image is obtained is not part of the container (Compose
+    // leaves it out of its hash too); the image ID decides instead.
+    if let serde_json::Value::Object(map) = &mut value {
+        map.remove("pull_policy");
+    }
     let mut fields = BTreeMap::new();
     if let serde_json::Value::Object(map) = &value {
         for (key, field) in map {
@@ -472,6 +477,15 @@ mod tests {
         assert!(get("sidecar").reasons[0].contains("network_mode"), "{:?}", get("sidecar").reasons);
         assert_eq!(get("db").strategy, Some(Strategy::StartFirst));
         assert_eq!(get("web").strategy, Some(Strategy::StopFirst), "a fixed host port cannot be shared");
+    }
+
+    #[test]
+    fn how_the_image_is_obtained_does_not_recreate_the_container() {
+        let s = stack();
+        let mut changed = s.clone();
+        changed.services.get_mut("web").unwrap().pull_policy = Some(crate::stack::PullPolicy::Always);
+        let p = plan(&changed, &observed_as_deployed(&s), &images(), &["shop_default".into()], &["shop_data".into()]);
+        assert!(p.is_noop(), "{p:?}");
     }
 
     #[test]

@@ -148,6 +148,25 @@ pub struct Service {
     /// Logging driver and options (`logging`, v1 `log_driver`/`log_opt`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logging: Option<Logging>,
+    /// When to pull the image (`pull_policy`); `None` is `missing`. Not part
+    /// of the configuration hash, as in Compose: it changes how the image is
+    /// obtained, not the container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull_policy: Option<PullPolicy>,
+}
+
+/// Compose's `pull_policy`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PullPolicy {
+    /// Pull only when the engine lacks the image (`missing`, `if_not_present`).
+    Missing,
+    /// Pull on every deploy: a new image behind the tag recreates the container.
+    Always,
+    /// Never pull: the image must be on the engine (built, loaded, or pulled before).
+    Never,
+    /// Build the image on every deploy (needs a `build` section).
+    Build,
 }
 
 /// How to build a service's image.

@@ -24,7 +24,7 @@ use super::value::{
     boolean, integer, is_empty, list, list_or_dict, mapping, opt_string, string, string_list, type_name, unknown_key,
     unsupported_key,
 };
-use crate::stack::{Build, Condition, Dependency, Service, ServiceNetwork};
+use crate::stack::{Build, Condition, Dependency, PullPolicy, Service, ServiceNetwork};
 
 /// The label that marks a service as one-shot: `dockmaster.one-shot: "true"`
 /// means the service has done its job when it exits 0 (a migration, a
@@ -149,9 +149,21 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
             "init" | "read_only" | "oom_kill_disable" => default_only(place, &key, v, |v, at| Ok(!flag(v, at)?))?,
             "attach" => default_only(place, &key, v, flag)?,
             "scale" => default_only(place, &key, v, |v, at| Ok(v.is_null() || integer(v, at)? == 1))?,
-            "pull_policy" => default_only(place, &key, v, |v, at| {
-                Ok(matches!(opt_string(v, at)?.as_deref(), None | Some("missing" | "if_not_present")))
-            })?,
+            "pull_policy" => {
+                svc.pull_policy = match opt_string(v, &at)?.as_deref() {
+                    None => None,
+                    Some("missing" | "if_not_present") => Some(PullPolicy::Missing),
+                    Some("always") => Some(PullPolicy::Always),
+                    Some("never") => Some(PullPolicy::Never),
+                    Some("build") => Some(PullPolicy::Build),
+                    Some(other) => {
+                        return Err(at.fault(format!(
+                            "pull_policy {other:?} is not supported: use always, missing, never or build \
+                             (the periodic forms daily/weekly/every_* are not supported yet)"
+                        )))
+                    }
+                }
+            }
             "expose" | "profiles" | "develop" => {
                 if !is_empty(v) {
                     cx.warnings.push(format!(

@@ -517,3 +517,14 @@ fn optional_dependencies_on_missing_services_only_warn() {
     let stack = loaded("services:\n  a:\n    image: x\n    depends_on:\n      ghost:\n        condition: service_started\n        required: false\n");
     assert!(stack.warnings.iter().any(|w| w.contains("optional dependency \"ghost\"")), "{:?}", stack.warnings);
 }
+
+#[test]
+fn pull_policy_is_read_and_unknown_forms_are_refused_by_place() {
+    let s = loaded(
+        "services:\n  a:\n    image: x\n    pull_policy: always\n  b:\n    image: y\n    pull_policy: if_not_present\n",
+    );
+    assert_eq!(s.services["a"].pull_policy, Some(crate::stack::PullPolicy::Always));
+    assert_eq!(s.services["b"].pull_policy, Some(crate::stack::PullPolicy::Missing));
+    let err = load_text("services:\n  a:\n    image: x\n    pull_policy: daily\n").unwrap_err().to_string();
+    assert!(err.contains("pull_policy") && err.contains("daily"), "{err}");
+}
