@@ -52,6 +52,14 @@ pub enum Command {
         #[arg(value_name = "LIST", num_args = 1..=3, required = true)]
         what: Vec<String>,
     },
+    /// Run the long-lived service: health (/healthz, /readyz) and Rundeck
+    /// option lists (/options/...) over HTTP, until SIGINT/SIGTERM.
+    Serve {
+        /// Address to listen on; default: the config's serve.listen, else
+        /// 127.0.0.1:8080.
+        #[arg(long, value_name = "HOST:PORT", env = "DOCKMASTER_LISTEN")]
+        listen: Option<String>,
+    },
     /// Run as a Rundeck script step: read the request from RD_* variables
     /// (see docs/rundeck.md), log to stdout, print RUNDECK:DATA lines.
     Rundeck,

@@ -45,6 +45,9 @@ pub struct Config {
     /// Deploy defaults; command-line flags override them.
     #[serde(default)]
     pub deploy: DeployDefaults,
+    /// `dockmaster serve` settings.
+    #[serde(default)]
+    pub serve: crate::serve::ServeConfig,
 }
 
 /// Defaults for how deploys behave.

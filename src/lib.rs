@@ -19,5 +19,6 @@ pub mod pipeline;
 pub mod plan;
 pub mod report;
 pub mod request;
+pub mod serve;
 pub mod shutdown;
 pub mod stack;

@@ -41,6 +41,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
     let (action, target, options) = match &cli.command {
         Command::Rundeck => return Ok(super::rundeck::run(cli.config.clone()).await),
         Command::Options { what } => return print_options(&config, what),
+        Command::Serve { listen } => return crate::serve::run(config, listen.clone()).await.map(|()| 0),
         Command::Deploy(args) => (Action::Deploy, &args.target, deploy_options(&config, args)?),
         Command::Rollback(args) => (Action::Rollback, &args.deploy.target, deploy_options(&config, &args.deploy)?),
         Command::Plan(target) => (Action::Plan, target, config.deploy_options()?),
