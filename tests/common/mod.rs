@@ -183,7 +183,14 @@ impl TestRun {
         let project = format!("dmt-{short}-{scenario}");
         let dir = tempfile::Builder::new().prefix("dockmaster-test-").tempdir().expect("create a temp dir");
         let config = dir.path().join("dockmaster.yaml");
-        std::fs::write(&config, format!("labels:\n  {TEST_RUN_LABEL}: \"{id}\"\n")).expect("write the config file");
+        // Every run keeps its deploy history in its own temp folder, never
+        // in the user's ~/.local/state.
+        let state = dir.path().join("state");
+        std::fs::write(
+            &config,
+            format!("labels:\n  {TEST_RUN_LABEL}: \"{id}\"\nstate_dir: \"{}\"\n", path_arg(&state)),
+        )
+        .expect("write the config file");
         TestRun { id, project, config, dir, images: RefCell::new(Vec::new()) }
     }
 
@@ -321,9 +328,9 @@ impl TestRun {
     /// reads) inside the temp folder, so tests do not share history.
     /// Returns the folder.
     pub fn private_state_dir(&self) -> PathBuf {
+        // Every run's config already points `state_dir` here.
         let dir = self.dir.path().join("state");
         std::fs::create_dir_all(&dir).expect("create the state dir");
-        self.add_config(&format!("state_dir: \"{}\"\n", path_arg(&dir)));
         dir
     }
 
