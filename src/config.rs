@@ -48,6 +48,18 @@ pub struct Config {
     /// `dockmaster serve` settings.
     #[serde(default)]
     pub serve: crate::serve::ServeConfig,
+    /// Where reports are posted besides the caller's own output.
+    #[serde(default)]
+    pub notify: NotifyConfig,
+}
+
+/// Report delivery settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyConfig {
+    /// Incoming webhooks every deploy, rollback and down reports to.
+    #[serde(default)]
+    pub webhooks: Vec<crate::notify::Webhook>,
 }
 
 /// Defaults for how deploys behave.

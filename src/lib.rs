@@ -15,6 +15,7 @@ pub mod error;
 pub mod health;
 pub mod history;
 pub mod lock;
+pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod report;

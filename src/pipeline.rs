@@ -35,8 +35,20 @@ impl Progress for Silent {
     fn step(&self, _line: &str) {}
 }
 
-/// Runs one request through every stage and returns what happened.
+/// Runs one request through every stage, posts the report to the
+/// configured webhooks, and returns what happened.
 pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, shutdown: &Shutdown) -> Result<Outcome> {
+    let result = stages(request, config, progress, shutdown).await;
+    if matches!(request.action, Action::Deploy | Action::Rollback | Action::Down) {
+        match &result {
+            Ok(outcome) => crate::notify::send_all(&config.notify.webhooks, outcome, progress).await,
+            Err(e) => crate::notify::send_error(&config.notify.webhooks, request, e, progress).await,
+        }
+    }
+    result
+}
+
+async fn stages(request: &Request, config: &Config, progress: &dyn Progress, shutdown: &Shutdown) -> Result<Outcome> {
     // Identity and access (LDAP) will run here, before anything is read.
     let descriptor = descriptor::resolve(&request.descriptor, &config.descriptor_root())?;
     let mut stack = compose::load(&descriptor, &request.descriptor.default_project())?;

@@ -4,6 +4,7 @@
 //! audience's format is tested without deploying anything. The terminal
 //! table is [`text`]; the machine-readable form is [`json`].
 
+pub mod chat;
 pub mod json;
 pub mod text;
 
