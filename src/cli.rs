@@ -23,7 +23,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "DOCKMASTER_DESCRIPTORS", value_name = "DIR")]
     pub descriptors: Option<PathBuf>,
 
-    /// Print only the report: no progress lines on stderr.
+    /// For cron: print nothing unless the command fails (exit code not 0);
+    /// then print the report. No progress lines, no notes.
     #[arg(long, short = 'q', global = true, env = "DOCKMASTER_QUIET")]
     pub quiet: bool,
 

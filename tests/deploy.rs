@@ -664,3 +664,19 @@ fn everything_dockmaster_creates_is_labelled_and_a_dropped_test_run_leaves_nothi
     assert!(!network_exists(&network), "the network {network} is gone");
     assert!(!volume_exists(&volume), "the volume {volume} is gone");
 }
+
+#[test]
+fn quiet_prints_nothing_on_success_and_the_report_on_failure_for_cron() {
+    let Some(run) = TestRun::start("quiet") else { return };
+    let file =
+        run.compose(&format!("services:\n  app:\n    image: {FIXTURE_IMAGE}\n    command: [\"sleep\", \"1000\"]\n"));
+    let ok = run.dockmaster(["--quiet", "deploy", file.as_str(), "--stability-window", "1s"]);
+    ok.assert_exit(0);
+    ok.check(ok.stdout.is_empty() && ok.stderr.is_empty(), "a quiet success prints nothing at all");
+    let bad = run.compose(&format!(
+        "services:\n  app:\n    image: {FIXTURE_IMAGE}\n    command: [\"sh\", \"-c\", \"exit 3\"]\n    restart: always\n"
+    ));
+    let failed = run.dockmaster(["--quiet", "deploy", bad.as_str()]);
+    failed.assert_exit(1);
+    failed.check(failed.stdout.contains("VERDICT: FAILED"), "a quiet failure prints its report");
+}

@@ -71,7 +71,10 @@ async fn try_run(cli: Cli) -> Result<i32> {
     let (trigger, shutdown) = Shutdown::new();
     crate::shutdown::listen_for_signals(trigger);
     let outcome = pipeline::run(&request, &config, progress.as_ref(), &shutdown).await?;
-    print_outcome(&outcome, target.output);
+    // Quiet (cron): silence is success; a failure prints its report.
+    if !cli.quiet || outcome.exit_code() != 0 {
+        print_outcome(&outcome, target.output);
+    }
     Ok(outcome.exit_code())
 }
 
