@@ -9,8 +9,8 @@
 mod common;
 
 use common::{
-    container_labels, container_time, containers_with_label, describe_events, first_event, fixture_context, inspect,
-    label_of, names, network_exists, networks_with_label, path_arg, published_port, repo_root, volume_exists,
+    container_labels, container_time, containers_with_label, describe_events, docker, first_event, fixture_context,
+    inspect, label_of, names, network_exists, networks_with_label, path_arg, published_port, repo_root, volume_exists,
     volumes_with_label, TestRun, FIXTURE_IMAGE,
 };
 
@@ -679,4 +679,32 @@ fn quiet_prints_nothing_on_success_and_the_report_on_failure_for_cron() {
     let failed = run.dockmaster(["--quiet", "deploy", bad.as_str()]);
     failed.assert_exit(1);
     failed.check(failed.stdout.contains("VERDICT: FAILED"), "a quiet failure prints its report");
+}
+
+#[test]
+fn a_v1_descriptor_like_our_users_deploys_on_the_default_bridge_with_links_and_data_containers() {
+    let Some(run) = TestRun::start("v1") else { return };
+    let data_name = format!("{}-app-data", run.project);
+    let app_name = format!("{}-app", run.project);
+    // v1: services at the top level, no `name:` key (the project comes from --project).
+    let file = run.write(
+        "v1/compose.yml",
+        &format!(
+            "app-data:\n    image: {FIXTURE_IMAGE}\n    container_name: {data_name}\n    command: 'true'\n    volumes:\n    - /config\n\
+             app:\n    image: {FIXTURE_IMAGE}\n    container_name: {app_name}\n    restart: always\n    command: sh -c \"echo hello > /config/hello; while true; do echo PONG | nc -l -p 7000; done\"\n    volumes_from:\n    - app-data\n\
+             client:\n    image: {FIXTURE_IMAGE}\n    links:\n    - app:backend\n    command: sh -c \"until nc backend 7000; do sleep 0.2; done; sleep 100000\"\n"
+        ),
+    );
+    let out = run.deploy(&file, &["--project", &run.project, "--stability-window", "2s"]);
+    out.assert_exit(0);
+    let report = out.json();
+    report.check(report.status("app-data") == "completed", "the data container is completed");
+    report.check(report.status("app") == "running", "app runs");
+    let mode = inspect(&app_name, "{{.HostConfig.NetworkMode}}").unwrap_or_default();
+    out.check(mode == "bridge", format!("v1 services use the default bridge, got {mode}"));
+    let from = inspect(&app_name, "{{json .HostConfig.VolumesFrom}}").unwrap_or_default();
+    out.check(from.contains(&data_name), format!("volumes_from names the data container, got {from}"));
+    out.check(!network_exists(&format!("{}_default", run.project)), "no project network for v1");
+    let logs = docker(&["logs", &format!("{}-client-1", run.project)]);
+    out.check(String::from_utf8_lossy(&logs.stdout).contains("PONG"), "the legacy link `backend` reaches app");
 }

@@ -33,6 +33,7 @@ mod runtime;
 mod service;
 mod toplevel;
 mod units;
+mod v1;
 mod value;
 
 #[cfg(test)]
@@ -106,6 +107,9 @@ pub fn load_with_env(
             place.describe()
         ));
     }
+    if format == Format::V1 {
+        v1::normalise(&mut tree, &mut warnings).map_err(fail)?;
+    }
     let mut stack = read_stack(&tree, format, default_project, &dir, &lookup, warnings).map_err(fail)?;
     checks::check(&mut stack).map_err(fail)?;
     Ok(stack)
@@ -176,15 +180,7 @@ fn detect_format(tree: &Value) -> Parsed<(Format, Vec<String>)> {
         let looks_v1 =
             !map.contains_key("services") && !map.contains_key("version") && map.values().all(|v| v.is_mapping());
         if looks_v1 {
-            let names: Vec<String> = foreign.iter().map(|k| format!("{k:?}")).collect();
-            return Err(root.fault_at_key(
-                first,
-                format!(
-                    "this is a Compose v1 file (services at the top level: {}); the v1 format is not supported yet \
-                     by dockmaster: move the services under a `services:` key",
-                    names.join(", ")
-                ),
-            ));
+            return Ok((Format::V1, Vec::new()));
         }
         return Err(value::unknown_key(&root, first, TOP_LEVEL_KEYS));
     }

@@ -452,10 +452,7 @@ fn errors_name_the_file_the_line_the_place_and_the_fix() {
         ),
         ("services:\n  web:\n    image: x\n    deploy:\n      replicas: 3\n", &["more than one replica"]),
         ("services:\n  web:\n    image: x\n    extends: base\n", &["\"extends\" is not supported yet"]),
-        (
-            "web:\n  image: x\ndb:\n  image: y\n",
-            &["Compose v1 file", "\"web\", \"db\"", "move the services under a `services:` key"],
-        ),
+        ("web:\n  image: x\n  net: [host]\ndb:\n  image: y\n", &[":3: key \"web.net\"", "`net` must be a string"]),
         (
             "services:\n  a:\n    image: x\nservice:\n  b: {}\n",
             &[":4: unknown key \"service\"", "did you mean \"services\""],
@@ -527,4 +524,18 @@ fn pull_policy_is_read_and_unknown_forms_are_refused_by_place() {
     assert_eq!(s.services["b"].pull_policy, Some(crate::stack::PullPolicy::Missing));
     let err = load_text("services:\n  a:\n    image: x\n    pull_policy: daily\n").unwrap_err().to_string();
     assert!(err.contains("pull_policy") && err.contains("daily"), "{err}");
+}
+
+#[test]
+fn the_registry_fragments_in_v1_load_with_their_data_containers_and_host_networking() {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/examples/registry/plex.yml"))
+        .unwrap_or_else(|_| "plex-data:\n  image: busybox\n  command: 'true'\n  volumes: [/config]\nplex:\n  image: timhaak/plex\n  net: host\n  ports: ['32400:32400']\n  volumes_from: [plex-data, bittorrent-sync-data]\n".into());
+    let s = loaded(&text);
+    assert_eq!(s.format, crate::stack::Format::V1);
+    let plex = &s.services["plex"];
+    assert_eq!(plex.network_mode.as_deref(), Some("host"));
+    assert_eq!(plex.volumes_from[0].source, VolumesFromSource::Service("plex-data".into()));
+    assert_eq!(plex.volumes_from[1].source, VolumesFromSource::Container("bittorrent-sync-data".into()));
+    assert!(s.is_one_shot("plex-data"), "a data container is one-shot");
+    assert_eq!(s.services["plex-data"].network_mode.as_deref(), Some("bridge"));
 }

@@ -1,0 +1,148 @@
+//! Compose v1: services at the top level, as docker-compose 1.x read them.
+//!
+//! The teams we serve publish v1 descriptors; Compose v2 no longer reads
+//! them. This module rewrites a v1 tree into the Compose Specification's
+//! shape, the way docker-compose 1.29.2 normalised it, so the one reader
+//! after it handles both:
+//!
+//! - services move under `services:`;
+//! - `net: container:x` becomes `network_mode: service:x` when `x` is a
+//!   service (else it stays `container:x`), and `net: host|bridge|none`
+//!   becomes `network_mode`;
+//! - a service with no `net:` joins the engine's default bridge
+//!   (`network_mode: bridge`) with legacy `links`, not a project network;
+//! - `volumes_from: [x]` takes the volumes of service `x`, or of an existing
+//!   container `x` when no service has that name (`container:x`);
+//! - `log_driver`/`log_opt` become `logging`, `dockerfile` goes into `build`;
+//! - a named volume (`data:/data`) uses the literal engine-side name, as v1
+//!   did (no project prefix): it is declared with that `name:`.
+
+use serde_yaml::{Mapping, Value};
+
+use super::fault::{Parsed, Place};
+
+/// Rewrites a v1 tree in place into the Specification's shape. `warnings`
+/// gets the notes a person should see (one, saying the file is v1).
+pub(super) fn normalise(tree: &mut Value, warnings: &mut Vec<String>) -> Parsed<()> {
+    let Value::Mapping(top) = std::mem::take(tree) else { return Ok(()) };
+    let names: Vec<String> = top.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+    let mut services = Mapping::new();
+    let mut volumes = Mapping::new();
+    for (key, value) in top {
+        let Some(name) = key.as_str().map(str::to_string) else { continue };
+        let place = Place::root().key(&name);
+        let Value::Mapping(mut svc) = value else {
+            return Err(place.fault("a v1 service must be a mapping of its settings"));
+        };
+        rewrite_service(&mut svc, &names, &mut volumes, &place)?;
+        services.insert(Value::String(name), Value::Mapping(svc));
+    }
+    let mut spec = Mapping::new();
+    spec.insert("services".into(), Value::Mapping(services));
+    if !volumes.is_empty() {
+        spec.insert("volumes".into(), Value::Mapping(volumes));
+    }
+    *tree = Value::Mapping(spec);
+    warnings.push(
+        "this is a Compose v1 file (services at the top level): read as docker-compose 1.29.2 did, \
+         on the default bridge with legacy links"
+            .to_string(),
+    );
+    Ok(())
+}
+
+fn rewrite_service(svc: &mut Mapping, services: &[String], volumes: &mut Mapping, place: &Place) -> Parsed<()> {
+    if svc.contains_key("network_mode") || svc.contains_key("networks") {
+        return Err(place.fault("`network_mode` and `networks` are not v1 keys: use `net:` in a v1 file"));
+    }
+    match svc.remove("net") {
+        Some(Value::String(net)) => {
+            let mode = match net.strip_prefix("container:") {
+                Some(other) if services.iter().any(|s| s == other) => format!("service:{other}"),
+                _ => net,
+            };
+            svc.insert("network_mode".into(), Value::String(mode));
+        }
+        Some(Value::Null) | None => {
+            svc.insert("network_mode".into(), "bridge".into());
+        }
+        Some(_) => return Err(place.key("net").fault("`net` must be a string (host, bridge, none or container:NAME)")),
+    }
+    if let Some(Value::Sequence(list)) = svc.get_mut("volumes_from") {
+        for entry in list.iter_mut() {
+            let Some(text) = entry.as_str() else { continue };
+            if text.starts_with("container:") || text.starts_with("service:") {
+                continue;
+            }
+            let source = text.split(':').next().unwrap_or(text);
+            if !services.iter().any(|s| s == source) {
+                *entry = Value::String(format!("container:{text}"));
+            }
+        }
+    }
+    let driver = svc.remove("log_driver");
+    let options = svc.remove("log_opt");
+    if driver.is_some() || options.is_some() {
+        let mut logging = Mapping::new();
+        if let Some(d) = driver {
+            logging.insert("driver".into(), d);
+        }
+        if let Some(o) = options {
+            logging.insert("options".into(), o);
+        }
+        svc.insert("logging".into(), Value::Mapping(logging));
+    }
+    if let Some(dockerfile) = svc.remove("dockerfile") {
+        let context = svc.remove("build").unwrap_or_else(|| ".".into());
+        let mut build = Mapping::new();
+        build.insert("context".into(), context);
+        build.insert("dockerfile".into(), dockerfile);
+        svc.insert("build".into(), Value::Mapping(build));
+    }
+    if let Some(Value::Sequence(list)) = svc.get("volumes") {
+        for entry in list {
+            let Some(text) = entry.as_str() else { continue };
+            let source = text.split(':').next().unwrap_or_default();
+            let is_named = text.contains(':')
+                && !source.is_empty()
+                && !source.starts_with(['/', '.', '~', '$'])
+                && !source.contains('/');
+            if is_named {
+                let mut declared = Mapping::new();
+                declared.insert("name".into(), Value::String(source.to_string()));
+                volumes.insert(Value::String(source.to_string()), Value::Mapping(declared));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn normalised(text: &str) -> Value {
+        let mut tree: Value = serde_yaml::from_str(text).unwrap();
+        let mut warnings = vec![];
+        normalise(&mut tree, &mut warnings).unwrap();
+        assert!(warnings[0].contains("v1"));
+        tree
+    }
+
+    #[test]
+    fn v1_services_are_rewritten_as_docker_compose_1_29_did() {
+        let t = normalised(
+            "app:\n  image: a\n  net: \"container:db\"\n  volumes_from: [data, ext-data:ro]\n  log_driver: syslog\n  log_opt: {tag: x}\n  volumes: ['cache:/c', './rel:/r']\ndb:\n  image: b\n  net: host\ndata:\n  image: busybox\n",
+        );
+        let app = &t["services"]["app"];
+        assert_eq!(app["network_mode"], "service:db");
+        assert_eq!(app["volumes_from"][0], "data");
+        assert_eq!(app["volumes_from"][1], "container:ext-data:ro");
+        assert_eq!(app["logging"]["driver"], "syslog");
+        assert_eq!(app["logging"]["options"]["tag"], "x");
+        assert_eq!(t["services"]["db"]["network_mode"], "host");
+        assert_eq!(t["services"]["data"]["network_mode"], "bridge");
+        assert_eq!(t["volumes"]["cache"]["name"], "cache");
+        assert!(t["volumes"].get("./rel").is_none());
+    }
+}
