@@ -182,15 +182,10 @@ pub async fn send_error(
         source: request.descriptor.to_string(),
         digest: String::new(),
     };
+    let target = request.project.clone().unwrap_or_else(|| request.descriptor.default_project());
     let outcome = Outcome {
-        target: request.project.clone().unwrap_or_else(|| request.descriptor.default_project()),
-        action: request.action,
-        descriptor: summary,
-        plan: None,
-        report: None,
-        rollback: None,
-        images: vec![],
         error: Some(crate::request::OutcomeError { exit_code: error.exit_code(), message: error.to_string() }),
+        ..Outcome::new(target, request.action, summary)
     };
     send_all(webhooks, &outcome, progress).await;
 }

@@ -62,16 +62,7 @@ async fn stages(request: &Request, config: &Config, progress: &dyn Progress, shu
         Action::Plan => {
             let images = local_images(&engine, &stack).await?;
             let plan = observe_and_plan(&engine, &stack, &images).await?;
-            Ok(Outcome {
-                target: stack.name.clone(),
-                action: request.action,
-                descriptor: summary,
-                plan: Some(plan),
-                report: None,
-                rollback: None,
-                images: vec![],
-                error: None,
-            })
+            Ok(Outcome { plan: Some(plan), ..Outcome::new(stack.name.clone(), request.action, summary) })
         }
         Action::Deploy => {
             let _lock = lock(request, config, &stack.name, progress).await?;
@@ -399,16 +390,7 @@ async fn status(
         }
     }
     let report = watch.report(false).await;
-    Ok(Outcome {
-        target: stack.name.clone(),
-        action: Action::Status,
-        descriptor: summary,
-        plan: None,
-        report: Some(report),
-        rollback: None,
-        images: vec![],
-        error: None,
-    })
+    Ok(Outcome { report: Some(report), ..Outcome::new(stack.name.clone(), Action::Status, summary) })
 }
 
 async fn down(
@@ -453,14 +435,5 @@ async fn down(
         warnings.push(format!("kept volumes {} (use --volumes to remove them)", volumes.join(", ")));
     }
     let plan = Plan { target: stack.name.clone(), services: changes, networks, volumes: vec![], warnings };
-    Ok(Outcome {
-        target: stack.name.clone(),
-        action: Action::Down,
-        descriptor: summary,
-        plan: Some(plan),
-        report: None,
-        rollback: None,
-        images: vec![],
-        error: None,
-    })
+    Ok(Outcome { plan: Some(plan), ..Outcome::new(stack.name.clone(), Action::Down, summary) })
 }

@@ -203,6 +203,12 @@ pub struct OutcomeError {
 }
 
 impl Outcome {
+    /// An outcome with nothing in it yet but what it is about; the stages
+    /// fill in the plan, the report and the rest.
+    pub fn new(target: String, action: Action, descriptor: DescriptorSummary) -> Outcome {
+        Outcome { target, action, descriptor, plan: None, report: None, rollback: None, images: vec![], error: None }
+    }
+
     /// The exit code the contract assigns to this outcome: 0 when every
     /// service is healthy (or nothing was watched), 1 otherwise.
     pub fn exit_code(&self) -> i32 {

@@ -412,15 +412,7 @@ fn the_next_deploy_after_a_no_rollback_failure_replaces_the_failed_service_and_c
 
     // docs/deploying.md: the replaced containers stay under their
     // `_dm_previous` names "until the next successful deploy removes them".
-    run.compose(&app_with_volume("3", r#"["CMD", "true"]"#));
-    let out = run.deploy(&file, &[]);
-    out.assert_exit(0);
-    let report = out.json();
-    report.check(report.status("app") == "healthy", "the next deploy's app is healthy");
-    let env = inspect(&run.container("app"), "{{json .Config.Env}}").unwrap_or_default();
-    out.check(env.contains("VERSION=3"), format!("the next deploy's container runs (env {env})"));
-    let leftovers = kept_aside(&run);
-    out.check(leftovers.is_empty(), format!("the next successful deploy removed the kept containers: {leftovers:?}"));
+    next_deploy_succeeds_and_clears_the_kept_containers(&run, &file);
 }
 
 #[test]
@@ -446,15 +438,20 @@ fn after_a_deploy_killed_with_sigkill_the_next_deploy_succeeds_and_removes_the_l
 
     // docs/deploying.md: "the next successful deploy of the target removes
     // the `_dm_previous` leftovers".
+    next_deploy_succeeds_and_clears_the_kept_containers(&run, &file);
+}
+
+/// Deploys a healthy v3 and checks it runs and no `_dm_previous` is left.
+fn next_deploy_succeeds_and_clears_the_kept_containers(run: &TestRun, file: &str) {
     run.compose(&app_with_volume("3", r#"["CMD", "true"]"#));
-    let out = run.deploy(&file, &[]);
+    let out = run.deploy(file, &[]);
     out.assert_exit(0);
     let report = out.json();
     report.check(report.status("app") == "healthy", "the next deploy's app is healthy");
     let env = inspect(&run.container("app"), "{{json .Config.Env}}").unwrap_or_default();
     out.check(env.contains("VERSION=3"), format!("the next deploy's container runs (env {env})"));
-    let leftovers = kept_aside(&run);
-    out.check(leftovers.is_empty(), format!("the next successful deploy removed the leftovers: {leftovers:?}"));
+    let leftovers = kept_aside(run);
+    out.check(leftovers.is_empty(), format!("the next successful deploy removed the kept containers: {leftovers:?}"));
 }
 
 // ---------------------------------------------------------------------------
