@@ -45,6 +45,19 @@ pub enum Command {
     Status(TargetArgs),
     /// Remove a target's containers and networks; volumes only with --volumes.
     Down(DownArgs),
+    /// Print the normalised descriptor (what would be deployed), like
+    /// `docker compose config`. Needs no engine.
+    Config {
+        /// APPLICATION/RELEASE[/VERSION] or a compose file.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = ConfigFormat::Yaml)]
+        format: ConfigFormat,
+        /// Project (target) name, overriding the descriptor's.
+        #[arg(long, short = 'p', value_name = "NAME")]
+        project: Option<String>,
+    },
     /// Print option lists for Rundeck jobs as JSON ([{"name","value","selected"}]):
     /// applications, the releases of one, or the versions of a release (newest
     /// first, the running one selected).
@@ -149,6 +162,15 @@ pub struct DownArgs {
     /// Remove the target's named volumes too. Their data is lost.
     #[arg(long)]
     pub volumes: bool,
+}
+
+/// Formats of `dockmaster config`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ConfigFormat {
+    /// YAML, like `docker compose config`.
+    Yaml,
+    /// JSON.
+    Json,
 }
 
 /// Report formats.

@@ -3,7 +3,7 @@
 
 use std::io::{IsTerminal, Write};
 
-use crate::cli::{Cli, Command, DeployArgs, OutputFormat, TargetArgs};
+use crate::cli::{Cli, Command, ConfigFormat, DeployArgs, OutputFormat, TargetArgs};
 use crate::config::{parse_duration, Config};
 use crate::descriptor::DescriptorRef;
 use crate::error::{Error, Result};
@@ -41,6 +41,9 @@ async fn try_run(cli: Cli) -> Result<i32> {
     let (action, target, options) = match &cli.command {
         Command::Rundeck => return Ok(super::rundeck::run(cli.config.clone()).await),
         Command::Options { what } => return print_options(&config, what),
+        Command::Config { reference, format, project } => {
+            return print_config(&config, reference, *format, project.as_deref())
+        }
         Command::Serve { listen } => return crate::serve::run(config, listen.clone()).await.map(|()| 0),
         Command::Deploy(args) => (Action::Deploy, &args.target, deploy_options(&config, args)?),
         Command::Rollback(args) => (Action::Rollback, &args.deploy.target, deploy_options(&config, &args.deploy)?),
@@ -95,6 +98,34 @@ fn deploy_options(config: &Config, args: &DeployArgs) -> Result<DeployOptions> {
         options.lock_wait = duration_flag("--lock-wait", w)?;
     }
     Ok(options)
+}
+
+/// `dockmaster config`: the normalised model, with the loader's warnings on
+/// stderr. Environment values are printed: this is the user's own file.
+fn print_config(config: &Config, reference: &str, format: ConfigFormat, project: Option<&str>) -> Result<i32> {
+    let reference = DescriptorRef::parse(reference)?;
+    let descriptor = crate::descriptor::resolve(&reference, &config.descriptor_root())?;
+    let mut stack = crate::descriptor::compose::load(&descriptor, &reference.default_project())?;
+    if let Some(name) = project {
+        stack.name = crate::descriptor::project_name(name);
+    }
+    for warning in std::mem::take(&mut stack.warnings) {
+        let _ = writeln!(std::io::stderr(), "dockmaster: warning: {warning}");
+    }
+    let document = crate::descriptor::render::compose_document(&stack);
+    let text = match format {
+        ConfigFormat::Yaml => {
+            serde_yaml::to_string(&document).map_err(|e| Error::Engine(format!("rendering YAML: {e}")))?
+        }
+        ConfigFormat::Json => {
+            let mut t =
+                serde_json::to_string_pretty(&document).map_err(|e| Error::Engine(format!("rendering JSON: {e}")))?;
+            t.push('\n');
+            t
+        }
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(0)
 }
 
 fn print_options(config: &Config, what: &[String]) -> Result<i32> {

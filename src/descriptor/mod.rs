@@ -8,6 +8,7 @@
 
 pub mod compose;
 pub mod folder;
+pub mod render;
 
 use std::fmt;
 use std::path::{Path, PathBuf};
