@@ -67,7 +67,7 @@ fn put_if(m: &mut Map<String, Value>, key: &str, condition: bool, value: Value) 
 /// Durations as Compose writes them: `1m30s`, `500ms`.
 fn duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms % 1000 != 0 {
+    if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
     let (h, m, s) = (ms / 3_600_000, ms / 60_000 % 60, ms / 1000 % 60);
