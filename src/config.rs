@@ -48,6 +48,10 @@ pub struct Config {
     /// `dockmaster serve` settings.
     #[serde(default)]
     pub serve: crate::serve::ServeConfig,
+    /// The directory (LDAP) people are looked up in. Without it, there is
+    /// no identity check and dockmaster says so.
+    #[serde(default)]
+    pub ldap: Option<crate::identity::LdapConfig>,
     /// Where reports are posted besides the caller's own output.
     #[serde(default)]
     pub notify: NotifyConfig,

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod health;
 pub mod history;
+pub mod identity;
 pub mod lock;
 pub mod notify;
 pub mod pipeline;

@@ -184,9 +184,25 @@ pub async fn run(config_fallback: Option<PathBuf>) -> i32 {
             _ => "",
         }
     ));
-    if matches!(step.request.action, Action::Deploy | Action::Down | Action::Rollback) {
-        progress.step("note: no access control is active (LDAP identity is not configured in this version)");
+    match (&config.ldap, &step.request.origin) {
+        (Some(ldap), Origin::Rundeck { user, .. }) => match crate::identity::lookup(ldap, user).await {
+            Ok(principal) => progress.step(&format!(
+                "{} found in the directory (groups: {})",
+                principal.uid,
+                if principal.groups.is_empty() { "none".to_string() } else { principal.groups.join(", ") }
+            )),
+            Err(e) => {
+                let _ = writeln!(std::io::stderr(), "dockmaster: error: {e}");
+                return e.exit_code();
+            }
+        },
+        _ => {
+            if matches!(step.request.action, Action::Deploy | Action::Down | Action::Rollback) {
+                progress.step("note: no LDAP directory is configured: RD_JOB_USERNAME is not checked");
+            }
+        }
     }
+    progress.step("note: access rules are not built yet: anyone Rundeck lets run this job can deploy");
     let (trigger, shutdown) = Shutdown::new();
     crate::shutdown::listen_for_signals(trigger);
     match pipeline::run(&step.request, config, &progress, &shutdown).await {
