@@ -52,6 +52,10 @@ pub struct Config {
     /// no identity check and dockmaster says so.
     #[serde(default)]
     pub ldap: Option<crate::identity::LdapConfig>,
+    /// Who may do what (needs `ldap`). Without it, there is no access
+    /// control and dockmaster says so.
+    #[serde(default)]
+    pub access: Option<crate::access::AccessConfig>,
     /// Where reports are posted besides the caller's own output.
     #[serde(default)]
     pub notify: NotifyConfig,
@@ -128,6 +132,15 @@ impl Config {
         for dir in dirs.into_iter().flatten() {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
+            }
+        }
+        if let Some(access) = &config.access {
+            access.validate().map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+            if config.ldap.is_none() {
+                return Err(Error::Usage(format!(
+                    "{}: `access` rules need an `ldap` section to know people's groups",
+                    path.display()
+                )));
             }
         }
         // Check the durations now, so a typo fails before any deploy starts.

@@ -5,6 +5,7 @@
 //! the [`pipeline`] runs the stages in order, and the way in renders the
 //! [`request::Outcome`]. See `docs/` for users.
 
+pub mod access;
 pub mod apply;
 pub mod callers;
 pub mod cli;

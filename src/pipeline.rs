@@ -49,7 +49,7 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
 }
 
 async fn stages(request: &Request, config: &Config, progress: &dyn Progress, shutdown: &Shutdown) -> Result<Outcome> {
-    // Identity and access (LDAP) will run here, before anything is read.
+    identify_and_authorize(request, config, progress).await?;
     let descriptor = descriptor::resolve(&request.descriptor, &config.descriptor_root())?;
     let mut stack = compose::load(&descriptor, &request.descriptor.default_project())?;
     if let Some(project) = &request.project {
@@ -139,6 +139,56 @@ fn remember(request: &Request, config: &Config, outcome: &Outcome, progress: &dy
     };
     if let Err(e) = history::record(&config.state_dir(), &outcome.target, &deployment) {
         progress.step(&format!("warning: {e}"));
+    }
+}
+
+/// The identity and access stages: who is asking (looked up in the
+/// directory) and whether the rules let them. Fails closed; without an
+/// `ldap` section it only says plainly that nothing is checked.
+async fn identify_and_authorize(request: &Request, config: &Config, progress: &dyn Progress) -> Result<()> {
+    let changes_things = matches!(request.action, Action::Deploy | Action::Down | Action::Rollback);
+    let Some(ldap) = &config.ldap else {
+        if changes_things {
+            progress.step(
+                "note: no access control is active (no `ldap` and `access` configured): \
+                 anyone who can run dockmaster and reach the engine can deploy",
+            );
+        }
+        return Ok(());
+    };
+    let Some(user) = &request.user else {
+        if config.access.is_some() {
+            return Err(Error::Denied(
+                "access rules are configured but this way in names no user: password login for the CLI is not \
+                 built yet, so deploy through Rundeck (or run without `access` rules)"
+                    .into(),
+            ));
+        }
+        return Ok(());
+    };
+    let principal = crate::identity::lookup(ldap, user).await?;
+    let groups = if principal.groups.is_empty() { "none".to_string() } else { principal.groups.join(", ") };
+    progress.step(&format!("{} found in the directory (groups: {groups})", principal.uid));
+    let Some(access) = &config.access else {
+        if changes_things {
+            progress.step("note: no `access` rules are configured: every user the directory knows may deploy");
+        }
+        return Ok(());
+    };
+    let descriptor = match &request.descriptor {
+        DescriptorRef::Named { application, release, .. } => format!("{application}/{release}"),
+        DescriptorRef::File(path) => path.display().to_string(),
+    };
+    match crate::access::authorize(access, &principal, request.action.as_str(), &descriptor, &request.environment) {
+        crate::access::Decision::Allow { rule } => {
+            progress.step(&format!(
+                "{} may {} {descriptor} (access rule {rule})",
+                principal.uid,
+                request.action.as_str()
+            ));
+            Ok(())
+        }
+        crate::access::Decision::Deny { reason } => Err(Error::Denied(reason)),
     }
 }
 

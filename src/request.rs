@@ -138,6 +138,9 @@ pub struct Request {
     pub descriptor: DescriptorRef,
     /// A project (target) name that overrides the descriptor's own.
     pub project: Option<String>,
+    /// Who the way in says is asking, already authenticated by it (Rundeck's
+    /// `RD_JOB_USERNAME`); looked up in the directory, not trusted blindly.
+    pub user: Option<String>,
     /// The environment to deploy to. Until environments are configured this
     /// only names the target; `default` is the local engine.
     pub environment: String,

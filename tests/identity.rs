@@ -166,12 +166,13 @@ async fn a_stopped_directory_fails_closed() {
 }
 
 #[test]
-fn the_rundeck_step_denies_a_user_the_directory_does_not_know_and_names_a_known_one() {
+fn the_rundeck_step_denies_unknown_users_and_users_without_the_right_group_and_allows_the_rest() {
     let Some(run) = common::TestRun::start("rd-ldap") else { return };
     let Some(slapd) = Slapd::start() else { return };
     let secrets = tempfile::tempdir().unwrap();
     run.add_config(&format!(
-        "ldap:\n  providerUrl: ldap://127.0.0.1:{}\n  bindDn: cn=admin,{BASE}\n  bindPasswordFile: {}\n  userBaseDn: ou=people,{BASE}\n  roleBaseDn: ou=groups,{BASE}\n",
+        "ldap:\n  providerUrl: ldap://127.0.0.1:{}\n  bindDn: cn=admin,{BASE}\n  bindPasswordFile: {}\n  userBaseDn: ou=people,{BASE}\n  roleBaseDn: ou=groups,{BASE}\n\
+         access:\n  rules:\n    - groups: [deployers]\n      actions: [deploy, plan, status]\n      descriptors: [\"**\"]\n",
         slapd.port,
         password_file(&secrets).display()
     ));
@@ -189,8 +190,21 @@ fn the_rundeck_step_denies_a_user_the_directory_does_not_know_and_names_a_known_
     denied.assert_exit(4);
     denied.check(denied.stderr.contains("mallory") && denied.stderr.contains("not in the directory"), "says why");
     denied.check(common::containers_with_label(&run.label()).is_empty(), "nothing was deployed");
+    let no_group = step("bob");
+    no_group.assert_exit(4);
+    no_group.check(
+        no_group.stderr.contains("no access rule allows `deploy`") && no_group.stderr.contains("ops"),
+        "a user without the right group is denied, with the groups named",
+    );
+    no_group.check(common::containers_with_label(&run.label()).is_empty(), "nothing was deployed for bob");
+    // The CLI names no user yet (password login is not built): with access
+    // rules in force it must refuse, not deploy unchecked.
+    let cli = run.dockmaster(["deploy", file.as_str()]);
+    cli.assert_exit(4);
+    cli.check(cli.stderr.contains("password login for the CLI is not built yet"), "the CLI fails closed");
     let allowed = step("alice");
     allowed.assert_exit(0);
     allowed.check(allowed.stdout.contains("alice found in the directory (groups: deployers, ops)"), "names the user");
+    allowed.check(allowed.stdout.contains("alice may deploy"), "says which rule allowed it");
     allowed.check(!allowed.stdout.contains(ADMIN_PASSWORD) && !allowed.stderr.contains(ADMIN_PASSWORD), "no secret");
 }

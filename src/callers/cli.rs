@@ -61,15 +61,6 @@ async fn try_run(cli: Cli) -> Result<i32> {
             version.clone_from(&args.to);
         }
     }
-    if matches!(action, Action::Deploy | Action::Down | Action::Rollback) && !cli.quiet {
-        // Until the identity stage lands, say so plainly: nobody should
-        // believe a check is in force that is not.
-        let _ = writeln!(
-            std::io::stderr(),
-            "dockmaster: note: no access control is active (LDAP identity and access rules are not configured): \
-             anyone who can run dockmaster and reach the engine can deploy"
-        );
-    }
     let progress: Box<dyn Progress> = if cli.quiet { Box::new(pipeline::Silent) } else { Box::new(Stderr) };
     let (trigger, shutdown) = Shutdown::new();
     crate::shutdown::listen_for_signals(trigger);
@@ -161,6 +152,7 @@ fn request(action: Action, target: &TargetArgs, options: DeployOptions) -> Resul
         action,
         descriptor: DescriptorRef::parse(&target.reference)?,
         project: target.project.clone(),
+        user: None,
         environment: target.env.clone(),
         origin: Origin::cli(),
         options,

@@ -109,7 +109,7 @@ pub fn step_request(env: &dyn Fn(&str) -> Option<String>, config_fallback: Optio
             Error::Denied("RD_JOB_USERNAME is not set: this step runs only inside a Rundeck job execution".into())
         })?;
     let origin = Origin::Rundeck {
-        user,
+        user: user.clone(),
         execution: env("RD_JOB_EXECID").unwrap_or_default(),
         url: env("RD_JOB_URL"),
         project: env("RD_JOB_PROJECT").unwrap_or_default(),
@@ -125,6 +125,7 @@ pub fn step_request(env: &dyn Fn(&str) -> Option<String>, config_fallback: Optio
         request: Request {
             action,
             descriptor: descriptor_ref,
+            user: Some(user),
             project: setting(env, "PROJECT"),
             environment,
             origin,
@@ -184,25 +185,7 @@ pub async fn run(config_fallback: Option<PathBuf>) -> i32 {
             _ => "",
         }
     ));
-    match (&config.ldap, &step.request.origin) {
-        (Some(ldap), Origin::Rundeck { user, .. }) => match crate::identity::lookup(ldap, user).await {
-            Ok(principal) => progress.step(&format!(
-                "{} found in the directory (groups: {})",
-                principal.uid,
-                if principal.groups.is_empty() { "none".to_string() } else { principal.groups.join(", ") }
-            )),
-            Err(e) => {
-                let _ = writeln!(std::io::stderr(), "dockmaster: error: {e}");
-                return e.exit_code();
-            }
-        },
-        _ => {
-            if matches!(step.request.action, Action::Deploy | Action::Down | Action::Rollback) {
-                progress.step("note: no LDAP directory is configured: RD_JOB_USERNAME is not checked");
-            }
-        }
-    }
-    progress.step("note: access rules are not built yet: anyone Rundeck lets run this job can deploy");
+
     let (trigger, shutdown) = Shutdown::new();
     crate::shutdown::listen_for_signals(trigger);
     match pipeline::run(&step.request, config, &progress, &shutdown).await {
