@@ -23,6 +23,11 @@ pub struct Cli {
     #[arg(long, global = true, env = "DOCKMASTER_DESCRIPTORS", value_name = "DIR")]
     pub descriptors: Option<PathBuf>,
 
+    /// Log in as this directory user (with the password from
+    /// DOCKMASTER_PASSWORD). Needed when access rules are configured.
+    #[arg(long, global = true, env = "DOCKMASTER_USER", value_name = "UID")]
+    pub user: Option<String>,
+
     /// For cron: print nothing unless the command fails (exit code not 0);
     /// then print the report. No progress lines, no notes.
     #[arg(long, short = 'q', global = true, env = "DOCKMASTER_QUIET")]

@@ -92,6 +92,32 @@ impl LdapConfig {
     }
 }
 
+/// Password login: the user must exist (as for [`lookup`]) and the
+/// directory must accept a bind as their entry with `password`. An empty
+/// password is refused before anything is sent: some directories treat an
+/// empty simple bind as an anonymous login and say "success".
+pub async fn authenticate(config: &LdapConfig, uid: &str, password: &str) -> Result<Principal> {
+    if password.is_empty() {
+        return Err(Error::Denied("an empty password is refused".into()));
+    }
+    let principal = lookup(config, uid).await?;
+    let timeout = Duration::from_millis(config.timeout_millis);
+    let down = |e: &dyn std::fmt::Display| {
+        Error::Unreachable(format!("directory {} unreachable, so access is denied: {e}", config.provider_url))
+    };
+    let settings = LdapConnSettings::new().set_conn_timeout(timeout);
+    let (conn, mut ldap) = LdapConnAsync::with_settings(settings, &config.provider_url).await.map_err(|e| down(&e))?;
+    ldap3::drive!(conn);
+    let result = ldap.with_timeout(timeout).simple_bind(&principal.dn, password).await.map_err(|e| down(&e))?;
+    let _ = ldap.unbind().await;
+    match result.rc {
+        0 => Ok(principal),
+        // 49: invalidCredentials. Say nothing about which part was wrong.
+        49 => Err(Error::Denied(format!("login failed for `{uid}`: wrong user name or password"))),
+        rc => Err(down(&format!("the directory answered the login with code {rc} ({})", result.text))),
+    }
+}
+
 /// Looks a user up: they must exist; their groups come along. Any failure
 /// to reach or query the directory is [`Error::Unreachable`].
 pub async fn lookup(config: &LdapConfig, uid: &str) -> Result<Principal> {

@@ -159,14 +159,15 @@ async fn identify_and_authorize(request: &Request, config: &Config, progress: &d
     let Some(user) = &request.user else {
         if config.access.is_some() {
             return Err(Error::Denied(
-                "access rules are configured but this way in names no user: password login for the CLI is not \
-                 built yet, so deploy through Rundeck (or run without `access` rules)"
-                    .into(),
+                "access rules are configured: log in with --user UID and the password in DOCKMASTER_PASSWORD".into(),
             ));
         }
         return Ok(());
     };
-    let principal = crate::identity::lookup(ldap, user).await?;
+    let principal = match &request.password {
+        Some(password) => crate::identity::authenticate(ldap, user, &password.0).await?,
+        None => crate::identity::lookup(ldap, user).await?,
+    };
     let groups = if principal.groups.is_empty() { "none".to_string() } else { principal.groups.join(", ") };
     progress.step(&format!("{} found in the directory (groups: {groups})", principal.uid));
     let Some(access) = &config.access else {

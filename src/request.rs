@@ -44,6 +44,17 @@ impl Action {
     }
 }
 
+/// A secret value (a password): its `Debug` form is redacted so it cannot
+/// reach a log, a report or an error message by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
 /// Where a request came from: recorded in the report and, later, the audit
 /// trail, so "who changed what" has an answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -141,6 +152,9 @@ pub struct Request {
     /// Who the way in says is asking, already authenticated by it (Rundeck's
     /// `RD_JOB_USERNAME`); looked up in the directory, not trusted blindly.
     pub user: Option<String>,
+    /// A password to check against the directory (CLI password login):
+    /// then `user` is not trusted but authenticated by a bind.
+    pub password: Option<Secret>,
     /// The environment to deploy to. Until environments are configured this
     /// only names the target; `default` is the local engine.
     pub environment: String,

@@ -10,10 +10,12 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use dockmaster::error::Error;
-use dockmaster::identity::{lookup, LdapConfig};
+use dockmaster::identity::{authenticate, lookup, LdapConfig};
 
 const BASE: &str = "dc=example,dc=org";
 const ADMIN_PASSWORD: &str = "adminpw-for-tests";
+/// Every test user's password.
+const USER_PASSWORD: &str = "userpw-for-tests";
 
 /// A slapd with its own database in a temp folder, killed on drop.
 struct Slapd {
@@ -26,6 +28,11 @@ impl Slapd {
     /// `None` when slapd is not installed on a developer machine; in CI
     /// (`CI` set) a missing slapd fails the test.
     fn start() -> Option<Slapd> {
+        Slapd::start_with("")
+    }
+
+    /// `extra` goes into the global part of slapd.conf (e.g. `allow bind_anon_dn`).
+    fn start_with(extra: &str) -> Option<Slapd> {
         if !std::path::Path::new("/usr/sbin/slapd").exists() {
             if common::in_ci() {
                 panic!("CI is set but /usr/sbin/slapd is missing: .ci/run must install slapd and ldap-utils");
@@ -40,7 +47,7 @@ impl Slapd {
         let hash = String::from_utf8_lossy(&hash.stdout).trim().to_string();
         let conf = format!(
             "include /etc/ldap/schema/core.schema\ninclude /etc/ldap/schema/cosine.schema\ninclude /etc/ldap/schema/nis.schema\n\
-             include /etc/ldap/schema/inetorgperson.schema\npidfile {d}/slapd.pid\nargsfile {d}/slapd.args\n\
+             include /etc/ldap/schema/inetorgperson.schema\n{extra}\npidfile {d}/slapd.pid\nargsfile {d}/slapd.args\n\
              modulepath /usr/lib/ldap\nmoduleload back_mdb\nloglevel none\ndatabase mdb\nmaxsize 67108864\n\
              suffix \"{BASE}\"\nrootdn \"cn=admin,{BASE}\"\nrootpw {hash}\ndirectory {d}/db\n\
              index objectClass eq\nindex uid,memberUid,member eq\n\
@@ -48,9 +55,11 @@ impl Slapd {
             d = d.display()
         );
         std::fs::write(d.join("slapd.conf"), conf).unwrap();
+        let user_hash = Command::new("/usr/sbin/slappasswd").args(["-s", USER_PASSWORD]).output().unwrap();
+        let user_hash = String::from_utf8_lossy(&user_hash.stdout).trim().to_string();
         let person = |uid: &str, cn: &str| {
             format!(
-                "dn: uid={uid},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {cn}\nsn: {cn}\nmail: {uid}@example.org\n\n"
+                "dn: uid={uid},ou=people,{BASE}\nobjectClass: inetOrgPerson\nuid: {uid}\ncn: {cn}\nsn: {cn}\nmail: {uid}@example.org\nuserPassword: {user_hash}\n\n"
             )
         };
         let mut ldif = format!(
@@ -201,10 +210,45 @@ fn the_rundeck_step_denies_unknown_users_and_users_without_the_right_group_and_a
     // rules in force it must refuse, not deploy unchecked.
     let cli = run.dockmaster(["deploy", file.as_str()]);
     cli.assert_exit(4);
-    cli.check(cli.stderr.contains("password login for the CLI is not built yet"), "the CLI fails closed");
+    cli.check(cli.stderr.contains("log in with --user"), "the CLI without a login fails closed");
+    let wrong = run.dockmaster_with_env(["--user", "alice", "plan", file.as_str()], &[("DOCKMASTER_PASSWORD", "nope")]);
+    wrong.assert_exit(4);
+    wrong.check(wrong.stderr.contains("wrong user name or password"), "a wrong password is refused");
+    let login =
+        run.dockmaster_with_env(["--user", "alice", "plan", file.as_str()], &[("DOCKMASTER_PASSWORD", USER_PASSWORD)]);
+    login.assert_exit(0);
+    login.check(!login.stdout.contains(USER_PASSWORD) && !login.stderr.contains(USER_PASSWORD), "no password echoed");
     let allowed = step("alice");
     allowed.assert_exit(0);
     allowed.check(allowed.stdout.contains("alice found in the directory (groups: deployers, ops)"), "names the user");
     allowed.check(allowed.stdout.contains("alice may deploy"), "says which rule allowed it");
     allowed.check(!allowed.stdout.contains(ADMIN_PASSWORD) && !allowed.stderr.contains(ADMIN_PASSWORD), "no secret");
+}
+
+#[tokio::test]
+async fn password_login_binds_as_the_user_and_an_empty_password_is_refused_before_any_bind() {
+    // This directory accepts an empty simple bind as an anonymous session.
+    let Some(slapd) = Slapd::start_with("allow bind_anon_dn") else { return };
+    let secrets = tempfile::tempdir().unwrap();
+    let config = slapd.config(password_file(&secrets));
+
+    let alice = authenticate(&config, "alice", USER_PASSWORD).await.expect("the right password logs in");
+    assert_eq!(alice.groups, vec!["deployers", "ops"]);
+    match authenticate(&config, "alice", "wrong").await {
+        Err(Error::Denied(m)) => assert!(m.contains("wrong user name or password"), "{m}"),
+        other => panic!("a wrong password must be denied, got {other:?}"),
+    }
+    assert!(matches!(authenticate(&config, "mallory", "x").await, Err(Error::Denied(_))));
+
+    // Proof that the danger is real here: ldap3 sends the empty password and
+    // this slapd answers "success" (rc 0) with an anonymous session.
+    let (conn, mut ldap) = ldap3::LdapConnAsync::new(&format!("ldap://127.0.0.1:{}", slapd.port)).await.unwrap();
+    ldap3::drive!(conn);
+    let raw = ldap.simple_bind(&format!("uid=alice,ou=people,{BASE}"), "").await.unwrap();
+    assert_eq!(raw.rc, 0, "this slapd accepts an empty bind: {raw:?}");
+    // dockmaster refuses it before any bind.
+    match authenticate(&config, "alice", "").await {
+        Err(Error::Denied(m)) => assert!(m.contains("empty password"), "{m}"),
+        other => panic!("an empty password must be refused, got {other:?}"),
+    }
 }

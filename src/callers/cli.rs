@@ -56,6 +56,14 @@ async fn try_run(cli: Cli) -> Result<i32> {
         }
     };
     let mut request = request(action, target, options)?;
+    if let Some(user) = &cli.user {
+        // The password only ever comes from the environment (or a secret
+        // store that sets it), never from the command line, where `ps` sees it.
+        let password = std::env::var("DOCKMASTER_PASSWORD")
+            .map_err(|_| Error::Usage(format!("--user {user}: set DOCKMASTER_PASSWORD to the directory password")))?;
+        request.user = Some(user.clone());
+        request.password = Some(crate::request::Secret(password));
+    }
     if let (Command::Rollback(args), DescriptorRef::Named { version, .. }) = (&cli.command, &mut request.descriptor) {
         if args.to.is_some() {
             version.clone_from(&args.to);
@@ -153,6 +161,7 @@ fn request(action: Action, target: &TargetArgs, options: DeployOptions) -> Resul
         descriptor: DescriptorRef::parse(&target.reference)?,
         project: target.project.clone(),
         user: None,
+        password: None,
         environment: target.env.clone(),
         origin: Origin::cli(),
         options,

@@ -126,6 +126,7 @@ pub fn step_request(env: &dyn Fn(&str) -> Option<String>, config_fallback: Optio
             action,
             descriptor: descriptor_ref,
             user: Some(user),
+            password: None,
             project: setting(env, "PROJECT"),
             environment,
             origin,
