@@ -62,6 +62,18 @@ pub enum Command {
         /// Project (target) name, overriding the descriptor's.
         #[arg(long, short = 'p', value_name = "NAME")]
         project: Option<String>,
+        /// Activate a profile (repeatable); default: COMPOSE_PROFILES.
+        #[arg(long = "profile", value_name = "NAME")]
+        profiles: Vec<String>,
+        /// Read variables from this file instead of the .env next to the
+        /// descriptor.
+        #[arg(long, value_name = "FILE")]
+        env_file: Option<PathBuf>,
+        /// Merge this file over the descriptor, like `docker compose -f`
+        /// (repeatable, in order; relative paths inside start at the
+        /// descriptor's folder).
+        #[arg(long = "override", value_name = "FILE")]
+        overrides: Vec<PathBuf>,
     },
     /// Print option lists for Rundeck jobs as JSON ([{"name","value","selected"}]):
     /// applications, the releases of one, or the versions of a release (newest

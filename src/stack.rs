@@ -16,6 +16,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod container;
+mod resources;
+
+pub use container::{Device, FileMount, FileSource, Ulimit};
+pub use resources::{Network, Subnet, Volume};
+
 /// Which descriptor format a file was written in. Kept for messages and for
 /// the few places where the formats really behave differently (v1 services
 /// use the default bridge and legacy links instead of a project network).
@@ -153,6 +159,60 @@ pub struct Service {
     /// obtained, not the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull_policy: Option<PullPolicy>,
+    /// Run an init process as PID 1 (`init: true`); `None` keeps the
+    /// engine's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<bool>,
+    /// Mount the container's root filesystem read-only.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+    /// Kernel capabilities added (`cap_add`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_add: Vec<String>,
+    /// Kernel capabilities dropped (`cap_drop`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cap_drop: Vec<String>,
+    /// Host devices made available in the container.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<Device>,
+    /// DNS servers.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns: Vec<String>,
+    /// DNS search domains.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_search: Vec<String>,
+    /// Resolver options (`ndots:2`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dns_opt: Vec<String>,
+    /// Namespaced kernel parameters (`net.core.somaxconn: 1024`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sysctls: BTreeMap<String, String>,
+    /// Resource limits by name (`nofile`, `nproc`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ulimits: BTreeMap<String, Ulimit>,
+    /// Size of `/dev/shm` in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shm_size: Option<i64>,
+    /// Security options (`no-new-privileges:true`, `seccomp:...`, `label:...`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub security_opt: Vec<String>,
+    /// PID namespace: `host`, or `container:NAME` / `service:NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pid: Option<String>,
+    /// IPC namespace: `host`, `private`, `shareable`, `none`, or
+    /// `container:NAME` / `service:NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipc: Option<String>,
+    /// The profiles that enable this service; empty means always enabled.
+    /// Services whose profiles are all inactive are not in the stack at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
+    /// Secrets mounted read-only into the container (`/run/secrets/NAME` by default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<FileMount>,
+    /// Configs mounted read-only into the container (`/NAME` by default).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub configs: Vec<FileMount>,
 }
 
 /// Compose's `pull_policy`.
@@ -213,6 +273,46 @@ pub struct Mount {
     /// Mounted read-only.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// Bind mounts: SELinux relabelling, `z` (shared) or `Z` (private).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selinux: Option<String>,
+    /// Bind mounts: mount propagation (`rprivate`, `shared`, `rslave`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<String>,
+    /// Volumes: do not copy the image's files into an empty volume.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nocopy: bool,
+    /// Volumes: mount only this folder of the volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subpath: Option<String>,
+    /// tmpfs: size in bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs_size: Option<i64>,
+    /// tmpfs: permission bits of the mount point.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tmpfs_mode: Option<u32>,
+    /// tmpfs: mount flags (`noexec`, `nosuid`, `nodev`, `exec`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tmpfs_flags: Vec<String>,
+}
+
+impl Mount {
+    /// A mount with no options.
+    pub fn new(kind: MountKind, source: Option<String>, target: impl Into<String>, read_only: bool) -> Mount {
+        Mount {
+            kind,
+            source,
+            target: target.into(),
+            read_only,
+            selinux: None,
+            propagation: None,
+            nocopy: false,
+            subpath: None,
+            tmpfs_size: None,
+            tmpfs_mode: None,
+            tmpfs_flags: Vec::new(),
+        }
+    }
 }
 
 /// The kinds of mount the engine knows.
@@ -356,52 +456,6 @@ pub struct Logging {
     pub options: BTreeMap<String, String>,
 }
 
-/// A network declared by the descriptor.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Network {
-    /// The engine-side name; `None` means `<project>_<key>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Managed outside the stack: must exist, never created or removed.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub external: bool,
-    /// Network driver (`bridge` when unset).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub driver: Option<String>,
-    /// Driver options.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub driver_opts: BTreeMap<String, String>,
-    /// Internal network: no outside connectivity.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub internal: bool,
-    /// IPAM subnets (CIDR) for static addressing.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub subnets: Vec<String>,
-    /// Network labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-}
-
-/// A named volume declared by the descriptor.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Volume {
-    /// The engine-side name; `None` means `<project>_<key>`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Managed outside the stack: must exist, never created or removed.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub external: bool,
-    /// Volume driver (`local` when unset).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub driver: Option<String>,
-    /// Driver options.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub driver_opts: BTreeMap<String, String>,
-    /// Volume labels.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub labels: BTreeMap<String, String>,
-}
-
 /// The name of the network a stack's services join when they name none.
 pub const DEFAULT_NETWORK: &str = "default";
 
@@ -461,7 +515,8 @@ impl Stack {
 
     /// Every service a service must wait for, with the condition: its
     /// `depends_on`, plus the order that `links`, `volumes_from` and
-    /// `network_mode: service:x` imply (those wait for the start only).
+    /// `network_mode`/`pid`/`ipc: service:x` imply (those wait for the start
+    /// only).
     pub fn dependencies(&self, service: &str) -> BTreeMap<String, Dependency> {
         let Some(svc) = self.services.get(service) else {
             return BTreeMap::new();
@@ -477,8 +532,10 @@ impl Stack {
                 implied.push(name.clone());
             }
         }
-        if let Some(other) = svc.network_mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
-            implied.push(other.to_string());
+        for mode in [&svc.network_mode, &svc.pid, &svc.ipc] {
+            if let Some(other) = mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+                implied.push(other.to_string());
+            }
         }
         for name in implied {
             if self.services.contains_key(&name) {
@@ -533,74 +590,4 @@ mod opt_duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn svc() -> Service {
-        Service { image: "busybox".into(), ..Default::default() }
-    }
-
-    fn stack(services: Vec<(&str, Service)>) -> Stack {
-        Stack {
-            name: "p".into(),
-            format: Format::Spec,
-            services: services.into_iter().map(|(n, s)| (n.to_string(), s)).collect(),
-            networks: BTreeMap::new(),
-            volumes: BTreeMap::new(),
-            warnings: vec![],
-        }
-    }
-
-    #[test]
-    fn levels_put_dependencies_first_and_group_independent_services() {
-        let mut web = svc();
-        web.depends_on
-            .insert("db".into(), Dependency { condition: Condition::ServiceHealthy, required: true, restart: false });
-        let mut worker = svc();
-        worker.links.push("db:database".into());
-        let s = stack(vec![("web", web), ("db", svc()), ("worker", worker), ("cache", svc())]);
-        let levels = s.start_levels().unwrap();
-        assert_eq!(levels, vec![vec!["cache".to_string(), "db".into()], vec!["web".into(), "worker".into()]]);
-    }
-
-    #[test]
-    fn a_cycle_is_reported_with_its_members() {
-        let mut a = svc();
-        a.network_mode = Some("service:b".into());
-        let mut b = svc();
-        b.volumes_from.push(VolumesFrom { source: VolumesFromSource::Service("a".into()), read_only: false });
-        let s = stack(vec![("a", a), ("b", b), ("c", svc())]);
-        assert_eq!(s.start_levels().unwrap_err(), vec!["a".to_string(), "b".into()]);
-    }
-
-    #[test]
-    fn data_containers_and_awaited_services_are_one_shot() {
-        let mut app = svc();
-        app.volumes_from.push(VolumesFrom { source: VolumesFromSource::Service("app-data".into()), read_only: false });
-        app.depends_on.insert(
-            "migrate".into(),
-            Dependency { condition: Condition::ServiceCompletedSuccessfully, required: true, restart: false },
-        );
-        let mut always = svc();
-        always.restart = Some("always".into());
-        let mut other = svc();
-        other.volumes_from.push(VolumesFrom { source: VolumesFromSource::Service("always".into()), read_only: false });
-        let s =
-            stack(vec![("app", app), ("app-data", svc()), ("migrate", svc()), ("always", always), ("other", other)]);
-        assert!(s.is_one_shot("app-data"));
-        assert!(s.is_one_shot("migrate"));
-        assert!(!s.is_one_shot("app"));
-        assert!(!s.is_one_shot("always"), "a restart policy means it is meant to keep running");
-    }
-
-    #[test]
-    fn names_follow_compose() {
-        let mut fixed = svc();
-        fixed.container_name = Some("legacy".into());
-        let s = stack(vec![("web", svc()), ("fixed", fixed)]);
-        assert_eq!(s.container_name("web"), "p-web-1");
-        assert_eq!(s.container_name("fixed"), "legacy");
-        assert_eq!(s.network_name("default"), "p_default");
-        assert_eq!(s.volume_name("data"), "p_data");
-    }
-}
+mod tests;

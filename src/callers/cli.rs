@@ -5,6 +5,7 @@ use std::io::{IsTerminal, Write};
 
 use crate::cli::{Cli, Command, ConfigFormat, DeployArgs, OutputFormat, TargetArgs};
 use crate::config::{parse_duration, Config};
+use crate::descriptor::compose::{load_with_options, LoadOptions};
 use crate::descriptor::DescriptorRef;
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Progress};
@@ -41,8 +42,13 @@ async fn try_run(cli: Cli) -> Result<i32> {
     let (action, target, options) = match &cli.command {
         Command::Rundeck => return Ok(super::rundeck::run(cli.config.clone()).await),
         Command::Options { what } => return print_options(&config, what),
-        Command::Config { reference, format, project } => {
-            return print_config(&config, reference, *format, project.as_deref())
+        Command::Config { reference, format, project, profiles, env_file, overrides } => {
+            let options = LoadOptions {
+                profiles: profiles.clone(),
+                env_file: env_file.clone(),
+                overrides: overrides.iter().map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())).collect(),
+            };
+            return print_config(&config, reference, *format, project.as_deref(), &options);
         }
         Command::Serve { listen } => return crate::serve::run(config, listen.clone()).await.map(|()| 0),
         Command::Deploy(args) => (Action::Deploy, &args.target, deploy_options(&config, args)?),
@@ -101,10 +107,17 @@ fn deploy_options(config: &Config, args: &DeployArgs) -> Result<DeployOptions> {
 
 /// `dockmaster config`: the normalised model, with the loader's warnings on
 /// stderr. Environment values are printed: this is the user's own file.
-fn print_config(config: &Config, reference: &str, format: ConfigFormat, project: Option<&str>) -> Result<i32> {
+fn print_config(
+    config: &Config,
+    reference: &str,
+    format: ConfigFormat,
+    project: Option<&str>,
+    options: &LoadOptions,
+) -> Result<i32> {
     let reference = DescriptorRef::parse(reference)?;
     let descriptor = crate::descriptor::resolve(&reference, &config.descriptor_root())?;
-    let mut stack = crate::descriptor::compose::load(&descriptor, &reference.default_project())?;
+    let env = |name: &str| std::env::var(name).ok();
+    let mut stack = load_with_options(&descriptor, &reference.default_project(), options, &env)?;
     if let Some(name) = project {
         stack.name = crate::descriptor::project_name(name);
     }

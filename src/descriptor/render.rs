@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::stack::{Condition, MountKind, Service, Stack, VolumesFromSource};
+use crate::stack::{Condition, FileSource, Mount, MountKind, Service, Stack, VolumesFromSource};
 
 /// The stack as a Compose document (a JSON value: print it as YAML or JSON).
 pub fn compose_document(stack: &Stack) -> Value {
@@ -28,9 +28,27 @@ pub fn compose_document(stack: &Stack) -> Value {
                 put_if(&mut m, "driver_opts", !n.driver_opts.is_empty(), json!(n.driver_opts));
                 put_if(&mut m, "internal", n.internal, json!(true));
                 if !n.subnets.is_empty() {
-                    let config: Vec<Value> = n.subnets.iter().map(|s| json!({"subnet": s})).collect();
+                    let config: Vec<Value> = n
+                        .subnets
+                        .iter()
+                        .map(|s| {
+                            let mut pool = json!({"subnet": s.subnet});
+                            if let Some(g) = &s.gateway {
+                                pool["gateway"] = json!(g);
+                            }
+                            if let Some(r) = &s.ip_range {
+                                pool["ip_range"] = json!(r);
+                            }
+                            if !s.aux_addresses.is_empty() {
+                                pool["aux_addresses"] = json!(s.aux_addresses);
+                            }
+                            pool
+                        })
+                        .collect();
                     m.insert("ipam".into(), json!({"config": config}));
                 }
+                put_if(&mut m, "enable_ipv6", n.enable_ipv6, json!(true));
+                put_if(&mut m, "attachable", n.attachable, json!(true));
                 put_if(&mut m, "labels", !n.labels.is_empty(), json!(n.labels));
                 (k.clone(), Value::Object(m))
             })
@@ -54,6 +72,26 @@ pub fn compose_document(stack: &Stack) -> Value {
             })
             .collect();
         doc.insert("volumes".into(), Value::Object(vols));
+    }
+    for (section, files) in [
+        ("secrets", stack.services.values().flat_map(|s| &s.secrets).collect::<Vec<_>>()),
+        ("configs", stack.services.values().flat_map(|s| &s.configs).collect::<Vec<_>>()),
+    ] {
+        if files.is_empty() {
+            continue;
+        }
+        let declared: Map<String, Value> = files
+            .into_iter()
+            .map(|f| {
+                let source = match &f.source {
+                    FileSource::File(path) => json!({"file": path}),
+                    FileSource::Environment { variable, .. } => json!({"environment": variable}),
+                    FileSource::Content(text) => json!({"content": text}),
+                };
+                (f.name.clone(), source)
+            })
+            .collect();
+        doc.insert(section.into(), Value::Object(declared));
     }
     Value::Object(doc)
 }
@@ -121,28 +159,11 @@ fn service(stack: &Stack, name: &str, s: &Service) -> Value {
             .collect();
         m.insert("ports".into(), json!(ports));
     }
-    if !s.volumes.is_empty() {
-        let volumes: Vec<Value> = s
-            .volumes
-            .iter()
-            .map(|v| {
-                let kind = match v.kind {
-                    MountKind::Volume => "volume",
-                    MountKind::Bind => "bind",
-                    MountKind::Tmpfs => "tmpfs",
-                };
-                let mut mount = json!({"type": kind, "target": v.target});
-                if let Some(source) = &v.source {
-                    mount["source"] = json!(source);
-                }
-                if v.read_only {
-                    mount["read_only"] = json!(true);
-                }
-                mount
-            })
-            .collect();
-        m.insert("volumes".into(), json!(volumes));
-    }
+    let volumes: Vec<Value> = s.volumes.iter().filter(|v| v.kind != MountKind::Tmpfs).map(mount).collect();
+    put_if(&mut m, "volumes", !volumes.is_empty(), json!(volumes));
+    // tmpfs mounts in the service's `tmpfs:` form, the one that holds every option.
+    let tmpfs: Vec<String> = s.volumes.iter().filter(|v| v.kind == MountKind::Tmpfs).map(tmpfs_entry).collect();
+    put_if(&mut m, "tmpfs", !tmpfs.is_empty(), json!(tmpfs));
     if !s.volumes_from.is_empty() {
         let from: Vec<String> = s
             .volumes_from
@@ -267,8 +288,110 @@ fn service(stack: &Stack, name: &str, s: &Service) -> Value {
     if let Some(p) = s.pull_policy {
         m.insert("pull_policy".into(), serde_json::to_value(p).unwrap_or(Value::Null));
     }
+    kernel(&mut m, s);
+    for (key, files) in [("secrets", &s.secrets), ("configs", &s.configs)] {
+        let refs: Vec<Value> = files
+            .iter()
+            .map(|f| {
+                let mut r = json!({"source": f.name, "target": f.target});
+                if let Some(uid) = &f.uid {
+                    r["uid"] = json!(uid);
+                }
+                if let Some(gid) = &f.gid {
+                    r["gid"] = json!(gid);
+                }
+                if let Some(mode) = f.mode {
+                    r["mode"] = json!(format!("0{mode:o}"));
+                }
+                r
+            })
+            .collect();
+        put_if(&mut m, key, !refs.is_empty(), json!(refs));
+    }
+    put_if(&mut m, "profiles", !s.profiles.is_empty(), json!(s.profiles));
     let _ = (stack, name);
     Value::Object(m)
+}
+
+/// One volume or bind mount in the long syntax, with its options.
+fn mount(v: &Mount) -> Value {
+    let kind = if v.kind == MountKind::Bind { "bind" } else { "volume" };
+    let mut mount = json!({"type": kind, "target": v.target});
+    if let Some(source) = &v.source {
+        mount["source"] = json!(source);
+    }
+    if v.read_only {
+        mount["read_only"] = json!(true);
+    }
+    let mut bind = Map::new();
+    if let Some(z) = &v.selinux {
+        bind.insert("selinux".into(), json!(z));
+    }
+    if let Some(p) = &v.propagation {
+        bind.insert("propagation".into(), json!(p));
+    }
+    put_if(mount.as_object_mut().expect("a mapping"), "bind", !bind.is_empty(), Value::Object(bind));
+    let mut volume = Map::new();
+    put_if(&mut volume, "nocopy", v.nocopy, json!(true));
+    if let Some(sub) = &v.subpath {
+        volume.insert("subpath".into(), json!(sub));
+    }
+    put_if(mount.as_object_mut().expect("a mapping"), "volume", !volume.is_empty(), Value::Object(volume));
+    mount
+}
+
+/// One tmpfs mount as `PATH[:OPTIONS]`.
+fn tmpfs_entry(v: &Mount) -> String {
+    let mut options: Vec<String> = Vec::new();
+    if v.read_only {
+        options.push("ro".into());
+    }
+    if let Some(size) = v.tmpfs_size {
+        options.push(format!("size={size}"));
+    }
+    if let Some(mode) = v.tmpfs_mode {
+        options.push(format!("mode={mode:o}"));
+    }
+    options.extend(v.tmpfs_flags.iter().cloned());
+    if options.is_empty() {
+        v.target.clone()
+    } else {
+        format!("{}:{}", v.target, options.join(","))
+    }
+}
+
+/// The container's kernel settings: init, read-only root, capabilities,
+/// devices, DNS, sysctls, ulimits, `/dev/shm`, security options, namespaces.
+fn kernel(m: &mut Map<String, Value>, s: &Service) {
+    if let Some(init) = s.init {
+        m.insert("init".into(), json!(init));
+    }
+    put_if(m, "read_only", s.read_only, json!(true));
+    for (key, list) in [
+        ("cap_add", &s.cap_add),
+        ("cap_drop", &s.cap_drop),
+        ("dns", &s.dns),
+        ("dns_search", &s.dns_search),
+        ("dns_opt", &s.dns_opt),
+        ("security_opt", &s.security_opt),
+    ] {
+        put_if(m, key, !list.is_empty(), json!(list));
+    }
+    let devices: Vec<String> =
+        s.devices.iter().map(|d| format!("{}:{}:{}", d.source, d.target, d.permissions)).collect();
+    put_if(m, "devices", !devices.is_empty(), json!(devices));
+    put_if(m, "sysctls", !s.sysctls.is_empty(), json!(s.sysctls));
+    let ulimits: Map<String, Value> =
+        s.ulimits.iter().map(|(k, l)| (k.clone(), json!({"soft": l.soft, "hard": l.hard}))).collect();
+    put_if(m, "ulimits", !ulimits.is_empty(), Value::Object(ulimits));
+    if let Some(size) = s.shm_size {
+        m.insert("shm_size".into(), json!(size));
+    }
+    for (key, mode) in [("pid", &s.pid), ("ipc", &s.ipc)] {
+        if let Some(mode) = mode {
+            m.insert(key.into(), json!(mode));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -290,19 +413,29 @@ mod tests {
         std::fs::create_dir_all(first.parent().unwrap()).unwrap();
         std::fs::write(
             &first,
-            "name: shop\nservices:\n  db:\n    image: db:1\n    healthcheck: {test: [\"CMD\", \"true\"], interval: 1m30s, retries: 3}\n    volumes: [\"data:/var/lib/db\"]\n  web:\n    image: web:1\n    ports: [\"127.0.0.1:8080:80\"]\n    environment: {MODE: prod}\n    depends_on: {db: {condition: service_healthy}}\n    volumes_from: [\"db:ro\"]\n    deploy: {resources: {limits: {cpus: \"0.5\", memory: 64m}}}\nvolumes:\n  data: {}\n",
+            "name: shop\nservices:\n  db:\n    image: db:1\n    healthcheck: {test: [\"CMD\", \"true\"], interval: 1m30s, retries: 3}\n    volumes: [\"data:/var/lib/db:nocopy\", \"./conf:/conf:z,ro\"]\n    tmpfs: [\"/run:size=64m,mode=1777,noexec\"]\n    init: true\n    read_only: true\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    devices: [\"/dev/fuse\"]\n    dns: [1.1.1.1]\n    dns_search: [example.com]\n    dns_opt: [\"ndots:2\"]\n    sysctls: {net.core.somaxconn: 1024}\n    ulimits: {nofile: {soft: 1, hard: 2}, nproc: 3}\n    shm_size: 64m\n    security_opt: [\"no-new-privileges:true\"]\n    pid: host\n    ipc: shareable\n    secrets: [cert, {source: token, target: tok, uid: \"7\", mode: 0400}]\n    configs: [motd]\n  web:\n    image: web:1\n    ports: [\"127.0.0.1:8080:80\"]\n    environment: {MODE: prod}\n    depends_on: {db: {condition: service_healthy}}\n    volumes_from: [\"db:ro\"]\n    deploy: {resources: {limits: {cpus: \"0.5\", memory: 64m}}}\nvolumes:\n  data: {}\nnetworks:\n  front:\n    enable_ipv6: true\n    ipam: {config: [{subnet: 10.9.0.0/24, gateway: 10.9.0.1, aux_addresses: {a: 10.9.0.5}}]}\nsecrets:\n  cert: {file: ./cert.pem}\n  token: {environment: TOKEN}\nconfigs:\n  motd: {content: hello}\n",
         )
         .unwrap();
         let load = |path: &std::path::Path| {
             let d =
                 crate::descriptor::Descriptor::read(crate::descriptor::DescriptorRef::File(path.into()), None, path)
                     .unwrap();
-            crate::descriptor::compose::load_with_env(&d, "x", &|_| None).unwrap()
+            let env = |name: &str| (name == "TOKEN").then(|| "s3cret".to_string());
+            crate::descriptor::compose::load_with_env(&d, "x", &env).unwrap()
         };
         let stack = load(&first);
         let second = dir.path().join("a/rendered.yaml");
         std::fs::write(&second, serde_yaml::to_string(&compose_document(&stack)).unwrap()).unwrap();
         let again = load(&second);
         assert_eq!(again.services, stack.services);
+        // The rendered file names networks explicitly, with the same names.
+        let unnamed = |s: &Stack| -> Vec<(String, crate::stack::Network)> {
+            s.networks
+                .iter()
+                .map(|(k, n)| (s.network_name(k), crate::stack::Network { name: None, ..n.clone() }))
+                .collect()
+        };
+        assert_eq!(unnamed(&again), unnamed(&stack));
+        assert_eq!(stack.services["db"].secrets.len(), 2, "the example exercises what it means to");
     }
 }

@@ -386,6 +386,16 @@ impl DockerEngine {
             .create_container(Some(options), body)
             .await
             .map_err(|e| self.fail(&format!("create container {name} for service `{service}`"), e))?;
+        // Secrets and configs given as variables or inline text become files
+        // in the container before it starts; without this they would be
+        // silently missing.
+        if let Some(archive) = spec::inline_files_archive(svc) {
+            let options = bollard::query_parameters::UploadToContainerOptionsBuilder::default().path("/").build();
+            self.docker
+                .upload_to_container(&created.id, Some(options), bollard::body_full(archive.into()))
+                .await
+                .map_err(|e| self.fail(&format!("write secrets and configs into {name}"), e))?;
+        }
         for key in spec::service_networks(svc).iter().skip(1) {
             let network = stack.network_name(key);
             let request = bollard::models::NetworkConnectRequest {

@@ -8,13 +8,13 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
-    ContainerCreateBody, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig, HostConfigLogConfig, Ipam,
-    IpamConfig, Mount as EngineMount, MountType, NetworkCreateRequest, NetworkingConfig, PortBinding, RestartPolicy,
-    RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
+    HostConfigLogConfig, Ipam, IpamConfig, Mount as EngineMount, MountType, MountVolumeOptions, NetworkCreateRequest,
+    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
 };
 
 use crate::plan::ConfigHash;
-use crate::stack::{MountKind, Network, Service, Stack, VolumesFromSource, DEFAULT_NETWORK};
+use crate::stack::{FileMount, FileSource, MountKind, Network, Service, Stack, VolumesFromSource, DEFAULT_NETWORK};
 
 /// Label naming the target (project) a resource belongs to.
 pub const LABEL_TARGET: &str = "dockmaster.target";
@@ -24,6 +24,9 @@ pub const LABEL_SERVICE: &str = "dockmaster.service";
 pub const LABEL_HASH: &str = "dockmaster.config-hash";
 /// Label with the per-field hashes, as compact JSON.
 pub const LABEL_FIELDS: &str = "dockmaster.field-hashes";
+/// Label with the profiles that enabled the service (comma-separated), so
+/// `docker inspect` shows why it runs.
+pub const LABEL_PROFILES: &str = "dockmaster.profiles";
 
 /// The labels every container of a service carries: the descriptor's own,
 /// the operator's extra labels, dockmaster's bookkeeping, and Compose's
@@ -45,6 +48,9 @@ pub fn container_labels(
     labels.insert("com.docker.compose.service".into(), service.into());
     labels.insert("com.docker.compose.container-number".into(), "1".into());
     labels.insert("com.docker.compose.oneoff".into(), "False".into());
+    if !svc.profiles.is_empty() {
+        labels.insert(LABEL_PROFILES.into(), svc.profiles.join(","));
+    }
     labels
 }
 
@@ -116,33 +122,7 @@ pub fn container_body(
         bindings.entry(key).or_insert_with(|| Some(vec![])).get_or_insert_with(Vec::new).push(binding);
     }
 
-    let mut binds = Vec::new();
-    let mut mounts = Vec::new();
-    for mount in &svc.volumes {
-        match mount.kind {
-            // Binds go through the legacy field so a missing host folder is
-            // created, as Compose's short syntax does.
-            MountKind::Bind => {
-                let source = mount.source.clone().unwrap_or_default();
-                let mode = if mount.read_only { ":ro" } else { "" };
-                binds.push(format!("{source}:{}{mode}", mount.target));
-            }
-            MountKind::Volume => mounts.push(EngineMount {
-                target: Some(mount.target.clone()),
-                source: mount.source.as_ref().map(|key| stack.volume_name(key)),
-                typ: Some(MountType::VOLUME),
-                read_only: Some(mount.read_only),
-                ..Default::default()
-            }),
-            MountKind::Tmpfs => mounts.push(EngineMount {
-                target: Some(mount.target.clone()),
-                typ: Some(MountType::TMPFS),
-                read_only: Some(mount.read_only),
-                ..Default::default()
-            }),
-        }
-    }
-
+    let (binds, mounts, tmpfs) = mounts(stack, svc);
     let volumes_from: Vec<String> = svc
         .volumes_from
         .iter()
@@ -168,10 +148,7 @@ pub fn container_body(
 
     let networks = service_networks(svc);
     let network_mode = match svc.network_mode.as_deref() {
-        Some(mode) => Some(match mode.strip_prefix("service:") {
-            Some(other) => format!("container:{}", stack.container_name(other)),
-            None => mode.to_string(),
-        }),
+        Some(mode) => Some(namespace(stack, mode)),
         None => networks.first().map(|key| stack.network_name(key)),
     };
     let networking_config = networks.first().map(|key| NetworkingConfig {
@@ -181,6 +158,7 @@ pub fn container_body(
     let host_config = HostConfig {
         binds: non_empty(binds),
         mounts: non_empty(mounts),
+        tmpfs: if tmpfs.is_empty() { None } else { Some(tmpfs) },
         port_bindings: if bindings.is_empty() { None } else { Some(bindings) },
         volumes_from: non_empty(volumes_from),
         links: non_empty(links),
@@ -196,6 +174,34 @@ pub fn container_body(
             typ: l.driver.clone(),
             config: if l.options.is_empty() { None } else { Some(l.options.clone().into_iter().collect()) },
         }),
+        init: svc.init,
+        readonly_rootfs: svc.read_only.then_some(true),
+        cap_add: non_empty(svc.cap_add.clone()),
+        cap_drop: non_empty(svc.cap_drop.clone()),
+        devices: non_empty(
+            svc.devices
+                .iter()
+                .map(|d| DeviceMapping {
+                    path_on_host: Some(d.source.clone()),
+                    path_in_container: Some(d.target.clone()),
+                    cgroup_permissions: Some(d.permissions.clone()),
+                })
+                .collect(),
+        ),
+        dns: non_empty(svc.dns.clone()),
+        dns_search: non_empty(svc.dns_search.clone()),
+        dns_options: non_empty(svc.dns_opt.clone()),
+        sysctls: if svc.sysctls.is_empty() { None } else { Some(svc.sysctls.clone().into_iter().collect()) },
+        ulimits: non_empty(
+            svc.ulimits
+                .iter()
+                .map(|(name, l)| ResourcesUlimits { name: Some(name.clone()), soft: Some(l.soft), hard: Some(l.hard) })
+                .collect(),
+        ),
+        shm_size: svc.shm_size,
+        security_opt: non_empty(svc.security_opt.clone()),
+        pid_mode: svc.pid.as_deref().map(|m| namespace(stack, m)),
+        ipc_mode: svc.ipc.as_deref().map(|m| namespace(stack, m)),
         ..Default::default()
     };
 
@@ -227,6 +233,107 @@ pub fn container_body(
     }
 }
 
+/// `service:NAME` (another service's container) in the engine's terms,
+/// `container:<its container name>`; any other mode as written.
+fn namespace(stack: &Stack, mode: &str) -> String {
+    match mode.strip_prefix("service:") {
+        Some(other) => format!("container:{}", stack.container_name(other)),
+        None => mode.to_string(),
+    }
+}
+
+/// A service's mounts in the engine's three forms: `Binds` strings for
+/// host paths (so a missing host folder is created, as Compose's short
+/// syntax does, and SELinux relabelling works), `Mounts` for volumes and
+/// for secret and config files (a missing file is an error, never an empty
+/// folder), and `Tmpfs` for tmpfs (every mount option on every API version).
+fn mounts(stack: &Stack, svc: &Service) -> (Vec<String>, Vec<EngineMount>, HashMap<String, String>) {
+    let mut binds = Vec::new();
+    let mut mounts = Vec::new();
+    let mut tmpfs = HashMap::new();
+    for mount in &svc.volumes {
+        match mount.kind {
+            MountKind::Bind => {
+                let source = mount.source.clone().unwrap_or_default();
+                let mut options: Vec<&str> = Vec::new();
+                if mount.read_only {
+                    options.push("ro");
+                }
+                options.extend(mount.selinux.as_deref());
+                options.extend(mount.propagation.as_deref());
+                let options = if options.is_empty() { String::new() } else { format!(":{}", options.join(",")) };
+                binds.push(format!("{source}:{}{options}", mount.target));
+            }
+            MountKind::Volume => mounts.push(EngineMount {
+                target: Some(mount.target.clone()),
+                source: mount.source.as_ref().map(|key| stack.volume_name(key)),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(mount.read_only),
+                volume_options: (mount.nocopy || mount.subpath.is_some()).then(|| MountVolumeOptions {
+                    no_copy: mount.nocopy.then_some(true),
+                    subpath: mount.subpath.clone(),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            MountKind::Tmpfs => {
+                let mut options: Vec<String> = Vec::new();
+                if mount.read_only {
+                    options.push("ro".into());
+                }
+                if let Some(size) = mount.tmpfs_size {
+                    options.push(format!("size={size}"));
+                }
+                if let Some(mode) = mount.tmpfs_mode {
+                    options.push(format!("mode={mode:o}"));
+                }
+                options.extend(mount.tmpfs_flags.iter().cloned());
+                tmpfs.insert(mount.target.clone(), options.join(","));
+            }
+        }
+    }
+    for file in svc.secrets.iter().chain(&svc.configs) {
+        if let FileSource::File(path) = &file.source {
+            mounts.push(EngineMount {
+                target: Some(file.target.clone()),
+                source: Some(path.clone()),
+                typ: Some(MountType::BIND),
+                read_only: Some(true),
+                ..Default::default()
+            });
+        }
+    }
+    (binds, mounts, tmpfs)
+}
+
+/// The secrets and configs whose content is not a host file (a variable's
+/// value, or inline `content:`), as a tar archive to extract at `/` in the
+/// container after it is created and before it starts (what Compose does
+/// for them). `None` when the service has none. Each file keeps its
+/// `uid`, `gid` (numeric; default 0) and `mode` (default 0444).
+pub fn inline_files_archive(svc: &Service) -> Option<Vec<u8>> {
+    let files: Vec<&FileMount> =
+        svc.secrets.iter().chain(&svc.configs).filter(|f| f.source.inline_text().is_some()).collect();
+    if files.is_empty() {
+        return None;
+    }
+    let mut archive = tar::Builder::new(Vec::new());
+    for file in files {
+        let text = file.source.inline_text().unwrap_or_default();
+        let mut header = tar::Header::new_gnu();
+        header.set_size(text.len() as u64);
+        header.set_mode(file.mode.unwrap_or(0o444));
+        header.set_uid(file.uid.as_deref().and_then(|u| u.parse().ok()).unwrap_or(0));
+        header.set_gid(file.gid.as_deref().and_then(|g| g.parse().ok()).unwrap_or(0));
+        header.set_entry_type(tar::EntryType::Regular);
+        let path = file.target.trim_start_matches('/');
+        // Writing into a Vec cannot fail for I/O reasons; a path the tar
+        // format cannot hold is skipped rather than aborting the deploy.
+        let _ = archive.append_data(&mut header, path, text.as_bytes());
+    }
+    archive.into_inner().ok()
+}
+
 /// The create request for a network the stack owns.
 pub fn network_body(stack: &Stack, key: &str, extra: &BTreeMap<String, String>) -> NetworkCreateRequest {
     let declared = stack.networks.get(key).cloned().unwrap_or_else(Network::default);
@@ -243,12 +350,23 @@ pub fn network_body(stack: &Stack, key: &str, extra: &BTreeMap<String, String>) 
                     declared
                         .subnets
                         .iter()
-                        .map(|s| IpamConfig { subnet: Some(s.clone()), ..Default::default() })
+                        .map(|s| IpamConfig {
+                            subnet: Some(s.subnet.clone()),
+                            gateway: s.gateway.clone(),
+                            ip_range: s.ip_range.clone(),
+                            auxiliary_addresses: if s.aux_addresses.is_empty() {
+                                None
+                            } else {
+                                Some(s.aux_addresses.clone().into_iter().collect())
+                            },
+                        })
                         .collect(),
                 ),
                 ..Default::default()
             })
         },
+        enable_ipv6: declared.enable_ipv6.then_some(true),
+        attachable: declared.attachable.then_some(true),
         labels: Some({
             let mut labels = resource_labels(stack, &declared.labels, extra);
             labels.insert("com.docker.compose.network".into(), key.into());
@@ -282,96 +400,4 @@ fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::stack::{Format, Healthcheck, Mount, Port, ServiceNetwork, VolumesFrom};
-    use std::time::Duration;
-
-    fn stack_with(svc: Service) -> Stack {
-        Stack {
-            name: "shop".into(),
-            format: Format::Spec,
-            services: [
-                ("web".to_string(), svc),
-                ("db".to_string(), Service { image: "db".into(), ..Default::default() }),
-            ]
-            .into_iter()
-            .collect(),
-            networks: BTreeMap::new(),
-            volumes: BTreeMap::new(),
-            warnings: vec![],
-        }
-    }
-
-    #[test]
-    fn every_field_reaches_the_create_request() {
-        let mut svc = Service { image: "app:1".into(), ..Default::default() };
-        svc.command = Some(vec!["run".into()]);
-        svc.environment.insert("A".into(), Some("1".into()));
-        svc.environment.insert("UNSET".into(), None);
-        svc.ports.push(Port {
-            target: 80,
-            published: Some(8080),
-            host_ip: Some("127.0.0.1".into()),
-            protocol: "tcp".into(),
-        });
-        svc.volumes.push(Mount {
-            kind: MountKind::Volume,
-            source: Some("data".into()),
-            target: "/data".into(),
-            read_only: true,
-        });
-        svc.volumes.push(Mount {
-            kind: MountKind::Bind,
-            source: Some("/srv/x".into()),
-            target: "/x".into(),
-            read_only: false,
-        });
-        svc.volumes_from.push(VolumesFrom { source: VolumesFromSource::Service("db".into()), read_only: false });
-        svc.links.push("db:database".into());
-        svc.restart = Some("on-failure:3".into());
-        svc.healthcheck = Some(Healthcheck {
-            test: vec!["CMD".into(), "true".into()],
-            interval: Some(Duration::from_secs(1)),
-            timeout: None,
-            retries: Some(3),
-            start_period: None,
-            start_interval: None,
-            disable: false,
-        });
-        svc.resources.cpus = Some(0.5);
-        svc.resources.memory = Some(64 << 20);
-        let stack = stack_with(svc.clone());
-        let body = container_body(&stack, "web", &svc, HashMap::new());
-        assert_eq!(body.env, Some(vec!["A=1".to_string()]));
-        assert_eq!(body.exposed_ports, Some(vec!["80/tcp".to_string()]));
-        let host = body.host_config.unwrap();
-        let binding = &host.port_bindings.unwrap()["80/tcp"];
-        assert_eq!(binding.as_ref().unwrap()[0].host_port.as_deref(), Some("8080"));
-        assert_eq!(host.binds, Some(vec!["/srv/x:/x".to_string()]));
-        assert_eq!(host.mounts.unwrap()[0].source.as_deref(), Some("shop_data"));
-        assert_eq!(host.volumes_from, Some(vec!["shop-db-1:rw".to_string()]));
-        assert_eq!(host.links, Some(vec!["shop-db-1:database".to_string()]));
-        assert_eq!(host.network_mode.as_deref(), Some("shop_default"));
-        assert_eq!(host.restart_policy.unwrap().maximum_retry_count, Some(3));
-        assert_eq!(host.nano_cpus, Some(500_000_000));
-        assert_eq!(body.healthcheck.unwrap().interval, Some(1_000_000_000));
-    }
-
-    #[test]
-    fn service_network_mode_points_at_the_other_container() {
-        let svc = Service { image: "x".into(), network_mode: Some("service:db".into()), ..Default::default() };
-        let stack = stack_with(svc.clone());
-        let body = container_body(&stack, "web", &svc, HashMap::new());
-        assert_eq!(body.host_config.unwrap().network_mode.as_deref(), Some("container:shop-db-1"));
-        assert!(body.networking_config.is_none());
-    }
-
-    #[test]
-    fn the_service_name_and_aliases_resolve_on_each_network() {
-        let mut svc = Service { image: "x".into(), ..Default::default() };
-        svc.networks.insert("back".into(), ServiceNetwork { aliases: vec!["api".into()], ..Default::default() });
-        let e = endpoint("web", &svc, "back");
-        assert_eq!(e.aliases, Some(vec!["web".to_string(), "api".into()]));
-    }
-}
+mod tests;

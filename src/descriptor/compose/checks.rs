@@ -25,9 +25,11 @@ pub(crate) fn check(stack: &mut Stack) -> Parsed<()> {
                 ));
             }
         }
-        if let Some(other) = svc.network_mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
-            if !stack.services.contains_key(other) {
-                return Err(at.key("network_mode").fault(unknown_service(other)));
+        for (key, mode) in [("network_mode", &svc.network_mode), ("pid", &svc.pid), ("ipc", &svc.ipc)] {
+            if let Some(other) = mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+                if !stack.services.contains_key(other) {
+                    return Err(at.key(key).fault(unknown_service(other)));
+                }
             }
         }
         for (i, mount) in svc.volumes.iter().enumerate() {
@@ -74,7 +76,7 @@ pub(crate) fn check(stack: &mut Stack) -> Parsed<()> {
         let first = cycle.first().cloned().unwrap_or_default();
         return Err(services.key(&first).fault(format!(
             "services wait for each other in a circle: {} (through depends_on, links, volumes_from or \
-             network_mode: service:); remove one of these dependencies",
+             network_mode/pid/ipc: service:); remove one of these dependencies",
             cycle.join(" → ")
         )));
     }

@@ -195,9 +195,14 @@ fn is_key_line(text: &str, key: &str) -> bool {
 /// The 1-based line of the value at `segs`, found by following block-style
 /// indentation. Returns the deepest step it could find (the service's line
 /// when the key itself is written in flow style), or `None` when not even
-/// the first step is found. A guide for people, not a YAML parser.
+/// the first step is found; the root is the first line with content. A
+/// guide for people, not a YAML parser.
 pub(crate) fn line_of(text: &str, segs: &[Seg]) -> Option<usize> {
     let entries = entries(text);
+    if segs.is_empty() {
+        // The document as a whole: where its content starts.
+        return entries.first().map(|e| e.line);
+    }
     let mut lo = 0;
     let mut hi = entries.len();
     let mut parent: Option<usize> = None;

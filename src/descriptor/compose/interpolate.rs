@@ -275,6 +275,7 @@ fn walk(
             }
             Ok(())
         }
+        Value::Tagged(tagged) => walk(&mut tagged.value, place, lookup, unset, depth + 1),
         _ => Ok(()),
     }
 }

@@ -1,41 +1,50 @@
 //! The Compose loader: a descriptor's text → [`Stack`], the normalised model.
 //!
-//! The loader runs in steps, each in its own module, all working on one
-//! `serde_yaml::Value` tree until the last:
+//! The loader runs in steps, each in its own module, all working on
+//! `serde_yaml::Value` trees until the last:
 //!
-//! 1. `value`: parse the YAML (anchors resolved, merge keys `<<` applied).
-//! 2. `detect_format`: the Compose Specification, or a `version: "2.x"` /
-//!    `"3.x"` file (read the same way, with a warning that `version` is
-//!    ignored). A v1 file (services at the top level) is refused for now.
-//! 3. `interpolate`: `${VAR}` and friends in values, from the process
-//!    environment, then the `.env` file next to the descriptor.
-//! 4. `service`, `toplevel` (with `ports`, `mounts`, `runtime`):
-//!    every key read into the model; none silently dropped.
-//! 5. `checks`: references between services, networks and volumes, and
+//! 1. `assemble`: every file (the descriptor, its `include`s, the files
+//!    named by `extends`, override files) is parsed (`value`: anchors
+//!    resolved, merge keys applied), its format detected (the Compose
+//!    Specification, `version: "2.x"`/`"3.x"` read the same way with a
+//!    note, or v1 with services at the top level, rewritten by `v1`) and
+//!    interpolated (`interpolate`: the process environment, then the `.env`
+//!    next to the descriptor or `--env-file`). Then the files are merged
+//!    (`merge`, with Compose's rules and the `!reset`/`!override` tags) and
+//!    `extends` resolved (`extends`).
+//! 2. `service`, `toplevel`, `files` (with `ports`, `mounts`, `runtime`,
+//!    `kernel`): every key read into the model; none silently dropped.
+//! 3. `select`: services of inactive profiles, or scaled to 0, left out.
+//! 4. `checks`: references between services, networks and volumes, and
 //!    dependency cycles.
-//!
-//! Later work fits between steps 3 and 4 as transformations of the tree:
-//! v1 normalisation (`net:` → `network_mode`, services moved under
-//! `services:`), `extends`, `include` and merging several files.
 //!
 //! Every error is [`Error::Descriptor`] and reads
 //! `<file>[:<line>]: <place>: <what is wrong and what to do>`, e.g.
 //! `app/3.yml:12: service "web", key "ports[1]": invalid port "80:abc": ...`;
 //! YAML syntax errors carry `<line>:<column>`.
 
+mod assemble;
 mod checks;
 mod dotenv;
+mod extends;
 mod fault;
+mod files;
 mod interpolate;
+mod kernel;
+mod merge;
 mod mounts;
+mod paths;
 mod ports;
 mod runtime;
+mod select;
 mod service;
 mod toplevel;
 mod units;
 mod v1;
 mod value;
 
+#[cfg(test)]
+mod composition_tests;
 #[cfg(test)]
 mod fuzz_tests;
 #[cfg(test)]
@@ -50,15 +59,24 @@ use crate::descriptor::Descriptor;
 use crate::error::{Error, Result};
 use crate::stack::{Format, Stack};
 use fault::{Parsed, Place};
-use value::{key_string, scalar_string, type_name};
 
 pub use service::ONE_SHOT_LABEL;
 
-/// The top-level keys of the Compose Specification.
-#[rustfmt::skip]
-const TOP_LEVEL_KEYS: &[&str] = &[
-    "version", "name", "services", "networks", "volumes", "secrets", "configs", "include", "models",
-];
+/// How to load a descriptor, beyond the descriptor itself: what
+/// `docker compose --profile P --env-file F -f a.yml -f b.yml` says.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Profiles to activate (`--profile`). When empty, `COMPOSE_PROFILES`
+    /// (from the environment, then `.env`) says which, comma-separated.
+    pub profiles: Vec<String>,
+    /// A file of variables used instead of the `.env` next to the
+    /// descriptor (`--env-file`). It must exist.
+    pub env_file: Option<PathBuf>,
+    /// Files merged over the descriptor, in order, with Compose's merge
+    /// rules (`-f a.yml -f b.yml`): per-host ports, log drivers, mounts.
+    /// Their relative paths resolve against the descriptor's folder.
+    pub overrides: Vec<PathBuf>,
+}
 
 /// Loads a descriptor into the normalised model, with variables from the
 /// process environment (then the `.env` file next to the descriptor).
@@ -73,7 +91,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 /// cannot honour is an error rather than a silent difference between the
 /// descriptor and what is deployed.
 pub fn load(descriptor: &Descriptor, default_project: &str) -> Result<Stack> {
-    load_with_env(descriptor, default_project, &|name| std::env::var(name).ok())
+    load_with_options(descriptor, default_project, &LoadOptions::default(), &|name| std::env::var(name).ok())
 }
 
 /// [`load`] with the environment given explicitly: `env` answers what the
@@ -84,51 +102,39 @@ pub fn load_with_env(
     default_project: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Stack> {
-    let path = descriptor.path.as_path();
-    let text = descriptor.text.as_str();
-    let fail = |fault: fault::Fault| fault.into_error(path, text);
-    let mut tree = match value::parse(text) {
-        Ok(parsed) => parsed.map_err(fail)?,
-        Err(e) => {
-            let at = e.line_column.map(|(line, column)| format!(":{line}:{column}")).unwrap_or_default();
-            let hint = syntax_hint(&e.message, text, e.line_column.map(|(line, _)| line));
-            return Err(Error::Descriptor(format!("{}{at}: invalid YAML: {}{hint}", path.display(), e.message)));
-        }
-    };
-    let (format, mut warnings) = detect_format(&tree).map_err(fail)?;
-    let dir = descriptor_dir(path);
-    let dotenv = read_dotenv(&dir, env, path)?;
-    let lookup = |name: &str| env(name).or_else(|| dotenv.get(name).cloned());
-    let mut unset = Vec::new();
-    interpolate::interpolate_tree(&mut tree, &Place::root(), &lookup, &mut unset).map_err(fail)?;
-    for (name, place) in unset {
-        warnings.push(format!(
-            "variable {name:?} is not set, so an empty string was used ({}); set it in the environment or in .env",
-            place.describe()
-        ));
-    }
-    if format == Format::V1 {
-        v1::normalise(&mut tree, &mut warnings).map_err(fail)?;
-    }
-    let mut stack = read_stack(&tree, format, default_project, &dir, &lookup, warnings).map_err(fail)?;
-    checks::check(&mut stack).map_err(fail)?;
-    Ok(stack)
+    load_with_options(descriptor, default_project, &LoadOptions::default(), env)
 }
 
-/// What to do about a YAML syntax error, for the usual causes.
-fn syntax_hint(message: &str, text: &str, line: Option<usize>) -> &'static str {
-    let tab_indented = line
-        .and_then(|n| text.lines().nth(n.saturating_sub(1)))
-        .is_some_and(|l| l.trim_start_matches(' ').starts_with('\t'));
-    if tab_indented {
-        " (indent with spaces: YAML does not allow tabs)"
-    } else if message.contains("duplicate entry") {
-        " (a key may appear only once in a mapping; remove one of them)"
-    } else if message.contains("more than one document") {
-        " (a descriptor is one YAML document: remove the `---` separators and what follows)"
-    } else {
-        " (check the indentation and the quoting around that place)"
+/// [`load_with_env`] with [`LoadOptions`]: active profiles, an env file
+/// instead of `.env`, and override files merged over the descriptor.
+pub fn load_with_options(
+    descriptor: &Descriptor,
+    default_project: &str,
+    options: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Stack> {
+    let path = descriptor.path.as_path();
+    let dir = descriptor_dir(path);
+    let variables = match &options.env_file {
+        Some(file) => read_env_file(file, env, path, true)?,
+        None => read_env_file(&dir.join(".env"), env, path, false)?,
+    };
+    let lookup = |name: &str| env(name).or_else(|| variables.get(name).cloned());
+    let overrides: Vec<PathBuf> = options.overrides.iter().map(|f| mounts::clean(&dir.join(f))).collect();
+    let assembly = assemble::assemble(path, &descriptor.text, &overrides, &lookup)?;
+    let active = select::active_profiles(&options.profiles, lookup("COMPOSE_PROFILES"));
+    let mut warnings = Vec::new();
+    for warning in &assembly.warnings {
+        if !warnings.contains(warning) {
+            warnings.push(warning.clone());
+        }
     }
+    let fail = |fault: fault::Fault| assembly.error(fault);
+    let (mut stack, scaled_to_zero) =
+        read_stack(&assembly.tree, assembly.main.format, default_project, &dir, &lookup, warnings).map_err(fail)?;
+    select::select(&mut stack, &active, &scaled_to_zero).map_err(fail)?;
+    checks::check(&mut stack).map_err(fail)?;
+    Ok(stack)
 }
 
 /// The descriptor's folder, absolute and without `.`/`..`: relative paths in
@@ -139,16 +145,17 @@ fn descriptor_dir(path: &Path) -> PathBuf {
     mounts::clean(&dir)
 }
 
-/// Reads `<dir>/.env` if there is one.
-fn read_dotenv(
-    dir: &Path,
+/// Reads a file of variables (`.env`, or the `--env-file`); a missing one
+/// is an error only when `required`.
+fn read_env_file(
+    file: &Path,
     env: &dyn Fn(&str) -> Option<String>,
     descriptor: &Path,
+    required: bool,
 ) -> Result<BTreeMap<String, String>> {
-    let file = dir.join(".env");
-    let text = match std::fs::read_to_string(&file) {
+    let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(BTreeMap::new()),
         Err(e) => {
             return Err(Error::Descriptor(format!("{}: cannot read {}: {e}", descriptor.display(), file.display())))
         }
@@ -159,51 +166,6 @@ fn read_dotenv(
     Ok(vars.into_iter().collect())
 }
 
-/// Which format the file is written in, and the warnings that go with it.
-/// Only keys (and `version`) are looked at: interpolation comes later.
-fn detect_format(tree: &Value) -> Parsed<(Format, Vec<String>)> {
-    let root = Place::root();
-    let map = match tree {
-        Value::Mapping(map) => map,
-        Value::Null => {
-            return Err(root.fault("the descriptor is empty: it needs at least `services:` with one service"))
-        }
-        other => {
-            return Err(root.fault(format!("expected a mapping at the top of the file, found {}", type_name(other))))
-        }
-    };
-    let keys: Vec<String> = map.keys().map(key_string).collect();
-    let foreign: Vec<&String> =
-        keys.iter().filter(|k| !TOP_LEVEL_KEYS.contains(&k.as_str()) && !k.starts_with("x-")).collect();
-    if let Some(first) = foreign.first() {
-        // v1 files have services at the top level and no `version:`.
-        let looks_v1 =
-            !map.contains_key("services") && !map.contains_key("version") && map.values().all(|v| v.is_mapping());
-        if looks_v1 {
-            return Ok((Format::V1, Vec::new()));
-        }
-        return Err(value::unknown_key(&root, first, TOP_LEVEL_KEYS));
-    }
-    let mut warnings = Vec::new();
-    let format = match map.get("version") {
-        None | Some(Value::Null) => Format::Spec,
-        Some(v) => {
-            let version = scalar_string(v).unwrap_or_default();
-            let major = version.trim().split('.').next().unwrap_or_default().to_string();
-            warnings.push(format!(
-                "key \"version\" ({version:?}) is obsolete and ignored: the file is read as the Compose Specification; \
-                 remove it"
-            ));
-            match major.as_str() {
-                "2" => Format::V2,
-                "3" => Format::V3,
-                _ => Format::Spec,
-            }
-        }
-    };
-    Ok((format, warnings))
-}
-
 /// Whether a project name is one Compose accepts.
 fn valid_project_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -211,7 +173,8 @@ fn valid_project_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
 }
 
-/// Reads the interpolated tree into a stack (before the cross checks).
+/// Reads the assembled tree into a stack (before selection and the cross
+/// checks); also returns the services scaled to 0.
 fn read_stack(
     tree: &Value,
     format: Format,
@@ -219,7 +182,7 @@ fn read_stack(
     dir: &Path,
     lookup: &interpolate::Lookup<'_>,
     warnings: Vec<String>,
-) -> Parsed<Stack> {
+) -> Parsed<(Stack, Vec<String>)> {
     let root = Place::root();
     let get = |key: &str| tree.get(key).filter(|v| !v.is_null());
     let name = match get("name") {
@@ -235,15 +198,20 @@ fn read_stack(
             name
         }
     };
-    for key in ["secrets", "configs", "include", "models"] {
-        if let Some(v) = get(key) {
-            if !value::is_empty(v) {
-                return Err(root.fault_at_key(
-                    key,
-                    format!("top-level key {key:?} is not supported yet by dockmaster; remove it"),
-                ));
-            }
-        }
+    if get("models").is_some_and(|v| !value::is_empty(v)) {
+        return Err(
+            root.fault_at_key("models", "top-level key \"models\" is not supported yet by dockmaster; remove it")
+        );
+    }
+    let sources = files::Sources { dir, lookup };
+    let mut declared = BTreeMap::new();
+    let mut file_warnings = Vec::new();
+    for (kind, key) in [(files::Kind::Secret, "secrets"), (files::Kind::Config, "configs")] {
+        let found = match get(key) {
+            Some(v) => files::declarations(kind, v, &root.key(key), &sources, &mut file_warnings)?,
+            None => BTreeMap::new(),
+        };
+        declared.insert(key, found);
     }
     let mut stack = Stack {
         name,
@@ -275,14 +243,24 @@ fn read_stack(
     if services.is_empty() {
         return Err(root.fault("the descriptor defines no service: add at least one under `services:`"));
     }
-    let mut cx = service::Context { project: &stack.name, dir, lookup, warnings: Vec::new() };
+    let no_files = BTreeMap::new();
+    let mut cx = service::Context {
+        project: &stack.name,
+        dir,
+        lookup,
+        secrets: declared.get("secrets").unwrap_or(&no_files),
+        configs: declared.get("configs").unwrap_or(&no_files),
+        warnings: Vec::new(),
+        scaled_to_zero: Vec::new(),
+    };
     let mut parsed = BTreeMap::new();
     for (key, svc) in services {
         let service = service::service(&mut cx, &key, svc, &at.key(&key))?;
         parsed.insert(key, service);
     }
-    let service_warnings = cx.warnings;
+    let (service_warnings, scaled_to_zero) = (cx.warnings, cx.scaled_to_zero);
     stack.services = parsed;
+    stack.warnings.extend(file_warnings);
     stack.warnings.extend(service_warnings);
-    Ok(stack)
+    Ok((stack, scaled_to_zero))
 }

@@ -12,7 +12,10 @@ use std::path::{Component, Path, PathBuf};
 use serde_yaml::Value;
 
 use super::fault::{Parsed, Place};
-use super::value::{boolean, is_empty, mapping, string, string_or_list, type_name, unknown_key, unsupported_key};
+use super::units::byte_size;
+use super::value::{
+    boolean, describe, integer, is_empty, mapping, string, string_or_list, type_name, unknown_key, unsupported_key,
+};
 use crate::stack::{Mount, MountKind, VolumesFrom, VolumesFromSource};
 
 #[rustfmt::skip]
@@ -73,13 +76,15 @@ fn is_host_path(source: &str) -> bool {
     source.starts_with('.') || source.starts_with('/') || source.starts_with('~')
 }
 
-fn check_target(target: &str, place: &Place, written: &str) -> Parsed<()> {
+/// The path inside the container, checked absolute and cleaned as Compose
+/// cleans it (`/etc/` → `/etc`).
+fn container_path(target: &str, place: &Place, written: &str) -> Parsed<String> {
     if !target.starts_with('/') {
         return Err(place.fault(format!(
             "invalid volume {written:?}: the path inside the container must be absolute, found {target:?}"
         )));
     }
-    Ok(())
+    Ok(clean(Path::new(target)).to_string_lossy().into_owned())
 }
 
 /// Parses the `volumes:` list of a service.
@@ -105,6 +110,8 @@ pub(crate) fn volumes(items: &[Value], place: &Place, cx: &PathContext<'_>) -> P
     Ok(out)
 }
 
+const PROPAGATIONS: &[&str] = &["private", "rprivate", "shared", "rshared", "slave", "rslave"];
+
 fn short(text: &str, place: &Place, cx: &PathContext<'_>) -> Parsed<Mount> {
     let parts: Vec<&str> = text.split(':').collect();
     let (source, target, mode) = match parts.as_slice() {
@@ -116,33 +123,38 @@ fn short(text: &str, place: &Place, cx: &PathContext<'_>) -> Parsed<Mount> {
                 .fault(format!("invalid volume {text:?}: write SOURCE:TARGET[:MODE], e.g. \"data:/var/lib/data:ro\"")))
         }
     };
-    check_target(target, place, text)?;
-    let mut read_only = false;
-    for option in mode.into_iter().flat_map(|m| m.split(',')) {
-        match option {
-            "ro" => read_only = true,
-            "rw" => read_only = false,
-            // Docker Desktop consistency hints: no effect on Linux.
-            "cached" | "delegated" | "consistent" => {}
-            "z" | "Z" | "nocopy" | "shared" | "rshared" | "slave" | "rslave" | "private" | "rprivate" => {
-                return Err(place.fault(format!(
-                    "invalid volume {text:?}: mount option {option:?} is not supported yet by dockmaster; remove it"
-                )))
-            }
-            other => {
-                return Err(
-                    place.fault(format!("invalid volume {text:?}: unknown mount option {other:?}; use ro or rw"))
-                )
-            }
-        }
-    }
+    let target = container_path(target, place, text)?;
     let (kind, source) = match source {
         None => (MountKind::Volume, None),
         Some("") => return Err(place.fault(format!("invalid volume {text:?}: the source is empty"))),
         Some(s) if is_host_path(s) => (MountKind::Bind, Some(cx.bind_source(s, place)?)),
         Some(name) => (MountKind::Volume, Some(name.to_string())),
     };
-    Ok(Mount { kind, source, target: target.to_string(), read_only })
+    let mut mount = Mount::new(kind, source, target, false);
+    for option in mode.into_iter().flat_map(|m| m.split(',')) {
+        let wrong_kind = |what: &str| {
+            place.fault(format!("invalid volume {text:?}: mount option {option:?} applies to {what} only"))
+        };
+        match option {
+            "ro" => mount.read_only = true,
+            "rw" => mount.read_only = false,
+            // Docker Desktop consistency hints: no effect on Linux.
+            "cached" | "delegated" | "consistent" => {}
+            "z" | "Z" if kind == MountKind::Bind => mount.selinux = Some(option.to_string()),
+            "z" | "Z" => return Err(wrong_kind("bind mounts (host paths)")),
+            "nocopy" if kind == MountKind::Volume => mount.nocopy = true,
+            "nocopy" => return Err(wrong_kind("volumes")),
+            p if PROPAGATIONS.contains(&p) && kind == MountKind::Bind => mount.propagation = Some(p.to_string()),
+            p if PROPAGATIONS.contains(&p) => return Err(wrong_kind("bind mounts (host paths)")),
+            other => {
+                return Err(place.fault(format!(
+                    "invalid volume {text:?}: unknown mount option {other:?}; use ro, rw, z, Z, nocopy or a \
+                     propagation (rprivate, shared, ...)"
+                )))
+            }
+        }
+    }
+    Ok(mount)
 }
 
 fn long(value: &Value, place: &Place, cx: &PathContext<'_>) -> Parsed<Mount> {
@@ -166,7 +178,7 @@ fn long(value: &Value, place: &Place, cx: &PathContext<'_>) -> Parsed<Mount> {
             }
         },
     };
-    let mut mount = Mount { kind, source: None, target: String::new(), read_only: false };
+    let mut mount = Mount::new(kind, None, String::new(), false);
     for (key, v) in &entries {
         let at = place.key(key);
         match key.as_str() {
@@ -185,9 +197,7 @@ fn long(value: &Value, place: &Place, cx: &PathContext<'_>) -> Parsed<Mount> {
             "consistency" => {
                 string(v, &at)?;
             }
-            "bind" => options(v, &at, kind, MountKind::Bind, &[("create_host_path", Some(true)), ("recursive", None)])?,
-            "volume" => options(v, &at, kind, MountKind::Volume, &[("nocopy", Some(false))])?,
-            "tmpfs" => options(v, &at, kind, MountKind::Tmpfs, &[])?,
+            "bind" | "volume" | "tmpfs" => options(v, &at, &mut mount, key)?,
             "image" => return Err(unsupported_key(place, key)),
             k if k.starts_with("x-") => {}
             k => return Err(unknown_key(place, k, LONG_KEYS)),
@@ -196,7 +206,7 @@ fn long(value: &Value, place: &Place, cx: &PathContext<'_>) -> Parsed<Mount> {
     if mount.target.is_empty() {
         return Err(place.fault("a volume in long syntax needs `target`, the path inside the container"));
     }
-    check_target(&mount.target, &place.key("target"), &mount.target)?;
+    mount.target = container_path(&mount.target, &place.key("target"), &mount.target)?;
     if kind == MountKind::Bind && mount.source.is_none() {
         return Err(place.fault("a bind mount needs `source`, the path on the host"));
     }
@@ -210,36 +220,48 @@ fn long(value: &Value, place: &Place, cx: &PathContext<'_>) -> Parsed<Mount> {
     Ok(mount)
 }
 
-/// The per-type options block (`bind:`, `volume:`, `tmpfs:`). Options are
-/// accepted only when they ask for what dockmaster does anyway: `allowed`
-/// lists each known option with the one value accepted (`None`: only
-/// `recursive: enabled`, the default).
-fn options(
-    value: &Value,
-    place: &Place,
-    kind: MountKind,
-    block: MountKind,
-    allowed: &[(&str, Option<bool>)],
-) -> Parsed<()> {
+/// The per-type options block (`bind:`, `volume:`, `tmpfs:`) of a long
+/// syntax mount. `create_host_path: true` and `recursive: enabled` are what
+/// dockmaster does anyway; other values are refused rather than ignored.
+fn options(value: &Value, place: &Place, mount: &mut Mount, block: &str) -> Parsed<()> {
     if is_empty(value) {
         return Ok(());
     }
-    if kind != block {
-        return Err(place.fault(format!(
-            "options for a {} mount on a {} mount; remove them",
-            kind_name(block),
-            kind_name(kind)
-        )));
+    if block != kind_name(mount.kind) {
+        return Err(
+            place.fault(format!("options for a {block} mount on a {} mount; remove them", kind_name(mount.kind)))
+        );
     }
     for (key, v) in mapping(value, place)? {
         let at = place.key(&key);
-        let accepted = match allowed.iter().find(|(k, _)| *k == key) {
-            Some((_, Some(default))) => boolean(v, &at)? == *default,
-            Some((_, None)) => string(v, &at)? == "enabled",
-            None => key.starts_with("x-"),
-        };
-        if !accepted {
-            return Err(unsupported_key(place, &key));
+        if v.is_null() || key.starts_with("x-") {
+            continue;
+        }
+        match (block, key.as_str()) {
+            ("bind", "create_host_path") if boolean(v, &at)? => {}
+            ("bind", "recursive") if string(v, &at)? == "enabled" => {}
+            ("bind", "selinux") => match string(v, &at)?.as_str() {
+                s @ ("z" | "Z") => mount.selinux = Some(s.to_string()),
+                other => return Err(at.fault(format!("selinux must be \"z\" or \"Z\", found {other:?}"))),
+            },
+            ("bind", "propagation") => {
+                let p = string(v, &at)?;
+                if !PROPAGATIONS.contains(&p.as_str()) {
+                    return Err(at.fault(format!("unknown propagation {p:?}; use one of {}", PROPAGATIONS.join(", "))));
+                }
+                mount.propagation = Some(p);
+            }
+            ("volume", "nocopy") => mount.nocopy = boolean(v, &at)?,
+            ("volume", "subpath") => {
+                let sub = string(v, &at)?;
+                if sub.starts_with('/') || sub.split('/').any(|p| p == "..") {
+                    return Err(at.fault(format!("subpath {sub:?} must be a relative path inside the volume")));
+                }
+                mount.subpath = Some(sub).filter(|s| !s.is_empty());
+            }
+            ("tmpfs", "size") => mount.tmpfs_size = Some(tmpfs_size(v, &at)?),
+            ("tmpfs", "mode") => mount.tmpfs_mode = Some(file_mode(v, &at)?),
+            _ => return Err(unsupported_key(place, &key)),
         }
     }
     Ok(())
@@ -253,22 +275,79 @@ fn kind_name(kind: MountKind) -> &'static str {
     }
 }
 
-/// Parses `tmpfs:` of a service: a path or a list of paths. Options after
-/// the path (`/run:size=64m`) are not supported yet.
+/// A tmpfs size: bytes as a number, or a size with a unit (`64m`).
+fn tmpfs_size(value: &Value, place: &Place) -> Parsed<i64> {
+    let size = match value {
+        Value::Number(_) => integer(value, place)?,
+        other => byte_size(&string(other, place)?).map_err(|why| place.fault(why))?,
+    };
+    if size < 0 {
+        return Err(place.fault(format!("a size cannot be negative, found {size}")));
+    }
+    Ok(size)
+}
+
+/// Permission bits, written in octal as people write them: `0440` and
+/// `"1777"` (text to YAML 1.2) and `1777` (a number whose digits are all
+/// octal) are read as octal; `0o440` is octal to YAML already; a number
+/// with an 8 or a 9 (`288`) is taken as the decimal value of the bits.
+pub(crate) fn file_mode(value: &Value, place: &Place) -> Parsed<u32> {
+    let bad = || place.fault(format!("invalid mode {}: write octal permission bits, e.g. 0440", describe(value)));
+    let mode = match value {
+        Value::Number(n) => {
+            let n = n.as_u64().ok_or_else(bad)?;
+            let digits = n.to_string();
+            let parsed = if digits.chars().all(|c| c <= '7') { u64::from_str_radix(&digits, 8).ok() } else { Some(n) };
+            parsed.and_then(|m| u32::try_from(m).ok()).ok_or_else(bad)?
+        }
+        other => {
+            let text = string(other, place)?;
+            let digits = text.trim().trim_start_matches("0o");
+            u32::from_str_radix(digits, 8).map_err(|_| bad())?
+        }
+    };
+    if mode > 0o7777 {
+        return Err(bad());
+    }
+    Ok(mode)
+}
+
+/// Parses `tmpfs:` of a service: a path or a list of paths, each with
+/// optional mount options after a colon (`/run:size=64m,mode=1777,noexec`).
 pub(crate) fn tmpfs(value: &Value, place: &Place) -> Parsed<Vec<Mount>> {
     let mut out = Vec::new();
-    for (i, target) in string_or_list(value, place)?.into_iter().enumerate() {
+    for (i, entry) in string_or_list(value, place)?.into_iter().enumerate() {
         let at = if value.is_sequence() { place.index(i) } else { place.clone() };
-        if target.contains(':') {
-            return Err(at.fault(format!(
-                "tmpfs options in {target:?} are not supported yet by dockmaster; write the path alone"
-            )));
+        let (target, options) = entry.split_once(':').unwrap_or((entry.as_str(), ""));
+        let target = container_path(target, &at, &entry)?;
+        let mut mount = Mount::new(MountKind::Tmpfs, None, target, false);
+        for option in options.split(',').filter(|o| !o.is_empty()) {
+            let bad = |why: String| at.fault(format!("invalid tmpfs {entry:?}: {why}"));
+            match option.split_once('=') {
+                Some(("size", size)) => {
+                    mount.tmpfs_size = Some(tmpfs_size(&Value::from(size), &at).map_err(|f| bad(f.message))?)
+                }
+                Some(("mode", mode)) => {
+                    mount.tmpfs_mode = Some(file_mode(&Value::from(mode), &at).map_err(|f| bad(f.message))?)
+                }
+                None if option == "ro" => mount.read_only = true,
+                None if option == "rw" => mount.read_only = false,
+                None if TMPFS_FLAGS.contains(&option) => mount.tmpfs_flags.push(option.to_string()),
+                _ => {
+                    return Err(bad(format!(
+                        "unknown option {option:?}; use size=, mode=, ro, rw or {}",
+                        TMPFS_FLAGS.join(", ")
+                    )))
+                }
+            }
         }
-        check_target(&target, &at, &target)?;
-        out.push(Mount { kind: MountKind::Tmpfs, source: None, target, read_only: false });
+        out.push(mount);
     }
     Ok(out)
 }
+
+/// tmpfs mount flags the engine passes to the kernel.
+const TMPFS_FLAGS: &[&str] = &["exec", "noexec", "suid", "nosuid", "dev", "nodev", "atime", "noatime"];
 
 /// Parses `volumes_from:`: `NAME` or `service:NAME` (a service of this
 /// stack), `container:NAME` (an existing container), each optionally
@@ -317,7 +396,7 @@ mod tests {
     }
 
     fn mount(kind: MountKind, source: Option<&str>, target: &str, read_only: bool) -> Mount {
-        Mount { kind, source: source.map(String::from), target: target.into(), read_only }
+        Mount::new(kind, source.map(String::from), target, read_only)
     }
 
     fn load(yaml: &str) -> Parsed<Vec<Mount>> {
@@ -367,11 +446,29 @@ mod tests {
     }
 
     #[test]
+    fn mount_options_reach_the_model() {
+        let got = load(
+            "- ./conf:/conf:z,ro\n- /srv:/srv:Z,rshared\n- data:/data:nocopy\n\
+             - {type: bind, source: ., target: /b, bind: {selinux: z, propagation: rslave, create_host_path: true}}\n\
+             - {type: volume, source: data, target: /v, volume: {nocopy: true, subpath: sub/dir}}\n\
+             - {type: tmpfs, target: /t, tmpfs: {size: 64m, mode: 1777}}\n",
+        )
+        .unwrap();
+        assert_eq!((got[0].selinux.as_deref(), got[0].read_only), (Some("z"), true));
+        assert_eq!((got[1].selinux.as_deref(), got[1].propagation.as_deref()), (Some("Z"), Some("rshared")));
+        assert!(got[2].nocopy);
+        assert_eq!((got[3].selinux.as_deref(), got[3].propagation.as_deref()), (Some("z"), Some("rslave")));
+        assert_eq!((got[4].nocopy, got[4].subpath.as_deref()), (true, Some("sub/dir")));
+        assert_eq!((got[5].tmpfs_size, got[5].tmpfs_mode), (Some(64 << 20), Some(0o1777)));
+    }
+
+    #[test]
     fn bad_volumes_say_why() {
         for (yaml, needle) in [
             ("- data:relative", "must be absolute"),
             ("- a:/b:c:d", "SOURCE:TARGET"),
-            ("- data:/x:z", "not supported yet"),
+            ("- data:/x:z", "bind mounts"),
+            ("- ./x:/x:nocopy", "volumes only"),
             ("- data:/x:bogus", "unknown mount option"),
             ("- :/x", "source is empty"),
             ("- ~other/x:/x", "~user"),
@@ -380,8 +477,12 @@ mod tests {
             ("- {type: npipe, source: x, target: /x}", "not supported yet"),
             ("- {type: volume, source: ./x, target: /x}", "type: bind"),
             ("- {type: tmpfs, source: x, target: /x}", "no source"),
-            ("- {type: volume, source: d, target: /x, volume: {subpath: a}}", "not supported yet"),
-            ("- {type: bind, source: ., target: /x, bind: {selinux: z}}", "not supported yet"),
+            ("- {type: volume, source: d, target: /x, volume: {subpath: /abs}}", "relative path"),
+            ("- {type: volume, source: d, target: /x, volume: {labels: {a: b}}}", "not supported yet"),
+            ("- {type: bind, source: ., target: /x, bind: {selinux: q}}", "selinux"),
+            ("- {type: bind, source: ., target: /x, bind: {create_host_path: false}}", "not supported yet"),
+            ("- {type: bind, source: ., target: /x, volume: {nocopy: true}}", "options for a volume mount"),
+            ("- {type: tmpfs, target: /x, tmpfs: {mode: 99999}}", "octal"),
             ("- {type: volume, source: d, target: /x, targt: /y}", "did you mean \"target\""),
             ("- data:/x\n- other:/x", "mounted twice"),
             ("- [a]", "expected a volume"),
@@ -415,10 +516,14 @@ mod tests {
     }
 
     #[test]
-    fn tmpfs_paths() {
-        let v: Value = serde_yaml::from_str("[/run, /tmp]").unwrap();
-        assert_eq!(tmpfs(&v, &Place::root()).unwrap().len(), 2);
-        assert!(tmpfs(&Value::from("/run:size=1m"), &Place::root()).is_err());
+    fn tmpfs_paths_and_options() {
+        let v: Value = serde_yaml::from_str("[/run, '/tmp:size=64m,mode=1777,noexec,nosuid']").unwrap();
+        let got = tmpfs(&v, &Place::root()).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!((got[1].tmpfs_size, got[1].tmpfs_mode), (Some(64 << 20), Some(0o1777)));
+        assert_eq!(got[1].tmpfs_flags, vec!["noexec", "nosuid"]);
+        assert!(tmpfs(&Value::from("/run:bogus"), &Place::root()).is_err());
+        assert!(tmpfs(&Value::from("/run:size=lots"), &Place::root()).is_err());
         assert!(tmpfs(&Value::from("run"), &Place::root()).is_err());
     }
 }

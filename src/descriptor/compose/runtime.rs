@@ -297,15 +297,26 @@ impl ResourceKeys {
     }
 }
 
+/// What `deploy:` says beyond resources.
+#[derive(Debug, Default)]
+pub(crate) struct Deploy {
+    /// `restart_policy`, as an engine restart policy.
+    pub(crate) restart: Option<String>,
+    /// `replicas`, when given: 0 or 1 (more are refused).
+    pub(crate) replicas: Option<i64>,
+}
+
 /// `deploy:`. What a single engine can honour is read (resources, a restart
-/// policy, one replica); the Swarm-only rest is refused unless empty.
+/// policy, zero or one replica); what only Swarm acts on (placement, update
+/// and rollback settings, service labels) is ignored with a warning, as
+/// Compose ignores it; the rest is refused.
 pub(crate) fn deploy(
     value: &Value,
     place: &Place,
     resources: &mut ResourceKeys,
     warnings: &mut Vec<String>,
-) -> Parsed<Option<String>> {
-    let mut restart = None;
+) -> Parsed<Deploy> {
+    let mut out = Deploy::default();
     for (key, v) in mapping(value, place)? {
         let at = place.key(&key);
         match key.as_str() {
@@ -315,10 +326,12 @@ pub(crate) fn deploy(
                 }
             }
             "replicas" => {
-                if !v.is_null() && integer(v, &at)? != 1 {
+                out.replicas = if v.is_null() { None } else { Some(integer(v, &at)?) };
+                if out.replicas.is_some_and(|n| !(0..=1).contains(&n)) {
                     return Err(place.fault_at_key(
                         &key,
-                        "more than one replica is not supported yet by dockmaster; remove `replicas` or set it to 1",
+                        "more than one replica is not supported yet by dockmaster (it runs one container per \
+                         service); set `replicas` to 1, or 0 to leave the service out",
                     ));
                 }
             }
@@ -327,21 +340,29 @@ pub(crate) fn deploy(
                     return Err(unsupported_key(place, &key));
                 }
             }
-            "resources" => deploy_resources(v, &at, resources)?,
-            "restart_policy" => restart = restart_policy_block(v, &at, warnings)?,
+            "resources" => deploy_resources(v, &at, resources, warnings)?,
+            "restart_policy" => out.restart = restart_policy_block(v, &at, warnings)?,
             "labels" | "update_config" | "rollback_config" | "placement" => {
                 if !is_empty(v) {
-                    return Err(unsupported_key(place, &key));
+                    warnings.push(format!(
+                        "{}: ignored: only Swarm acts on it, and dockmaster deploys to a single engine",
+                        at.describe()
+                    ));
                 }
             }
             k if k.starts_with("x-") => {}
             k => return Err(unknown_key(place, k, DEPLOY_KEYS)),
         }
     }
-    Ok(restart)
+    Ok(out)
 }
 
-fn deploy_resources(value: &Value, place: &Place, resources: &mut ResourceKeys) -> Parsed<()> {
+fn deploy_resources(
+    value: &Value,
+    place: &Place,
+    resources: &mut ResourceKeys,
+    warnings: &mut Vec<String>,
+) -> Parsed<()> {
     for (key, v) in mapping(value, place)? {
         let at = place.key(&key);
         match key.as_str() {
@@ -362,7 +383,15 @@ fn deploy_resources(value: &Value, place: &Place, resources: &mut ResourceKeys) 
                     let rat = at.key(&reservation);
                     match reservation.as_str() {
                         "memory" => resources.memory_reservation.set_second(size(rv, &rat)?, &rat),
-                        "cpus" | "devices" | "generic_resources" => {
+                        "cpus" | "generic_resources" => {
+                            if !is_empty(rv) {
+                                warnings.push(format!(
+                                    "{}: ignored: only Swarm schedules by reservations; the engine has no such setting",
+                                    rat.describe()
+                                ));
+                            }
+                        }
+                        "devices" => {
                             if !is_empty(rv) {
                                 return Err(unsupported_key(&at, &reservation));
                             }
@@ -482,14 +511,15 @@ mod tests {
         keys.read("mem_limit", &yaml("512m"), &at.key("mem_limit")).unwrap();
         keys.read("cpus", &yaml("0.5"), &at.key("cpus")).unwrap();
         let mut warnings = Vec::new();
-        let restart = deploy(
+        let deployed = deploy(
             &yaml("{resources: {limits: {memory: 512M, pids: 100}, reservations: {memory: 1g}}, restart_policy: {condition: on-failure, max_attempts: 2, delay: 5s}, replicas: 1}"),
             &at.key("deploy"),
             &mut keys,
             &mut warnings,
         )
         .unwrap();
-        assert_eq!(restart.as_deref(), Some("on-failure:2"));
+        assert_eq!(deployed.restart.as_deref(), Some("on-failure:2"));
+        assert_eq!(deployed.replicas, Some(1));
         assert_eq!(warnings.len(), 1);
         let r = keys.finish(&at).unwrap();
         assert_eq!(r.memory, Some(512 << 20));
@@ -502,13 +532,22 @@ mod tests {
     }
 
     #[test]
-    fn swarm_only_deploy_keys_are_refused() {
+    fn swarm_only_deploy_keys_warn_and_the_rest_is_refused() {
         let at = Place::root().key("services").key("web").key("deploy");
+        let mut warnings = Vec::new();
+        let mut keys = ResourceKeys::default();
+        deploy(
+            &yaml("{placement: {constraints: [a]}, update_config: {parallelism: 2}, labels: [a=b], resources: {reservations: {cpus: '1'}}}"),
+            &at,
+            &mut keys,
+            &mut warnings,
+        )
+        .unwrap();
+        assert_eq!(warnings.len(), 4, "{warnings:?}");
         for bad in [
             "{replicas: 3}",
             "{mode: global}",
-            "{placement: {constraints: [a]}}",
-            "{resources: {reservations: {cpus: '1'}}}",
+            "{resources: {reservations: {devices: [{capabilities: [gpu]}]}}}",
             "{resources: {limits: {memry: 1g}}}",
         ] {
             let mut keys = ResourceKeys::default();

@@ -2,9 +2,9 @@
 //!
 //! Every key Compose defines falls in one of four groups, and none is
 //! dropped silently: keys the model holds are read; keys that ask only for
-//! what dockmaster does anyway (`init: false`, `scale: 1`) are accepted;
-//! keys with no runtime meaning for a deploy (`expose`, `profiles`,
-//! `develop`) are accepted with a warning; every other Compose key is
+//! what dockmaster does anyway (`oom_kill_disable: false`, `scale: 1`) are
+//! accepted; keys with no runtime meaning for a deploy (`expose`, `develop`)
+//! are accepted with a warning; every other Compose key is
 //! refused as "not supported yet" unless it is empty. Keys Compose does not
 //! know are errors with a "did you mean" hint.
 
@@ -15,7 +15,9 @@ use serde_yaml::Value;
 
 use super::dotenv;
 use super::fault::{Parsed, Place};
+use super::files::{self, Kind};
 use super::interpolate::Lookup;
+use super::kernel;
 use super::mounts::{self, host_path, PathContext};
 use super::ports;
 use super::runtime::{self, ResourceKeys};
@@ -51,12 +53,11 @@ const SERVICE_KEYS: &[&str] = &[
 /// Compose keys whose meaning the model cannot hold yet.
 #[rustfmt::skip]
 const UNSUPPORTED_KEYS: &[&str] = &[
-    "annotations", "blkio_config", "cap_add", "cap_drop", "cgroup", "cgroup_parent", "configs", "cpu_count",
-    "cpu_percent", "cpu_period", "cpu_quota", "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpuset",
-    "credential_spec", "device_cgroup_rules", "devices", "dns", "dns_opt", "dns_search", "domainname", "external_links",
-    "gpus", "group_add", "ipc", "isolation", "label_file", "mac_address", "mem_swappiness", "memswap_limit", "models",
-    "oom_score_adj", "pid", "platform", "post_start", "pre_stop", "provider", "pull_refresh_after", "runtime",
-    "secrets", "security_opt", "shm_size", "storage_opt", "sysctls", "ulimits", "use_api_socket", "userns_mode", "uts",
+    "annotations", "blkio_config", "cgroup", "cgroup_parent", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota",
+    "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpuset", "credential_spec", "device_cgroup_rules", "domainname",
+    "external_links", "gpus", "group_add", "isolation", "label_file", "mac_address", "mem_swappiness", "memswap_limit",
+    "models", "oom_score_adj", "platform", "post_start", "pre_stop", "provider", "pull_refresh_after", "runtime",
+    "storage_opt", "use_api_socket", "userns_mode", "uts",
 ];
 
 #[rustfmt::skip]
@@ -80,8 +81,15 @@ pub(crate) struct Context<'a> {
     pub(crate) dir: &'a Path,
     /// Variables: the process environment, then `.env`.
     pub(crate) lookup: &'a Lookup<'a>,
+    /// The top-level `secrets:`, by name.
+    pub(crate) secrets: &'a BTreeMap<String, files::Declared>,
+    /// The top-level `configs:`, by name.
+    pub(crate) configs: &'a BTreeMap<String, files::Declared>,
     /// Warnings for the stack.
     pub(crate) warnings: Vec<String>,
+    /// Services with `scale: 0` or `deploy.replicas: 0`: read and checked,
+    /// then left out of the stack, as Compose creates no container for them.
+    pub(crate) scaled_to_zero: Vec<String>,
 }
 
 /// One `env_file` entry.
@@ -144,11 +152,31 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
             "extra_hosts" => svc.extra_hosts = runtime::extra_hosts(v, &at)?,
             "logging" => svc.logging = runtime::logging(v, &at)?,
             "mem_limit" | "mem_reservation" | "cpus" | "pids_limit" => resources.read(&key, v, &at)?,
-            "deploy" => deploy_restart = runtime::deploy(v, &at, &mut resources, &mut cx.warnings)?,
+            "deploy" => {
+                let deploy = runtime::deploy(v, &at, &mut resources, &mut cx.warnings)?;
+                deploy_restart = deploy.restart;
+                if deploy.replicas == Some(0) {
+                    cx.scaled_to_zero.push(name.to_string());
+                }
+            }
+            "secrets" => svc.secrets = files::references(Kind::Secret, v, &at, cx.secrets, &mut cx.warnings)?,
+            "configs" => svc.configs = files::references(Kind::Config, v, &at, cx.configs, &mut cx.warnings)?,
+            "profiles" => svc.profiles = profiles(v, &at)?,
+            k if kernel::KEYS.contains(&k) => kernel::read(&mut svc, k, v, &at)?,
             // Accepted when they ask for what a container gets anyway.
-            "init" | "read_only" | "oom_kill_disable" => default_only(place, &key, v, |v, at| Ok(!flag(v, at)?))?,
+            "oom_kill_disable" => default_only(place, &key, v, |v, at| Ok(!flag(v, at)?))?,
             "attach" => default_only(place, &key, v, flag)?,
-            "scale" => default_only(place, &key, v, |v, at| Ok(v.is_null() || integer(v, at)? == 1))?,
+            "scale" => match if v.is_null() { 1 } else { integer(v, &at)? } {
+                0 => cx.scaled_to_zero.push(name.to_string()),
+                1 => {}
+                _ => {
+                    return Err(place.fault_at_key(
+                        &key,
+                        "more than one replica is not supported yet by dockmaster (it runs one container per \
+                         service); set `scale` to 1, or 0 to leave the service out",
+                    ))
+                }
+            },
             "pull_policy" => {
                 svc.pull_policy = match opt_string(v, &at)?.as_deref() {
                     None => None,
@@ -164,21 +192,19 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
                     }
                 }
             }
-            "expose" | "profiles" | "develop" => {
+            "expose" | "develop" => {
                 if !is_empty(v) {
                     cx.warnings.push(format!(
-                        "{}: key {key:?} is ignored: it has no effect on what dockmaster deploys{}",
+                        "{}: key {key:?} is ignored: it has no effect on what dockmaster deploys",
                         place.describe(),
-                        if key == "profiles" { " (the service is deployed whatever the profile)" } else { "" }
                     ));
                 }
             }
+            // `extends` is resolved before services are read (see `extends.rs`).
             "extends" => {
-                return Err(place.fault_at_key(
-                    &key,
-                    "key \"extends\" is not supported yet by dockmaster; copy the settings of the extended service \
-                     into this one",
-                ))
+                return Err(
+                    place.fault_at_key(&key, "`extends` must name a service (`extends: NAME` or `{service: NAME}`)")
+                )
             }
             k if k.starts_with("x-") => {}
             k if UNSUPPORTED_KEYS.contains(&k) => {
@@ -229,6 +255,22 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
         }
     };
     Ok(svc)
+}
+
+/// `profiles:`: the names of the profiles that enable the service.
+fn profiles(value: &Value, place: &Place) -> Parsed<Vec<String>> {
+    let names = string_list(value, place)?;
+    for (i, name) in names.iter().enumerate() {
+        let mut chars = name.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'));
+        if !valid {
+            return Err(place.index(i).fault(format!(
+                "invalid profile name {name:?}: use letters, digits, \"_\", \".\" and \"-\", starting with a letter or digit"
+            )));
+        }
+    }
+    Ok(names)
 }
 
 /// `container_name:`, checked against what the engine accepts so a typo

@@ -67,10 +67,7 @@ fn the_bundled_example_loads_into_the_expected_stack() {
     assert_eq!(build.dockerfile, "Dockerfile");
     let command = content.command.as_ref().unwrap();
     assert!(command[2].contains("deployed at $(date)"), "`$$` is a literal `$`: {command:?}");
-    assert_eq!(
-        content.volumes,
-        vec![Mount { kind: MountKind::Volume, source: Some("site".into()), target: "/site".into(), read_only: false }]
-    );
+    assert_eq!(content.volumes, vec![Mount::new(MountKind::Volume, Some("site".into()), "/site", false)]);
 
     let web = &stack.services["web"];
     assert_eq!(
@@ -254,11 +251,8 @@ fn every_supported_syntax_form_lands_in_the_model() {
         ]
     );
 
-    let mount = |kind, source: Option<&str>, target: &str, read_only| Mount {
-        kind,
-        source: source.map(String::from),
-        target: target.into(),
-        read_only,
+    let mount = |kind, source: Option<&str>, target: &str, read_only| {
+        Mount::new(kind, source.map(String::from), target, read_only)
     };
     let app = "/nonexistent-dockmaster-test/app";
     assert_eq!(
@@ -331,7 +325,7 @@ fn every_supported_syntax_form_lands_in_the_model() {
     assert_eq!(migrate.network_mode.as_deref(), Some("service:api"));
     assert!(migrate.healthcheck.as_ref().unwrap().disable);
 
-    assert_eq!(stack.networks["front"].subnets, vec!["172.30.0.0/24"]);
+    assert_eq!(stack.networks["front"].subnets[0].subnet, "172.30.0.0/24");
     assert!(stack.networks["back"].internal);
     assert!(stack.volumes.contains_key("data"));
     assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
@@ -352,11 +346,10 @@ fn versioned_files_load_with_a_warning() {
 #[test]
 fn keys_without_runtime_meaning_warn_and_extensions_are_ignored() {
     let stack = loaded(
-        "x-note: {anything: [goes]}\nservices:\n  a:\n    image: x\n    expose: [80]\n    profiles: [debug]\n    x-owner: me\n    cap_add: []\n",
+        "x-note: {anything: [goes]}\nservices:\n  a:\n    image: x\n    expose: [80]\n    x-owner: me\n    cgroup_parent: ''\n",
     );
-    assert_eq!(stack.warnings.len(), 2, "{:?}", stack.warnings);
+    assert_eq!(stack.warnings.len(), 1, "{:?}", stack.warnings);
     assert!(stack.warnings[0].contains("service \"a\": key \"expose\" is ignored"));
-    assert!(stack.warnings[1].contains("profiles"));
 }
 
 #[test]
@@ -436,6 +429,10 @@ fn errors_name_the_file_the_line_the_place_and_the_fix() {
         ("services:\n  a:\n    image: x\n    volumes_from: [ghost]\n", &["container:ghost"]),
         ("services:\n  a:\n    image: x\n    network_mode: service:ghost\n", &["service \"ghost\" is not defined"]),
         (
+            "services:\n  a:\n    image: x\n    ipc: service:ghost\n",
+            &[":4: service \"a\", key \"ipc\": service \"ghost\""],
+        ),
+        (
             "services:\n  web:\n    image: x\n    ports:\n      - 80\n      - \"80:abc\"\n",
             &[":6: service \"web\", key \"ports[1]\": invalid port \"80:abc\""],
         ),
@@ -447,19 +444,22 @@ fn errors_name_the_file_the_line_the_place_and_the_fix() {
         ("services:\n  web:\n    image: [x\n", &[":4:1: invalid YAML"]),
         ("services:\n  web:\n  image: x\n   bad: indent\n", &["invalid YAML", ":4:"]),
         (
-            "services:\n  web:\n    image: x\n    cap_add: [NET_ADMIN]\n",
-            &[":4: service \"web\": key \"cap_add\" is not supported yet by dockmaster"],
+            "services:\n  web:\n    image: x\n    cgroup_parent: m\n",
+            &[":4: service \"web\": key \"cgroup_parent\" is not supported yet by dockmaster"],
         ),
         ("services:\n  web:\n    image: x\n    deploy:\n      replicas: 3\n", &["more than one replica"]),
-        ("services:\n  web:\n    image: x\n    extends: base\n", &["\"extends\" is not supported yet"]),
+        (
+            "services:\n  web:\n    image: x\n    extends: base\n",
+            &[":4: service \"web\", key \"extends\": cannot extend service \"base\"", "no such service"],
+        ),
         ("web:\n  image: x\n  net: [host]\ndb:\n  image: y\n", &[":3: key \"web.net\"", "`net` must be a string"]),
         (
             "services:\n  a:\n    image: x\nservice:\n  b: {}\n",
             &[":4: unknown key \"service\"", "did you mean \"services\""],
         ),
         (
-            "services:\n  a:\n    image: x\nsecrets:\n  s:\n    file: ./s\n",
-            &[":4: top-level key \"secrets\" is not supported yet"],
+            "services:\n  a:\n    image: x\n    secrets: [s]\n",
+            &[":4: service \"a\", key \"secrets[0]\": secret \"s\" is not declared"],
         ),
         (
             "services:\n  a:\n    image: x:${MUST:?give a tag}\n",

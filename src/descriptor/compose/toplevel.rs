@@ -14,7 +14,7 @@ use super::value::{
     boolean, is_empty, list, list_or_dict, mapping, opt_string, scalar_string, string, type_name, unknown_key,
     unsupported_key,
 };
-use crate::stack::{Network, Volume};
+use crate::stack::{Network, Subnet, Volume};
 
 #[rustfmt::skip]
 const NETWORK_KEYS: &[&str] = &[
@@ -111,12 +111,8 @@ pub(crate) fn network(value: &Value, place: &Place, warnings: &mut Vec<String>) 
             "internal" => net.internal = !v.is_null() && boolean(v, &at)?,
             "labels" => net.labels = labels(v, &at)?,
             "ipam" => net.subnets = ipam(v, &at)?,
-            // What the engine does for a local bridge anyway.
-            "attachable" | "enable_ipv6" => {
-                if !v.is_null() && boolean(v, &at)? {
-                    return Err(unsupported_key(place, &key));
-                }
-            }
+            "attachable" => net.attachable = !v.is_null() && boolean(v, &at)?,
+            "enable_ipv6" => net.enable_ipv6 = !v.is_null() && boolean(v, &at)?,
             "enable_ipv4" => {
                 if !v.is_null() && !boolean(v, &at)? {
                     return Err(unsupported_key(place, &key));
@@ -134,6 +130,8 @@ pub(crate) fn network(value: &Value, place: &Place, warnings: &mut Vec<String>) 
             ("driver_opts", !net.driver_opts.is_empty()),
             ("internal", net.internal),
             ("ipam", !net.subnets.is_empty()),
+            ("enable_ipv6", net.enable_ipv6),
+            ("attachable", net.attachable),
             ("labels", !net.labels.is_empty()),
         ],
         place,
@@ -154,8 +152,8 @@ fn merge_legacy_name(name: &mut Option<String>, legacy: Option<String>, place: &
     }
 }
 
-/// `ipam:`: the default driver with `config: [{subnet}]`.
-fn ipam(value: &Value, place: &Place) -> Parsed<Vec<String>> {
+/// `ipam:`: the default driver with `config: [{subnet, gateway, ip_range, aux_addresses}]`.
+fn ipam(value: &Value, place: &Place) -> Parsed<Vec<Subnet>> {
     let mut subnets = Vec::new();
     for (key, v) in mapping(value, place)? {
         let at = place.key(&key);
@@ -168,18 +166,26 @@ fn ipam(value: &Value, place: &Place) -> Parsed<Vec<String>> {
             "config" => {
                 for (i, block) in list(v, &at)?.iter().enumerate() {
                     let bat = at.index(i);
+                    let mut pool = Subnet::default();
                     for (bkey, bv) in mapping(block, &bat)? {
+                        let kat = bat.key(&bkey);
                         match bkey.as_str() {
-                            "subnet" => subnets.push(string(bv, &bat.key(&bkey))?),
-                            "ip_range" | "gateway" | "aux_addresses" => {
-                                if !is_empty(bv) {
-                                    return Err(unsupported_key(&bat, &bkey));
+                            "subnet" => pool.subnet = string(bv, &kat)?,
+                            "gateway" => pool.gateway = opt_string(bv, &kat)?,
+                            "ip_range" => pool.ip_range = opt_string(bv, &kat)?,
+                            "aux_addresses" => {
+                                for (host, address) in mapping(bv, &kat)? {
+                                    pool.aux_addresses.insert(host.clone(), string(address, &kat.key(&host))?);
                                 }
                             }
                             k if k.starts_with("x-") => {}
                             k => return Err(unknown_key(&bat, k, &["subnet", "ip_range", "gateway", "aux_addresses"])),
                         }
                     }
+                    if pool.subnet.is_empty() {
+                        return Err(bat.fault("an IPAM pool needs `subnet` (CIDR, e.g. 172.20.0.0/24)"));
+                    }
+                    subnets.push(pool);
                 }
             }
             "options" => {
@@ -242,7 +248,7 @@ mod tests {
             &mut w,
         )
         .unwrap();
-        assert_eq!(net.subnets, vec!["172.20.0.0/24"]);
+        assert_eq!(net.subnets[0].subnet, "172.20.0.0/24");
         assert_eq!(net.driver_opts["com.docker.network.driver.mtu"], "1400");
         assert!(net.internal);
         assert_eq!(net.labels["a"], "b");
@@ -252,8 +258,8 @@ mod tests {
         assert_eq!(w.len(), 1, "the legacy spelling warns");
         for bad in [
             "{external: true, driver: bridge}",
-            "{ipam: {config: [{subnet: 10.0.0.0/8, gateway: 10.0.0.1}]}}",
-            "{enable_ipv6: true}",
+            "{ipam: {config: [{gateway: 10.0.0.1}]}}",
+            "{enable_ipv4: false}",
             "{drivr: bridge}",
             "{name: a, external: {name: b}}",
             "[a]",

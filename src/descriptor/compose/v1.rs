@@ -21,27 +21,26 @@ use serde_yaml::{Mapping, Value};
 
 use super::fault::{Parsed, Place};
 
-/// Rewrites a v1 tree in place into the Specification's shape. `warnings`
-/// gets the notes a person should see (one, saying the file is v1).
-pub(super) fn normalise(tree: &mut Value, warnings: &mut Vec<String>) -> Parsed<()> {
+/// Rewrites a v1 tree in place into the Specification's shape: services
+/// move under `services:` and their v1 keys become today's. `warnings` gets
+/// the note that the file is v1. What depends on the whole project (the
+/// default bridge, `volumes_from` of containers, literal volume names) is
+/// left to [`finish`], after `extends` and override files are merged.
+pub(super) fn rewrite(tree: &mut Value, warnings: &mut Vec<String>) -> Parsed<()> {
     let Value::Mapping(top) = std::mem::take(tree) else { return Ok(()) };
     let names: Vec<String> = top.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
     let mut services = Mapping::new();
-    let mut volumes = Mapping::new();
     for (key, value) in top {
         let Some(name) = key.as_str().map(str::to_string) else { continue };
         let place = Place::root().key(&name);
         let Value::Mapping(mut svc) = value else {
             return Err(place.fault("a v1 service must be a mapping of its settings"));
         };
-        rewrite_service(&mut svc, &names, &mut volumes, &place)?;
+        rewrite_service(&mut svc, &names, &place)?;
         services.insert(Value::String(name), Value::Mapping(svc));
     }
     let mut spec = Mapping::new();
     spec.insert("services".into(), Value::Mapping(services));
-    if !volumes.is_empty() {
-        spec.insert("volumes".into(), Value::Mapping(volumes));
-    }
     *tree = Value::Mapping(spec);
     warnings.push(
         "this is a Compose v1 file (services at the top level): read as docker-compose 1.29.2 did, \
@@ -51,7 +50,7 @@ pub(super) fn normalise(tree: &mut Value, warnings: &mut Vec<String>) -> Parsed<
     Ok(())
 }
 
-fn rewrite_service(svc: &mut Mapping, services: &[String], volumes: &mut Mapping, place: &Place) -> Parsed<()> {
+fn rewrite_service(svc: &mut Mapping, services: &[String], place: &Place) -> Parsed<()> {
     if svc.contains_key("network_mode") || svc.contains_key("networks") {
         return Err(place.fault("`network_mode` and `networks` are not v1 keys: use `net:` in a v1 file"));
     }
@@ -63,22 +62,8 @@ fn rewrite_service(svc: &mut Mapping, services: &[String], volumes: &mut Mapping
             };
             svc.insert("network_mode".into(), Value::String(mode));
         }
-        Some(Value::Null) | None => {
-            svc.insert("network_mode".into(), "bridge".into());
-        }
+        Some(Value::Null) | None => {}
         Some(_) => return Err(place.key("net").fault("`net` must be a string (host, bridge, none or container:NAME)")),
-    }
-    if let Some(Value::Sequence(list)) = svc.get_mut("volumes_from") {
-        for entry in list.iter_mut() {
-            let Some(text) = entry.as_str() else { continue };
-            if text.starts_with("container:") || text.starts_with("service:") {
-                continue;
-            }
-            let source = text.split(':').next().unwrap_or(text);
-            if !services.iter().any(|s| s == source) {
-                *entry = Value::String(format!("container:{text}"));
-            }
-        }
     }
     let driver = svc.remove("log_driver");
     let options = svc.remove("log_opt");
@@ -99,22 +84,68 @@ fn rewrite_service(svc: &mut Mapping, services: &[String], volumes: &mut Mapping
         build.insert("dockerfile".into(), dockerfile);
         svc.insert("build".into(), Value::Mapping(build));
     }
-    if let Some(Value::Sequence(list)) = svc.get("volumes") {
-        for entry in list {
-            let Some(text) = entry.as_str() else { continue };
-            let source = text.split(':').next().unwrap_or_default();
-            let is_named = text.contains(':')
-                && !source.is_empty()
-                && !source.starts_with(['/', '.', '~', '$'])
-                && !source.contains('/');
-            if is_named {
-                let mut declared = Mapping::new();
-                declared.insert("name".into(), Value::String(source.to_string()));
-                volumes.insert(Value::String(source.to_string()), Value::Mapping(declared));
+    Ok(())
+}
+
+/// Completes a v1 project once every file is merged, as docker-compose
+/// 1.29.2 did: a service without `net:` joins the engine's default bridge
+/// (`network_mode: bridge`), `volumes_from` a name that is no service takes
+/// an existing container's volumes, and a named volume (`data:/data`) is
+/// the engine volume of that literal name (no project prefix).
+pub(super) fn finish(tree: &mut Value) {
+    let Some(Value::Mapping(services)) = tree.get_mut("services") else { return };
+    let names: Vec<String> = services.keys().filter_map(|k| k.as_str().map(str::to_string)).collect();
+    let mut volumes = Mapping::new();
+    for (_, svc) in services.iter_mut() {
+        let Value::Mapping(svc) = svc else { continue };
+        if !svc.contains_key("network_mode") {
+            svc.insert("network_mode".into(), "bridge".into());
+        }
+        if let Some(Value::Sequence(list)) = svc.get_mut("volumes_from") {
+            for entry in list.iter_mut() {
+                let Some(text) = entry.as_str() else { continue };
+                if text.starts_with("container:") || text.starts_with("service:") {
+                    continue;
+                }
+                let source = text.split(':').next().unwrap_or(text);
+                if !names.iter().any(|s| s == source) {
+                    *entry = Value::String(format!("container:{text}"));
+                }
+            }
+        }
+        if let Some(Value::Sequence(list)) = svc.get("volumes") {
+            for entry in list {
+                let Some(text) = entry.as_str() else { continue };
+                let source = text.split(':').next().unwrap_or_default();
+                let is_named = text.contains(':')
+                    && !source.is_empty()
+                    && !source.starts_with(['/', '.', '~', '$'])
+                    && !source.contains('/');
+                if is_named {
+                    let mut declared = Mapping::new();
+                    declared.insert("name".into(), Value::String(source.to_string()));
+                    volumes.insert(Value::String(source.to_string()), Value::Mapping(declared));
+                }
             }
         }
     }
-    Ok(())
+    if volumes.is_empty() {
+        return;
+    }
+    if let Value::Mapping(top) = tree {
+        match top.get_mut("volumes") {
+            Some(Value::Mapping(existing)) => {
+                for (k, v) in volumes {
+                    if !existing.contains_key(&k) {
+                        existing.insert(k, v);
+                    }
+                }
+            }
+            _ => {
+                top.insert("volumes".into(), Value::Mapping(volumes));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -124,7 +155,8 @@ mod tests {
     fn normalised(text: &str) -> Value {
         let mut tree: Value = serde_yaml::from_str(text).unwrap();
         let mut warnings = vec![];
-        normalise(&mut tree, &mut warnings).unwrap();
+        rewrite(&mut tree, &mut warnings).unwrap();
+        finish(&mut tree);
         assert!(warnings[0].contains("v1"));
         tree
     }

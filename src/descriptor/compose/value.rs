@@ -23,8 +23,8 @@ pub(crate) struct SyntaxError {
     pub(crate) line_column: Option<(usize, usize)>,
 }
 
-/// Parses the text and applies merge keys. Tags (`!reset`, `!override`, ...)
-/// are refused: they only mean something when files are merged.
+/// Parses the text and applies merge keys. Tags (`!reset`, `!override`)
+/// are kept: they mean something when files are merged.
 pub(crate) fn parse(text: &str) -> Result<Parsed<Value>, SyntaxError> {
     let mut value: Value = serde_yaml::from_str(text).map_err(|e| SyntaxError {
         message: e.to_string(),
@@ -83,11 +83,9 @@ fn apply_merge_keys(value: &mut Value, place: &Place, depth: usize) -> Parsed<()
             }
             Ok(())
         }
-        Value::Tagged(tagged) => Err(place.fault(format!(
-            "YAML tag `{}` is not supported yet by dockmaster (`!reset` and `!override` only matter when \
-             several Compose files are merged); remove the tag",
-            tagged.tag
-        ))),
+        // `!reset` / `!override` are applied when files are merged; any
+        // other tag is refused then (see `merge::strip_tags`).
+        Value::Tagged(tagged) => apply_merge_keys(&mut tagged.value, place, depth + 1),
         _ => Ok(()),
     }
 }
@@ -352,8 +350,8 @@ mod tests {
         assert!(fault.message.contains("merge key"), "{}", fault.message);
         let fault = parse("a:\n  <<: [5]\n").unwrap().unwrap_err();
         assert!(fault.message.contains("takes mappings"), "{}", fault.message);
-        let fault = parse("a: !reset []\n").unwrap().unwrap_err();
-        assert!(fault.message.contains("!reset"), "{}", fault.message);
+        let tagged = parse("a: !reset []\n").unwrap().unwrap();
+        assert!(matches!(tagged["a"], Value::Tagged(_)), "tags are kept for merging");
     }
 
     #[test]
