@@ -97,6 +97,82 @@ pub enum Command {
     /// Deploy the version before the one running now (or --to VERSION), with
     /// the same plan, watch, rollback and report as deploy.
     Rollback(RollbackArgs),
+    /// Approve one exact descriptor (reference, version and digest) for an
+    /// environment, so people who may only deploy image changes may deploy
+    /// its structural change. Needs the `approve` right.
+    Approve(ApproveArgs),
+    /// Classify FILE against the descriptor REF (image-only or structural)
+    /// and check it against the policy, without deploying. Exit 0 only when
+    /// the change is self-service: for CI pipelines that auto-merge image
+    /// bumps.
+    Review(ReviewArgs),
+    /// Read the audit trail: who did what, when, from where, and how it
+    /// ended. Newest first.
+    History(HistoryArgs),
+}
+
+/// Flags of `approve`.
+#[derive(Debug, Args)]
+pub struct ApproveArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// The version to approve (the same as writing REF/VERSION).
+    #[arg(value_name = "VERSION")]
+    pub version: Option<String>,
+}
+
+/// Flags of `review`.
+#[derive(Debug, Args)]
+pub struct ReviewArgs {
+    /// The proposed descriptor (a compose file).
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+
+    /// The descriptor it replaces: APPLICATION/RELEASE[/VERSION] or a file.
+    #[arg(long, value_name = "REF")]
+    pub against: String,
+
+    /// The environment whose policy applies.
+    #[arg(long, default_value = "default", env = "DOCKMASTER_ENV")]
+    pub env: String,
+
+    /// Report format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+}
+
+/// Flags of `history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Only this descriptor's target: APPLICATION/RELEASE or a file.
+    #[arg(value_name = "REF")]
+    pub reference: Option<String>,
+
+    /// Only records since then: a duration back from now (`2h`, `7d`) or a
+    /// time (`2026-11-01`, `2026-11-01T08:00:00Z`).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+
+    /// Only requests by this user.
+    #[arg(long = "by", value_name = "UID")]
+    pub by: Option<String>,
+
+    /// At most this many records.
+    #[arg(long, default_value_t = 50, value_name = "N")]
+    pub limit: usize,
+
+    /// Project (target) name, when REF's is overridden.
+    #[arg(long, short = 'p', value_name = "NAME")]
+    pub project: Option<String>,
+
+    /// The environment of REF's target.
+    #[arg(long, default_value = "default", env = "DOCKMASTER_ENV")]
+    pub env: String,
+
+    /// Report format.
+    #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
 }
 
 /// Which descriptor and target a command acts on.
@@ -107,8 +183,8 @@ pub struct TargetArgs {
     #[arg(value_name = "REF")]
     pub reference: String,
 
-    /// The environment to act on. Only `default`, the local engine (or
-    /// DOCKER_HOST), exists until environments are configurable.
+    /// The environment to act on: `default`, or one named under
+    /// `environments` in the configuration.
     #[arg(long, default_value = "default", env = "DOCKMASTER_ENV")]
     pub env: String,
 

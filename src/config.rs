@@ -56,6 +56,24 @@ pub struct Config {
     /// control and dockmaster says so.
     #[serde(default)]
     pub access: Option<crate::access::AccessConfig>,
+    /// The descriptor policy: what descriptors may ask for, and where
+    /// structural changes need an approver. Without it, any descriptor
+    /// the loader accepts may be deployed.
+    #[serde(default)]
+    pub policy: crate::policy::PolicyConfig,
+    /// Environments besides `default`, by name. They share the local
+    /// engine for now; a target in environment `E` is named
+    /// `<project>-E` so environments on one engine never touch each other.
+    /// Access rules, policy rules and approvals are per environment.
+    #[serde(default)]
+    pub environments: BTreeMap<String, EnvironmentConfig>,
+    /// The audit trail.
+    #[serde(default)]
+    pub audit: crate::audit::AuditConfig,
+    /// The directory built from `ldap` when the file loads: one per
+    /// process, so its lookup cache serves every request.
+    #[serde(skip)]
+    pub directory: Option<std::sync::Arc<crate::identity::Directory>>,
     /// Where reports are posted besides the caller's own output.
     #[serde(default)]
     pub notify: NotifyConfig,
@@ -68,6 +86,15 @@ pub struct NotifyConfig {
     /// Incoming webhooks every deploy, rollback and down reports to.
     #[serde(default)]
     pub webhooks: Vec<crate::notify::Webhook>,
+}
+
+/// One environment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    /// What the environment is for, shown in help texts.
+    #[serde(default)]
+    pub description: Option<String>,
 }
 
 /// Defaults for how deploys behave.
@@ -128,7 +155,13 @@ impl Config {
             })?
         };
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
-        let dirs = [&mut config.descriptors, &mut config.lock_dir, &mut config.state_dir, &mut config.image_archives];
+        let dirs = [
+            &mut config.descriptors,
+            &mut config.lock_dir,
+            &mut config.state_dir,
+            &mut config.image_archives,
+            &mut config.audit.database,
+        ];
         for dir in dirs.into_iter().flatten() {
             if dir.is_relative() {
                 *dir = base.join(&*dir);
@@ -142,6 +175,14 @@ impl Config {
                     path.display()
                 )));
             }
+        }
+        config.policy.validate().map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        if let Some(ldap) = &mut config.ldap {
+            ldap.resolve_paths(&base);
+            // A directory that cannot be set up yet (say, its password
+            // variable is only set for deploys) is reported by the first
+            // request that needs it, not by every command.
+            config.directory = crate::identity::Directory::new(ldap.clone()).ok().map(std::sync::Arc::new);
         }
         // Check the durations now, so a typo fails before any deploy starts.
         for (key, value) in [
@@ -179,6 +220,32 @@ impl Config {
             options.log_lines = n;
         }
         Ok(options)
+    }
+
+    /// The directory to look people up in, `None` without an `ldap`
+    /// section: the one built at load (with its cache), or a fresh one
+    /// whose set-up error names the key at fault.
+    pub fn directory(&self) -> Result<Option<std::sync::Arc<crate::identity::Directory>>> {
+        match (&self.directory, &self.ldap) {
+            (Some(directory), _) => Ok(Some(directory.clone())),
+            (None, Some(ldap)) => Ok(Some(std::sync::Arc::new(crate::identity::Directory::new(ldap.clone())?))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Checks that `name` is `default` or a configured environment, so a
+    /// typo (`prdo`) is an error instead of a new, empty target.
+    pub fn check_environment(&self, name: &str) -> Result<()> {
+        if name == "default" || self.environments.contains_key(name) {
+            return Ok(());
+        }
+        let mut known = vec!["default".to_string()];
+        known.extend(self.environments.keys().cloned());
+        Err(Error::Usage(format!(
+            "environment `{name}` is not configured; known environments: {} (add it under `environments` in the \
+             configuration)",
+            known.join(", ")
+        )))
     }
 
     /// The state folder in force.

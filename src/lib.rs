@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod apply;
+pub mod audit;
 pub mod callers;
 pub mod cli;
 pub mod config;
@@ -14,12 +15,12 @@ pub mod descriptor;
 pub mod engine;
 pub mod error;
 pub mod health;
-pub mod history;
 pub mod identity;
 pub mod lock;
 pub mod notify;
 pub mod pipeline;
 pub mod plan;
+pub mod policy;
 pub mod report;
 pub mod request;
 pub mod serve;

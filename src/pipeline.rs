@@ -1,21 +1,24 @@
 //! The pipeline: runs the stages in order. The only place that knows it.
 //!
-//! resolve → load → (guard: a later stage) → plan → apply → watch → report.
-//! Identity, access, the policy guard and the audit trail are stages still
-//! to come: they slot in where the comments in [`run`] say, and every way
-//! in gets them at once because every way in calls [`run`].
+//! identify → authorize → resolve → load → policy guard → (lock →
+//! classify → approval gate →) plan → apply → watch → report → audit.
+//! Every way in calls [`run`], so every way in gets every stage, and every
+//! request leaves exactly one audit record, whatever became of it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::apply::Apply;
+use crate::audit::{self, Approval, Record};
 use crate::config::Config;
 use crate::descriptor::{self, compose, Descriptor, DescriptorRef};
 use crate::engine::DockerEngine;
 use crate::error::{Error, Result};
 use crate::health::Watch;
-use crate::history;
+use crate::identity::Principal;
 use crate::lock::{Holder, TargetLock};
 use crate::plan::{self, ChangeKind, ImageIds, Plan, ServiceChange};
+use crate::policy::{self, ChangeClass, Classification};
 use crate::request::{Action, DescriptorSummary, ImageUse, Outcome, OutcomeError, Request};
 use crate::shutdown::Shutdown;
 use crate::stack::Stack;
@@ -35,10 +38,47 @@ impl Progress for Silent {
     fn step(&self, _line: &str) {}
 }
 
-/// Runs one request through every stage, posts the report to the
-/// configured webhooks, and returns what happened.
+/// What the stages learned on the way, for the audit record: filled in as
+/// they go, so a request that fails halfway is recorded with everything
+/// known up to the failure.
+#[derive(Debug, Default)]
+struct Trail {
+    principal: Option<Principal>,
+    decision: Option<String>,
+    target: Option<String>,
+    summary: Option<DescriptorSummary>,
+    classification: Option<Classification>,
+    violations: Vec<String>,
+    descriptor: Option<String>,
+}
+
+/// Runs one request through every stage, records it in the audit trail,
+/// posts the report to the configured webhooks, and returns what happened.
+///
+/// The audit trail is opened first: when it cannot be written, nothing
+/// happens at all. The record is durable before this returns, so before
+/// any way in reports.
 pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, shutdown: &Shutdown) -> Result<Outcome> {
-    let result = stages(request, config, progress, shutdown).await;
+    let started = audit::now();
+    let store = audit::open(config)?;
+    let mut trail = Trail::default();
+    let mut result = stages(request, config, progress, shutdown, &store, &mut trail).await;
+    let record = record(request, &trail, &result, started);
+    let writer = store.clone();
+    let written = tokio::task::spawn_blocking(move || writer.append(&record))
+        .await
+        .unwrap_or_else(|e| Err(Error::Engine(format!("audit task failed: {e}"))));
+    if let Err(e) = written {
+        match &mut result {
+            Ok(outcome) if outcome.error.is_none() => {
+                outcome.error = Some(OutcomeError {
+                    exit_code: crate::error::EXIT_INTERNAL,
+                    message: format!("the request ran but its audit record was not written: {e}"),
+                })
+            }
+            _ => progress.step(&format!("warning: the audit record was not written: {e}")),
+        }
+    }
     if matches!(request.action, Action::Deploy | Action::Rollback | Action::Down) {
         match &result {
             Ok(outcome) => crate::notify::send_all(&config.notify.webhooks, outcome, progress).await,
@@ -48,27 +88,135 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
     result
 }
 
-async fn stages(request: &Request, config: &Config, progress: &dyn Progress, shutdown: &Shutdown) -> Result<Outcome> {
-    identify_and_authorize(request, config, progress).await?;
+/// The audit record of one request.
+fn record(request: &Request, trail: &Trail, result: &Result<Outcome>, started: u64) -> Record {
+    let (origin, origin_detail) = request.origin.audit();
+    let mut r = Record {
+        started,
+        finished: audit::now(),
+        user: trail.principal.as_ref().map(|p| p.uid.clone()).unwrap_or_else(|| request.origin.user().to_string()),
+        groups: trail.principal.as_ref().map(|p| p.groups.clone()).unwrap_or_default(),
+        origin,
+        origin_detail,
+        action: request.action.as_str().to_string(),
+        reference: request.descriptor.to_string(),
+        environment: request.environment.clone(),
+        target: trail.target.clone(),
+        version: trail.summary.as_ref().and_then(|s| s.version.clone()),
+        digest: trail.summary.as_ref().map(|s| s.digest.clone()),
+        decision: trail.decision.clone(),
+        classification: trail.classification.as_ref().map(|c| c.class.as_str().to_string()),
+        differences: trail.classification.as_ref().map(|c| c.differences.clone()).unwrap_or_default(),
+        violations: trail.violations.clone(),
+        descriptor: trail.descriptor.clone(),
+        ..Record::default()
+    };
+    match result {
+        Ok(outcome) => {
+            r.target = Some(outcome.target.clone());
+            r.version = outcome.descriptor.version.clone();
+            r.digest = Some(outcome.descriptor.digest.clone());
+            r.plan = outcome.plan.as_ref().map(plan_line);
+            r.rolled_back = outcome.rollback.is_some();
+            r.exit_code = outcome.exit_code();
+            r.error = outcome.error.as_ref().map(|e| e.message.clone());
+            r.verdict = match (&outcome.report, &outcome.error) {
+                (_, Some(_)) => "error",
+                (Some(report), None) if report.verdict.is_healthy() => "healthy",
+                (Some(_), None) => "unhealthy",
+                (None, None) => "ok",
+            }
+            .to_string();
+        }
+        Err(e) => {
+            r.exit_code = e.exit_code();
+            r.error = Some(e.to_string());
+            r.verdict = if matches!(e, Error::Denied(_)) { "denied" } else { "error" }.to_string();
+        }
+    }
+    r
+}
+
+/// A plan in one line, for the audit trail: `2 create, 1 recreate, 3 keep`.
+fn plan_line(plan: &Plan) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
+    for change in &plan.services {
+        *counts.entry(change.action.as_str()).or_default() += 1;
+    }
+    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
+    if parts.is_empty() {
+        "nothing".into()
+    } else {
+        parts.join(", ")
+    }
+}
+
+/// What access rules and policies call a descriptor: `APPLICATION/RELEASE`
+/// for a named one (every version alike), the path for a file.
+pub fn scope(reference: &DescriptorRef) -> String {
+    match reference {
+        DescriptorRef::Named { application, release, .. } => format!("{application}/{release}"),
+        DescriptorRef::File(path) => path.display().to_string(),
+    }
+}
+
+async fn stages(
+    request: &Request,
+    config: &Config,
+    progress: &dyn Progress,
+    shutdown: &Shutdown,
+    store: &audit::Store,
+    trail: &mut Trail,
+) -> Result<Outcome> {
+    config.check_environment(&request.environment)?;
+    let changes_things = matches!(request.action, Action::Deploy | Action::Down | Action::Rollback);
+    trail.principal =
+        identify(config, request.user.as_deref(), request.password.as_ref(), changes_things, progress).await?;
+    trail.decision = authorize(request, config, trail.principal.as_ref(), request.action, progress)?;
     let descriptor = descriptor::resolve(&request.descriptor, &config.descriptor_root())?;
+    trail.summary = Some(summarize(request, &descriptor));
     let mut stack = compose::load(&descriptor, &request.descriptor.default_project())?;
     if let Some(project) = &request.project {
         stack.name = descriptor::project_name(project);
     }
-    // The policy guard will run here, before the engine is touched.
+    stack.name = target_name(&stack.name, &request.environment);
+    trail.target = Some(stack.name.clone());
+    if matches!(request.action, Action::Deploy | Action::Rollback | Action::Plan | Action::Approve) {
+        guard(request, config, &stack, trail)?;
+    }
+    if request.action == Action::Deploy {
+        trail.descriptor = Some(masked_descriptor(config, &stack));
+    }
     let engine = DockerEngine::connect(config.labels.clone()).await?;
     let summary = summarize(request, &descriptor);
     match request.action {
         Action::Plan => {
             let images = local_images(&engine, &stack).await?;
+            let observed = engine.observe(&stack.name).await?;
+            trail.classification = Some(policy::classify(&stack, &observed));
             let plan = observe_and_plan(&engine, &stack, &images).await?;
-            Ok(Outcome { plan: Some(plan), ..Outcome::new(stack.name.clone(), request.action, summary) })
+            Ok(Outcome {
+                plan: Some(plan),
+                classification: trail.classification.clone(),
+                ..Outcome::new(stack.name.clone(), request.action, summary)
+            })
         }
         Action::Deploy => {
             let _lock = lock(request, config, &stack.name, progress).await?;
-            let outcome = deploy(request, config, &engine, &stack, summary, progress, shutdown).await?;
-            remember(request, config, &outcome, progress);
+            let observed = engine.observe(&stack.name).await?;
+            let classification = policy::classify(&stack, &observed);
+            trail.classification = Some(classification.clone());
+            approval_gate(request, config, store, trail, &summary, &classification, progress)?;
+            let mut outcome = deploy(request, config, &engine, &stack, summary, progress, shutdown).await?;
+            outcome.classification = Some(classification);
             Ok(outcome)
+        }
+        Action::Approve => {
+            let observed = engine.observe(&stack.name).await?;
+            let classification = policy::classify(&stack, &observed);
+            trail.classification = Some(classification.clone());
+            approve(request, store, trail, &summary, &classification, progress)?;
+            Ok(Outcome { classification: Some(classification), ..Outcome::new(stack.name.clone(), request.action, summary) })
         }
         Action::Status => status(request, &engine, &stack, summary).await,
         Action::Down => {
@@ -77,7 +225,7 @@ async fn stages(request: &Request, config: &Config, progress: &dyn Progress, shu
         }
         Action::Rollback => {
             let _lock = lock(request, config, &stack.name, progress).await?;
-            let previous = rollback_version(request, config, &stack)?;
+            let previous = rollback_version(request, store, &stack)?;
             progress.step(&format!("rolling {} back to version {previous}", stack.name));
             let mut target = request.clone();
             if let DescriptorRef::Named { version, .. } = &mut target.descriptor {
@@ -86,19 +234,135 @@ async fn stages(request: &Request, config: &Config, progress: &dyn Progress, shu
             let descriptor = descriptor::resolve(&target.descriptor, &config.descriptor_root())?;
             let mut previous_stack = compose::load(&descriptor, &target.descriptor.default_project())?;
             previous_stack.name = stack.name.clone();
+            // The version gone back to must still meet today's policy.
+            guard(&target, config, &previous_stack, trail)?;
             let summary = summarize(&target, &descriptor);
+            trail.summary = Some(summary.clone());
+            trail.descriptor = Some(masked_descriptor(config, &previous_stack));
             let mut outcome = deploy(&target, config, &engine, &previous_stack, summary, progress, shutdown).await?;
             outcome.action = Action::Rollback;
-            remember(&target, config, &outcome, progress);
             Ok(outcome)
         }
     }
-    // The audit record will be written here, for every outcome and error.
+}
+
+/// The target (project) name of a stack in an environment: environments
+/// share the local engine, so each but `default` gets its own suffix.
+pub fn target_name(project: &str, environment: &str) -> String {
+    if environment == "default" {
+        project.to_string()
+    } else {
+        descriptor::project_name(&format!("{project}-{environment}"))
+    }
+}
+
+/// The normalised descriptor with secret values masked, for the record.
+fn masked_descriptor(config: &Config, stack: &Stack) -> String {
+    serde_yaml::to_string(&descriptor::render::compose_document(&audit::masked(&config.audit, stack))).unwrap_or_default()
+}
+
+/// The policy guard: every violation at once, before the engine is touched.
+fn guard(request: &Request, config: &Config, stack: &Stack, trail: &mut Trail) -> Result<()> {
+    let scope = scope(&request.descriptor);
+    let violations = policy::check(&config.policy, stack, &scope, &request.environment);
+    if violations.is_empty() {
+        return Ok(());
+    }
+    trail.violations = violations.iter().map(ToString::to_string).collect();
+    Err(policy::violations_error(&request.descriptor.to_string(), &request.environment, &violations))
+}
+
+/// Structural changes need an approver where access rules are in force:
+/// the deployer's own `approve` right, or an approval recorded for this
+/// exact descriptor (reference, version and digest) and environment.
+fn approval_gate(
+    request: &Request,
+    config: &Config,
+    store: &audit::Store,
+    trail: &mut Trail,
+    summary: &DescriptorSummary,
+    classification: &Classification,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let (Some(access), Some(principal)) = (&config.access, &trail.principal) else { return Ok(()) };
+    match classification.class {
+        ChangeClass::None => return Ok(()),
+        ChangeClass::ImageOnly => {
+            progress.step("change: image-only (self-service)");
+            return Ok(());
+        }
+        ChangeClass::Structural => {}
+    }
+    if !config.policy.approval_needed(&request.environment) {
+        progress.step(&format!(
+            "change: structural; no approval needed in `{}` (policy.approval)",
+            request.environment
+        ));
+        return Ok(());
+    }
+    let scope = scope(&request.descriptor);
+    if crate::access::authorize(access, principal, "approve", &scope, &request.environment).is_allowed() {
+        progress.step(&format!("change: structural, approved by {} (who may approve)", principal.uid));
+        return Ok(());
+    }
+    let version = summary.version.clone().unwrap_or_default();
+    if let Some(a) = store.approval(&scope, &version, &summary.digest, &request.environment)? {
+        let note = format!("approved by {} at {}", a.approver, audit::timestamp(a.time));
+        progress.step(&format!("change: structural, {note}"));
+        trail.decision = Some(format!("{}; structural change {note}", trail.decision.clone().unwrap_or_default()));
+        return Ok(());
+    }
+    let list: Vec<String> = classification.differences.iter().map(|d| format!("  - {d}")).collect();
+    let approve = match &summary.version {
+        Some(v) => format!("dockmaster approve '{scope}/{v}' --env {}", request.environment),
+        None => format!("dockmaster approve '{scope}' --env {}", request.environment),
+    };
+    Err(Error::Denied(format!(
+        "{} is a structural change, which needs an approval in `{}`; {} may only change images here. \
+         Someone with the `approve` right can run `{approve}`, or deploy it. Differences:\n{}",
+        request.descriptor,
+        request.environment,
+        principal.uid,
+        list.join("\n")
+    )))
+}
+
+/// Records an approval of the resolved descriptor for the environment.
+fn approve(
+    request: &Request,
+    store: &audit::Store,
+    trail: &Trail,
+    summary: &DescriptorSummary,
+    classification: &Classification,
+    progress: &dyn Progress,
+) -> Result<()> {
+    let approver = match &trail.principal {
+        Some(p) => p.uid.clone(),
+        None => request.origin.user().to_string(),
+    };
+    let approval = Approval {
+        time: audit::now(),
+        approver,
+        reference: scope(&request.descriptor),
+        version: summary.version.clone().unwrap_or_default(),
+        digest: summary.digest.clone(),
+        environment: request.environment.clone(),
+        differences: classification.differences.clone(),
+    };
+    store.approve(&approval)?;
+    progress.step(&format!(
+        "approved {} ({}) for `{}`: {} structural difference(s) from what runs now",
+        request.descriptor,
+        summary.digest,
+        request.environment,
+        classification.differences.len()
+    ));
+    Ok(())
 }
 
 /// The version a rollback deploys: the one asked for, or the last version
-/// that came up healthy before the one running now, from the deploy history.
-fn rollback_version(request: &Request, config: &Config, stack: &Stack) -> Result<String> {
+/// that came up healthy before the one running now, from the audit trail.
+fn rollback_version(request: &Request, store: &audit::Store, stack: &Stack) -> Result<String> {
     let DescriptorRef::Named { version, .. } = &request.descriptor else {
         return Err(Error::Usage(format!(
             "rollback needs a named descriptor (APPLICATION/RELEASE), not the file {}: deploy the previous file instead",
@@ -108,86 +372,86 @@ fn rollback_version(request: &Request, config: &Config, stack: &Stack) -> Result
     if let Some(v) = version {
         return Ok(v.clone());
     }
-    let past = history::read(&config.state_dir(), &stack.name)?;
-    match history::rollback_candidates(&past) {
+    let query = audit::Query {
+        target: Some(stack.name.clone()),
+        actions: Some(vec!["deploy".into(), "rollback".into()]),
+        limit: Some(500),
+        ..audit::Query::default()
+    };
+    let past = store.query(&query)?;
+    match audit::rollback_candidates(&past) {
         (_, Some(previous)) => Ok(previous),
         (Some(current), None) => Err(Error::Usage(format!(
-            "{}: version {current} is the only healthy version in the deploy history; name one with --to",
+            "{}: version {current} is the only healthy version in the audit trail; name one with --to",
             stack.name
         ))),
         (None, _) => Err(Error::Usage(format!(
-            "{}: no healthy deploy in the history at {}; name the version with --to",
+            "{}: no healthy deploy in the audit trail at {}; name the version with --to",
             stack.name,
-            config.state_dir().display()
+            store.path().display()
         ))),
     }
 }
 
-/// Appends a finished deploy or rollback to the target's history. A
-/// failure to write is reported but does not change the deploy's verdict.
-fn remember(request: &Request, config: &Config, outcome: &Outcome, progress: &dyn Progress) {
-    let Some(report) = &outcome.report else { return };
-    let deployment = history::Deployment {
-        time: crate::lock::now_secs(),
-        action: outcome.action.as_str().to_string(),
-        reference: outcome.descriptor.reference.clone(),
-        version: outcome.descriptor.version.clone(),
-        digest: outcome.descriptor.digest.clone(),
-        verdict: if report.verdict.is_healthy() && outcome.error.is_none() { "healthy" } else { "failed" }.to_string(),
-        rolled_back: outcome.rollback.is_some(),
-        who: request.origin.who(),
-    };
-    if let Err(e) = history::record(&config.state_dir(), &outcome.target, &deployment) {
-        progress.step(&format!("warning: {e}"));
-    }
-}
-
-/// The identity and access stages: who is asking (looked up in the
-/// directory) and whether the rules let them. Fails closed; without an
-/// `ldap` section it only says plainly that nothing is checked.
-async fn identify_and_authorize(request: &Request, config: &Config, progress: &dyn Progress) -> Result<()> {
-    let changes_things = matches!(request.action, Action::Deploy | Action::Down | Action::Rollback);
-    let Some(ldap) = &config.ldap else {
+/// Who is asking: looked up in (or, with a password, logged in to) the
+/// directory. `None` when no directory is configured, or when the CLI
+/// names no user and no access rules need one. Fails closed.
+pub async fn identify(
+    config: &Config,
+    user: Option<&str>,
+    password: Option<&crate::request::Secret>,
+    changes_things: bool,
+    progress: &dyn Progress,
+) -> Result<Option<Principal>> {
+    let Some(directory) = config.directory()? else {
         if changes_things {
             progress.step(
                 "note: no access control is active (no `ldap` and `access` configured): \
                  anyone who can run dockmaster and reach the engine can deploy",
             );
         }
-        return Ok(());
+        return Ok(None);
     };
-    let Some(user) = &request.user else {
+    let Some(user) = user else {
         if config.access.is_some() {
             return Err(Error::Denied(
                 "access rules are configured: log in with --user UID and the password in DOCKMASTER_PASSWORD".into(),
             ));
         }
-        return Ok(());
+        return Ok(None);
     };
-    let principal = match &request.password {
-        Some(password) => crate::identity::authenticate(ldap, user, &password.0).await?,
-        None => crate::identity::lookup(ldap, user).await?,
+    let directory: Arc<crate::identity::Directory> = directory;
+    let principal = match password {
+        Some(password) => directory.authenticate(user, &password.0).await?,
+        None => directory.lookup(user).await?,
     };
     let groups = if principal.groups.is_empty() { "none".to_string() } else { principal.groups.join(", ") };
     progress.step(&format!("{} found in the directory (groups: {groups})", principal.uid));
-    let Some(access) = &config.access else {
-        if changes_things {
+    Ok(Some(principal))
+}
+
+/// Whether the access rules let `principal` do `action` to the request's
+/// descriptor and environment. Returns what decided, for the record.
+pub fn authorize(
+    request: &Request,
+    config: &Config,
+    principal: Option<&Principal>,
+    action: Action,
+    progress: &dyn Progress,
+) -> Result<Option<String>> {
+    let changes_things = matches!(action, Action::Deploy | Action::Down | Action::Rollback);
+    let (Some(access), Some(principal)) = (&config.access, principal) else {
+        if config.access.is_none() && principal.is_some() && changes_things {
             progress.step("note: no `access` rules are configured: every user the directory knows may deploy");
         }
-        return Ok(());
+        return Ok(None);
     };
-    let descriptor = match &request.descriptor {
-        DescriptorRef::Named { application, release, .. } => format!("{application}/{release}"),
-        DescriptorRef::File(path) => path.display().to_string(),
-    };
-    match crate::access::authorize(access, &principal, request.action.as_str(), &descriptor, &request.environment) {
+    let scope = scope(&request.descriptor);
+    match crate::access::authorize(access, principal, action.as_str(), &scope, &request.environment) {
         crate::access::Decision::Allow { rule } => {
-            progress.step(&format!(
-                "{} may {} {descriptor} (access rule {rule})",
-                principal.uid,
-                request.action.as_str()
-            ));
-            Ok(())
+            let line = format!("{} may {} {scope} (access rule {rule})", principal.uid, action.as_str());
+            progress.step(&line);
+            Ok(Some(format!("allowed by access.rules[{rule}]")))
         }
         crate::access::Decision::Deny { reason } => Err(Error::Denied(reason)),
     }
@@ -412,6 +676,7 @@ async fn deploy(
         plan: Some(plan),
         report: Some(applied.report),
         rollback: applied.rollback,
+        classification: None,
         images: image_uses,
         error,
     })

@@ -29,6 +29,9 @@ pub enum Action {
     Down,
     /// Deploy the version before the one running now (or a named one).
     Rollback,
+    /// Record an approval of one exact descriptor for an environment, so
+    /// people without the `approve` right may deploy its structural change.
+    Approve,
 }
 
 impl Action {
@@ -40,6 +43,7 @@ impl Action {
             Action::Status => "status",
             Action::Down => "down",
             Action::Rollback => "rollback",
+            Action::Approve => "approve",
         }
     }
 }
@@ -87,6 +91,23 @@ impl Origin {
             Origin::Cli { user } => format!("{user} (cli)"),
             Origin::Rundeck { user, .. } => format!("{user} (rundeck)"),
         }
+    }
+
+    /// The user the way in names (not yet checked against the directory).
+    pub fn user(&self) -> &str {
+        match self {
+            Origin::Cli { user } | Origin::Rundeck { user, .. } => user,
+        }
+    }
+
+    /// The origin's kind and details, as the audit trail stores them.
+    pub fn audit(&self) -> (String, serde_json::Value) {
+        let mut detail = serde_json::to_value(self).unwrap_or_default();
+        let kind = match detail.as_object_mut().and_then(|m| m.remove("kind")) {
+            Some(serde_json::Value::String(kind)) => kind,
+            _ => "unknown".to_string(),
+        };
+        (kind, detail)
     }
 
     /// The origin of a CLI run by the current operating-system user.
@@ -182,6 +203,10 @@ pub struct Outcome {
     /// What a rollback restored, when the deploy failed and rolled back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollback: Option<RollbackReport>,
+    /// How the descriptor differs from what ran before (deploy, plan,
+    /// approve): image-only or structural, with the differences.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub classification: Option<crate::policy::Classification>,
     /// Where each service's image came from, for deploys.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<ImageUse>,
@@ -223,7 +248,17 @@ impl Outcome {
     /// An outcome with nothing in it yet but what it is about; the stages
     /// fill in the plan, the report and the rest.
     pub fn new(target: String, action: Action, descriptor: DescriptorSummary) -> Outcome {
-        Outcome { target, action, descriptor, plan: None, report: None, rollback: None, images: vec![], error: None }
+        Outcome {
+            target,
+            action,
+            descriptor,
+            plan: None,
+            report: None,
+            rollback: None,
+            classification: None,
+            images: vec![],
+            error: None,
+        }
     }
 
     /// The exit code the contract assigns to this outcome: 0 when every

@@ -55,6 +55,9 @@ async fn try_run(cli: Cli) -> Result<i32> {
         Command::Rollback(args) => (Action::Rollback, &args.deploy.target, deploy_options(&config, &args.deploy)?),
         Command::Plan(target) => (Action::Plan, target, config.deploy_options()?),
         Command::Status(target) => (Action::Status, target, config.deploy_options()?),
+        Command::Review(args) => return super::review::run(&config, args),
+        Command::History(args) => return super::history::run(&config, cli.user.as_deref(), args).await,
+        Command::Approve(args) => (Action::Approve, &args.target, config.deploy_options()?),
         Command::Down(args) => {
             let mut options = config.deploy_options()?;
             options.remove_volumes = args.volumes;
@@ -73,6 +76,18 @@ async fn try_run(cli: Cli) -> Result<i32> {
     if let (Command::Rollback(args), DescriptorRef::Named { version, .. }) = (&cli.command, &mut request.descriptor) {
         if args.to.is_some() {
             version.clone_from(&args.to);
+        }
+    }
+    if let Command::Approve(args) = &cli.command {
+        match (&args.version, &mut request.descriptor) {
+            (Some(v), DescriptorRef::Named { version, .. }) => *version = Some(v.clone()),
+            (Some(_), DescriptorRef::File(path)) => {
+                return Err(Error::Usage(format!(
+                    "approve {}: a file has no versions; approve the file alone (its digest is recorded)",
+                    path.display()
+                )))
+            }
+            _ => {}
         }
     }
     let progress: Box<dyn Progress> = if cli.quiet { Box::new(pipeline::Silent) } else { Box::new(Stderr) };
@@ -163,12 +178,6 @@ fn duration_flag(name: &str, value: &str) -> Result<std::time::Duration> {
 }
 
 fn request(action: Action, target: &TargetArgs, options: DeployOptions) -> Result<Request> {
-    if target.env != "default" {
-        return Err(Error::Usage(format!(
-            "--env {}: unknown environment; only `default` (the local engine, or DOCKER_HOST) exists in this version",
-            target.env
-        )));
-    }
     Ok(Request {
         action,
         descriptor: DescriptorRef::parse(&target.reference)?,

@@ -11,7 +11,6 @@ use serde::Serialize;
 use crate::config::Config;
 use crate::descriptor::{self, compose, folder, DescriptorRef};
 use crate::error::Result;
-use crate::history;
 
 /// One choice in a Rundeck option list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -40,7 +39,7 @@ pub fn releases(config: &Config, application: &str) -> Result<Vec<Choice>> {
 }
 
 /// The versions of a release, newest first; the one running now (from the
-/// deploy history of its target) is selected.
+/// audit trail of its target) is selected.
 pub fn versions(config: &Config, application: &str, release: &str) -> Result<Vec<Choice>> {
     let root = config.descriptor_root();
     let reference = DescriptorRef::Named { application: application.into(), release: release.into(), version: None };
@@ -53,8 +52,20 @@ pub fn versions(config: &Config, application: &str, release: &str) -> Result<Vec
         .and_then(|d| compose::load(&d, &reference.default_project()).ok())
         .map(|stack| stack.name)
         .unwrap_or_else(|| reference.default_project());
-    let past = history::read(&config.state_dir(), &target).unwrap_or_default();
-    let (running, _) = history::rollback_candidates(&past);
+    let query = crate::audit::Query {
+        target: Some(target),
+        actions: Some(vec!["deploy".into(), "rollback".into()]),
+        limit: Some(200),
+        ..Default::default()
+    };
+    // The trail is only read here: a missing one means nothing was deployed.
+    let path = crate::audit::database(config);
+    let past = if path.is_file() {
+        crate::audit::Store::open(&path).and_then(|s| s.query(&query)).unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let (running, _) = crate::audit::rollback_candidates(&past);
     Ok(list
         .into_iter()
         .map(|(v, _)| Choice { selected: running.as_deref() == Some(v.as_str()), name: v.clone(), value: v })
@@ -87,17 +98,16 @@ mod tests {
             state_dir: Some(state.path().to_path_buf()),
             ..Default::default()
         };
-        let deployed = history::Deployment {
-            time: 0,
+        let deployed = crate::audit::Record {
             action: "deploy".into(),
             reference: "TLO GE/Milestone/2".into(),
+            target: Some("tlo-ge-milestone".into()),
             version: Some("2".into()),
-            digest: "sha256:0".into(),
             verdict: "healthy".into(),
-            rolled_back: false,
-            who: "alice".into(),
+            user: "alice".into(),
+            ..Default::default()
         };
-        history::record(state.path(), "tlo-ge-milestone", &deployed).unwrap();
+        crate::audit::open(&config).unwrap().append(&deployed).unwrap();
         let v = versions(&config, "TLO GE", "Milestone").unwrap();
         let order: Vec<(&str, bool)> = v.iter().map(|c| (c.value.as_str(), c.selected)).collect();
         assert_eq!(order, vec![("10", false), ("2", true), ("1", false)]);

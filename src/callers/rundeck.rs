@@ -99,11 +99,6 @@ pub fn step_request(env: &dyn Fn(&str) -> Option<String>, config_fallback: Optio
         };
     }
     let environment = setting(env, "ENVIRONMENT").unwrap_or_else(|| "default".into());
-    if environment != "default" {
-        return Err(Error::Usage(format!(
-            "environment `{environment}`: only `default` (the local engine, or DOCKER_HOST) exists in this version"
-        )));
-    }
     let user =
         env("RD_JOB_USERNAME").or_else(|| env("RD_JOB_USER_NAME")).filter(|u| !u.is_empty()).ok_or_else(|| {
             Error::Denied("RD_JOB_USERNAME is not set: this step runs only inside a Rundeck job execution".into())

@@ -254,6 +254,7 @@ mod tests {
                 timed_out: false,
             }),
             rollback: None,
+            classification: None,
             images: vec![],
             error: None,
         }

@@ -23,6 +23,8 @@ struct JsonReport<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     plan: Option<&'a crate::plan::Plan>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    classification: Option<&'a crate::policy::Classification>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     elapsed_seconds: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     timed_out: Option<bool>,
@@ -47,6 +49,7 @@ pub fn render(outcome: &Outcome) -> String {
         services: report.map(|r| r.services.as_slice()),
         changes: outcome.plan.as_ref().map(Changes::of),
         plan: outcome.plan.as_ref(),
+        classification: outcome.classification.as_ref(),
         elapsed_seconds: report.map(|r| r.elapsed_seconds),
         timed_out: report.map(|r| r.timed_out),
         rolled_back: matches!(outcome.action, Action::Deploy | Action::Rollback).then_some(outcome.rollback.is_some()),
@@ -111,6 +114,7 @@ mod tests {
                 timed_out: false,
             }),
             rollback: None,
+            classification: None,
             images: vec![],
             error: None,
         };

@@ -22,6 +22,9 @@ pub fn render(outcome: &Outcome) -> String {
         d.reference,
         short_digest(&d.digest)
     );
+    if let Some(c) = &outcome.classification {
+        render_classification(&mut out, outcome.action, c);
+    }
     if let Some(plan) = &outcome.plan {
         match outcome.action {
             Action::Plan => render_plan(&mut out, plan),
@@ -50,6 +53,21 @@ pub fn render(outcome: &Outcome) -> String {
         render_health(&mut out, &rb.restored);
     }
     out
+}
+
+/// The change class; the differences in full for plans and approvals,
+/// where a person decides on them.
+fn render_classification(out: &mut String, action: Action, c: &crate::policy::Classification) {
+    let detail = match c.class {
+        crate::policy::ChangeClass::Structural => format!(" ({} structural differences)", c.differences.len()),
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "change: {}{detail}", c.class.as_str());
+    if matches!(action, Action::Plan | Action::Approve) {
+        for line in c.images.iter().chain(&c.differences) {
+            let _ = writeln!(out, "  - {line}");
+        }
+    }
 }
 
 fn short_digest(digest: &str) -> String {
@@ -253,6 +271,7 @@ mod tests {
                 timed_out: false,
             }),
             rollback: None,
+            classification: None,
             images: vec![],
             error: None,
         };

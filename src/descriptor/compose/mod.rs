@@ -61,6 +61,7 @@ use crate::stack::{Format, Stack};
 use fault::{Parsed, Place};
 
 pub use service::ONE_SHOT_LABEL;
+pub(crate) use units::byte_size;
 
 /// How to load a descriptor, beyond the descriptor itself: what
 /// `docker compose --profile P --env-file F -f a.yml -f b.yml` says.

@@ -1,0 +1,183 @@
+//! The descriptor policy: what a descriptor may ask of a shared host, and
+//! which changes a team may make without an approver.
+//!
+//! A platform team writes named rules; each applies to some descriptors
+//! (`APPLICATION/RELEASE` globs, so per team) in some environments, and
+//! every matching rule is checked. The guard runs after the loader and
+//! before the engine is touched: a violating descriptor changes nothing,
+//! and every violation is listed at once, naming the service, the key and
+//! the rule, so one round of fixes is enough.
+
+pub mod classify;
+mod rules;
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub use classify::{classify, classify_against, ChangeClass, Classification};
+pub use rules::check;
+
+use crate::error::{Error, Result};
+
+/// The `policy` section of the configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The rules; all that match a request are checked.
+    #[serde(default)]
+    pub rules: Vec<PolicyRule>,
+    /// Where structural changes need an approval (when access rules are
+    /// configured). Default: every environment.
+    #[serde(default)]
+    pub approval: Option<ApprovalConfig>,
+}
+
+/// Where structural changes need an approval.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApprovalConfig {
+    /// Environment globs. An empty list: approval is never needed.
+    pub environments: Vec<String>,
+}
+
+/// One named rule.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    /// The rule's name, quoted in every violation it finds.
+    pub name: String,
+    /// `APPLICATION/RELEASE` globs (as in access rules) the rule applies
+    /// to; default all. File paths match `**` only.
+    #[serde(default = "everything")]
+    pub descriptors: Vec<String>,
+    /// Environment globs; default all.
+    #[serde(default = "everything")]
+    pub environments: Vec<String>,
+    /// Named volumes (engine-side names, `external` ones included) and
+    /// containers used through `volumes_from` must start with this: a
+    /// team's prefix, so no team mounts another team's data.
+    #[serde(default)]
+    pub volume_prefix: Option<String>,
+    /// Bind mounts only from under these host folders. An empty list
+    /// forbids bind mounts; no key allows any.
+    #[serde(default)]
+    pub bind_roots: Option<Vec<PathBuf>>,
+    /// When set, host access is forbidden except what is listed here:
+    /// `privileged`, `pid_host`, `network_host`, `ipc_host`, `devices`,
+    /// `cap_add` (any capability) or `cap_add:NAME` (that one).
+    #[serde(default)]
+    pub privileges: Option<Vec<String>>,
+    /// CPU and memory limits.
+    #[serde(default)]
+    pub limits: Option<Limits>,
+    /// Images only from these registries: a host (`registry.example.com`),
+    /// a host and path prefix (`docker.io/library`), or `local` for images
+    /// the descriptor builds itself.
+    #[serde(default)]
+    pub registries: Option<Vec<String>>,
+    /// Images must be pinned by digest (`image@sha256:…`).
+    #[serde(default)]
+    pub require_digest: bool,
+    /// Label prefixes no descriptor may set (e.g. `traefik.`, the reverse
+    /// proxy's routing labels, which the platform team owns).
+    #[serde(default)]
+    pub reserved_labels: Vec<String>,
+}
+
+/// Limits a rule requires and caps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Every service must set a CPU and a memory limit.
+    #[serde(default)]
+    pub required: bool,
+    /// The most CPUs one service may ask for.
+    #[serde(default)]
+    pub max_cpus: Option<f64>,
+    /// The most memory one service may ask for (`512m`, `2g`).
+    #[serde(default)]
+    pub max_memory: Option<String>,
+}
+
+fn everything() -> Vec<String> {
+    vec!["**".into()]
+}
+
+/// The host-access names `privileges` accepts.
+pub const PRIVILEGES: &[&str] = &["privileged", "pid_host", "network_host", "ipc_host", "devices", "cap_add"];
+
+impl PolicyConfig {
+    /// Checks the rules when the configuration loads, so a typo fails
+    /// before any deploy instead of silently allowing everything.
+    pub fn validate(&self) -> Result<()> {
+        let mut names = std::collections::BTreeSet::new();
+        for (i, rule) in self.rules.iter().enumerate() {
+            let at = |msg: String| Error::Usage(format!("policy.rules[{i}] ({}): {msg}", rule.name));
+            if rule.name.trim().is_empty() {
+                return Err(Error::Usage(format!("policy.rules[{i}]: `name` is empty; every rule needs a name")));
+            }
+            if !names.insert(rule.name.clone()) {
+                return Err(at("two rules have this name; names must be unique".into()));
+            }
+            for p in rule.privileges.iter().flatten() {
+                let base = p.split_once(':').map(|(b, _)| b).unwrap_or(p);
+                if !PRIVILEGES.contains(&base) || (p.contains(':') && base != "cap_add") {
+                    return Err(at(format!("privileges: `{p}` is not one of {} or cap_add:NAME", PRIVILEGES.join(", "))));
+                }
+            }
+            if let Some(limits) = &rule.limits {
+                if let Some(m) = &limits.max_memory {
+                    crate::descriptor::compose::byte_size(m).map_err(|e| at(format!("limits.max_memory: {e}")))?;
+                }
+                if limits.max_cpus.is_some_and(|c| c.is_nan() || c <= 0.0) {
+                    return Err(at("limits.max_cpus must be a positive number of CPUs".into()));
+                }
+            }
+            for root in rule.bind_roots.iter().flatten() {
+                if !root.is_absolute() {
+                    return Err(at(format!("bind_roots: `{}` is not an absolute path", root.display())));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether structural changes need an approval in `environment`.
+    pub fn approval_needed(&self, environment: &str) -> bool {
+        match &self.approval {
+            None => true,
+            Some(a) => a.environments.iter().any(|e| crate::access::glob(e, environment)),
+        }
+    }
+}
+
+/// One broken rule, for one service and key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// The service (or `volumes` for top-level declarations).
+    pub service: String,
+    /// The descriptor key at fault (`volumes`, `image`, `cap_add`…).
+    pub key: String,
+    /// The rule's name.
+    pub rule: String,
+    /// What is wrong, and what would be allowed.
+    pub message: String,
+}
+
+impl std::fmt::Display for Violation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "service `{}`, `{}`: {} (policy rule `{}`)", self.service, self.key, self.message, self.rule)
+    }
+}
+
+/// The error for a descriptor with violations: all of them, one per line.
+pub fn violations_error(descriptor: &str, environment: &str, violations: &[Violation]) -> Error {
+    let list: Vec<String> = violations.iter().map(|v| format!("  - {v}")).collect();
+    Error::Denied(format!(
+        "{descriptor} breaks the policy for `{environment}` ({} violation{}); nothing was changed:\n{}",
+        violations.len(),
+        if violations.len() == 1 { "" } else { "s" },
+        list.join("\n")
+    ))
+}
