@@ -94,7 +94,14 @@ fn record(request: &Request, trail: &Trail, result: &Result<Outcome>, started: u
     let mut r = Record {
         started,
         finished: audit::now(),
-        user: trail.principal.as_ref().map(|p| p.uid.clone()).unwrap_or_else(|| request.origin.user().to_string()),
+        // The directory's spelling when it answered, else what the way in
+        // claimed (the directory may be the thing that failed).
+        user: trail
+            .principal
+            .as_ref()
+            .map(|p| p.uid.clone())
+            .or_else(|| request.user.clone())
+            .unwrap_or_else(|| request.origin.user().to_string()),
         groups: trail.principal.as_ref().map(|p| p.groups.clone()).unwrap_or_default(),
         origin,
         origin_detail,
@@ -216,7 +223,10 @@ async fn stages(
             let classification = policy::classify(&stack, &observed);
             trail.classification = Some(classification.clone());
             approve(request, store, trail, &summary, &classification, progress)?;
-            Ok(Outcome { classification: Some(classification), ..Outcome::new(stack.name.clone(), request.action, summary) })
+            Ok(Outcome {
+                classification: Some(classification),
+                ..Outcome::new(stack.name.clone(), request.action, summary)
+            })
         }
         Action::Status => status(request, &engine, &stack, summary).await,
         Action::Down => {
@@ -258,7 +268,8 @@ pub fn target_name(project: &str, environment: &str) -> String {
 
 /// The normalised descriptor with secret values masked, for the record.
 fn masked_descriptor(config: &Config, stack: &Stack) -> String {
-    serde_yaml::to_string(&descriptor::render::compose_document(&audit::masked(&config.audit, stack))).unwrap_or_default()
+    serde_yaml::to_string(&descriptor::render::compose_document(&audit::masked(&config.audit, stack)))
+        .unwrap_or_default()
 }
 
 /// The policy guard: every violation at once, before the engine is touched.
@@ -294,10 +305,8 @@ fn approval_gate(
         ChangeClass::Structural => {}
     }
     if !config.policy.approval_needed(&request.environment) {
-        progress.step(&format!(
-            "change: structural; no approval needed in `{}` (policy.approval)",
-            request.environment
-        ));
+        progress
+            .step(&format!("change: structural; no approval needed in `{}` (policy.approval)", request.environment));
         return Ok(());
     }
     let scope = scope(&request.descriptor);

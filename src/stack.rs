@@ -462,17 +462,23 @@ pub const DEFAULT_NETWORK: &str = "default";
 impl Stack {
     /// The engine-side name of a network declared under `key`.
     pub fn network_name(&self, key: &str) -> String {
-        match self.networks.get(key).and_then(|n| n.name.clone()) {
-            Some(name) => name,
-            None => format!("{}_{}", self.name, key),
+        match self.networks.get(key) {
+            Some(n) if n.name.is_some() => n.name.clone().unwrap_or_default(),
+            // An external network without `name:` is called by its key, as
+            // Compose does: it belongs to no project.
+            Some(n) if n.external => key.to_string(),
+            _ => format!("{}_{}", self.name, key),
         }
     }
 
     /// The engine-side name of a named volume declared under `key`.
     pub fn volume_name(&self, key: &str) -> String {
-        match self.volumes.get(key).and_then(|v| v.name.clone()) {
-            Some(name) => name,
-            None => format!("{}_{}", self.name, key),
+        match self.volumes.get(key) {
+            Some(v) if v.name.is_some() => v.name.clone().unwrap_or_default(),
+            // An external volume without `name:` is called by its key, as
+            // Compose does: it belongs to no project.
+            Some(v) if v.external => key.to_string(),
+            _ => format!("{}_{}", self.name, key),
         }
     }
 

@@ -345,7 +345,7 @@ fn the_rundeck_step_denies_unknown_users_and_users_without_the_right_group_and_a
     let Some(run) = common::TestRun::start("rd-ldap") else { return };
     let Some(slapd) = Slapd::start() else { return };
     run.add_config(&format!(
-        "{}access:\n  rules:\n    - groups: [deployers]\n      actions: [deploy, plan, status]\n      descriptors: [\"**\"]\n",
+        "{}access:\n  rules:\n    - groups: [deployers]\n      actions: [deploy, plan, status, approve]\n      descriptors: [\"**\"]\n",
         slapd.config_section()
     ));
     let file = run.compose(&format!(

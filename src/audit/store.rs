@@ -146,7 +146,13 @@ impl Store {
 
     /// The latest approval of exactly this descriptor (reference, version
     /// and digest) for `environment`, if anyone recorded one.
-    pub fn approval(&self, reference: &str, version: &str, digest: &str, environment: &str) -> Result<Option<Approval>> {
+    pub fn approval(
+        &self,
+        reference: &str,
+        version: &str,
+        digest: &str,
+        environment: &str,
+    ) -> Result<Option<Approval>> {
         let conn = self.connect()?;
         conn.query_row(
             "SELECT time, approver, reference, version, digest, environment, differences FROM approvals

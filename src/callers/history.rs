@@ -16,12 +16,13 @@ use crate::pipeline;
 /// Runs `history` and returns the exit code.
 pub async fn run(config: &Config, user: Option<&str>, args: &HistoryArgs) -> Result<i32> {
     config.check_environment(&args.env)?;
-    let password = match user {
-        Some(uid) => Some(crate::request::Secret(std::env::var("DOCKMASTER_PASSWORD").map_err(|_| {
-            Error::Usage(format!("--user {uid}: set DOCKMASTER_PASSWORD to the directory password"))
-        })?)),
-        None => None,
-    };
+    let password =
+        match user {
+            Some(uid) => Some(crate::request::Secret(std::env::var("DOCKMASTER_PASSWORD").map_err(|_| {
+                Error::Usage(format!("--user {uid}: set DOCKMASTER_PASSWORD to the directory password"))
+            })?)),
+            None => None,
+        };
     let principal = pipeline::identify(config, user, password.as_ref(), false, &pipeline::Silent).await?;
     let mut query = Query { user: args.by.clone(), limit: Some(args.limit), ..Query::default() };
     if let Some(since) = &args.since {

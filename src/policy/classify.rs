@@ -119,7 +119,11 @@ fn fields_of(stack: &Stack) -> BTreeMap<String, Fields> {
     stack.services.iter().map(|(name, svc)| (name.clone(), config_hash(stack, name, svc).fields)).collect()
 }
 
-fn compare(new: &BTreeMap<String, Fields>, old: &BTreeMap<String, Option<Fields>>, extra: Vec<String>) -> Classification {
+fn compare(
+    new: &BTreeMap<String, Fields>,
+    old: &BTreeMap<String, Option<Fields>>,
+    extra: Vec<String>,
+) -> Classification {
     let mut differences = extra;
     let mut images = Vec::new();
     for (service, fields) in new {

@@ -123,7 +123,10 @@ impl PolicyConfig {
             for p in rule.privileges.iter().flatten() {
                 let base = p.split_once(':').map(|(b, _)| b).unwrap_or(p);
                 if !PRIVILEGES.contains(&base) || (p.contains(':') && base != "cap_add") {
-                    return Err(at(format!("privileges: `{p}` is not one of {} or cap_add:NAME", PRIVILEGES.join(", "))));
+                    return Err(at(format!(
+                        "privileges: `{p}` is not one of {} or cap_add:NAME",
+                        PRIVILEGES.join(", ")
+                    )));
                 }
             }
             if let Some(limits) = &rule.limits {

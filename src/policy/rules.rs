@@ -53,7 +53,10 @@ fn volumes(rule: &PolicyRule, stack: &Stack, svc: &Service, v: &mut dyn FnMut(&s
                             let list: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
                             format!("allowed roots: {}", list.join(", "))
                         };
-                        v("volumes", format!("bind mount of `{source}` is outside the allowed host folders ({allowed})"));
+                        v(
+                            "volumes",
+                            format!("bind mount of `{source}` is outside the allowed host folders ({allowed})"),
+                        );
                     }
                 }
             }
@@ -63,10 +66,7 @@ fn volumes(rule: &PolicyRule, stack: &Stack, svc: &Service, v: &mut dyn FnMut(&s
     for from in &svc.volumes_from {
         if let (VolumesFromSource::Container(container), Some(prefix)) = (&from.source, &rule.volume_prefix) {
             if !container.starts_with(prefix.as_str()) {
-                v(
-                    "volumes_from",
-                    format!("container `{container}` does not start with the team's prefix `{prefix}`"),
-                );
+                v("volumes_from", format!("container `{container}` does not start with the team's prefix `{prefix}`"));
             }
         }
     }
@@ -162,11 +162,7 @@ fn images(rule: &PolicyRule, svc: &Service, v: &mut dyn FnMut(&str, String)) {
     if !allowed {
         v(
             "image",
-            format!(
-                "image `{}` ({full}) is not from an allowed registry ({})",
-                svc.image,
-                registries.join(", ")
-            ),
+            format!("image `{}` ({full}) is not from an allowed registry ({})", svc.image, registries.join(", ")),
         );
     }
 }
