@@ -196,6 +196,20 @@ pub struct TargetArgs {
     /// Report format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text, env = "DOCKMASTER_OUTPUT")]
     pub output: OutputFormat,
+
+    /// Activate a profile (repeatable); default: COMPOSE_PROFILES.
+    #[arg(long = "profile", value_name = "NAME")]
+    pub profiles: Vec<String>,
+
+    /// Read variables from this file instead of the .env next to the
+    /// descriptor.
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+
+    /// Merge this file over the descriptor (after the environment's own
+    /// override files), like `docker compose -f` (repeatable, in order).
+    #[arg(long = "override", value_name = "FILE")]
+    pub overrides: Vec<PathBuf>,
 }
 
 /// Flags of `deploy`.

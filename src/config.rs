@@ -95,6 +95,11 @@ pub struct EnvironmentConfig {
     /// What the environment is for, shown in help texts.
     #[serde(default)]
     pub description: Option<String>,
+    /// Compose files merged over every descriptor deployed here, in order
+    /// (per-host ports, log drivers, mounts), with the merge rules of
+    /// `docker compose -f`. Relative to the configuration file.
+    #[serde(default)]
+    pub overrides: Vec<PathBuf>,
 }
 
 /// Defaults for how deploys behave.
@@ -174,6 +179,13 @@ impl Config {
                     "{}: `access` rules need an `ldap` section to know people's groups",
                     path.display()
                 )));
+            }
+        }
+        for environment in config.environments.values_mut() {
+            for file in &mut environment.overrides {
+                if file.is_relative() {
+                    *file = base.join(&*file);
+                }
             }
         }
         config.policy.validate().map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;

@@ -63,6 +63,9 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
     let store = audit::open(config)?;
     let mut trail = Trail::default();
     let mut result = stages(request, config, progress, shutdown, &store, &mut trail).await;
+    if let Ok(outcome) = &mut result {
+        redact(request, outcome);
+    }
     let record = record(request, &trail, &result, started);
     let writer = store.clone();
     let written = tokio::task::spawn_blocking(move || writer.append(&record))
@@ -86,6 +89,33 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
         }
     }
     result
+}
+
+/// Masks the request's secret values wherever the engine could echo them
+/// back: the log tails of failing services (a program that prints its
+/// configuration on failure) and health causes.
+fn redact(request: &Request, outcome: &mut Outcome) {
+    let secrets: Vec<&str> = request.variables.values().map(|s| s.0.as_str()).filter(|s| !s.is_empty()).collect();
+    if secrets.is_empty() {
+        return;
+    }
+    let hide = |text: &mut String| {
+        for secret in &secrets {
+            if text.contains(secret) {
+                *text = text.replace(secret, audit::MASK);
+            }
+        }
+    };
+    let reports = outcome.report.iter_mut().chain(outcome.rollback.iter_mut().map(|r| &mut r.restored));
+    for report in reports {
+        for service in &mut report.services {
+            service.log_tail.iter_mut().for_each(hide);
+            service.cause.iter_mut().for_each(hide);
+        }
+    }
+    if let Some(error) = &mut outcome.error {
+        hide(&mut error.message);
+    }
 }
 
 /// The audit record of one request.
@@ -182,7 +212,7 @@ async fn stages(
     trail.decision = authorize(request, config, trail.principal.as_ref(), request.action, progress)?;
     let descriptor = descriptor::resolve(&request.descriptor, &config.descriptor_root())?;
     trail.summary = Some(summarize(request, &descriptor));
-    let mut stack = compose::load(&descriptor, &request.descriptor.default_project())?;
+    let mut stack = load(request, config, &descriptor)?;
     if let Some(project) = &request.project {
         stack.name = descriptor::project_name(project);
     }
@@ -192,7 +222,7 @@ async fn stages(
         guard(request, config, &stack, trail)?;
     }
     if request.action == Action::Deploy {
-        trail.descriptor = Some(masked_descriptor(config, &stack));
+        trail.descriptor = Some(masked_descriptor(request, config, &stack));
     }
     let engine = DockerEngine::connect(config.labels.clone()).await?;
     let summary = summarize(request, &descriptor);
@@ -242,18 +272,30 @@ async fn stages(
                 *version = Some(previous);
             }
             let descriptor = descriptor::resolve(&target.descriptor, &config.descriptor_root())?;
-            let mut previous_stack = compose::load(&descriptor, &target.descriptor.default_project())?;
+            let mut previous_stack = load(&target, config, &descriptor)?;
             previous_stack.name = stack.name.clone();
             // The version gone back to must still meet today's policy.
             guard(&target, config, &previous_stack, trail)?;
             let summary = summarize(&target, &descriptor);
             trail.summary = Some(summary.clone());
-            trail.descriptor = Some(masked_descriptor(config, &previous_stack));
+            trail.descriptor = Some(masked_descriptor(&target, config, &previous_stack));
             let mut outcome = deploy(&target, config, &engine, &previous_stack, summary, progress, shutdown).await?;
             outcome.action = Action::Rollback;
             Ok(outcome)
         }
     }
+}
+
+/// Loads the descriptor as the request and its environment say: the
+/// environment's override files, then the request's own; the request's
+/// variables ahead of the process environment.
+fn load(request: &Request, config: &Config, descriptor: &Descriptor) -> Result<Stack> {
+    let mut options = request.load.clone();
+    if let Some(environment) = config.environments.get(&request.environment) {
+        options.overrides.splice(0..0, environment.overrides.iter().cloned());
+    }
+    let env = |name: &str| request.variables.get(name).map(|s| s.0.clone()).or_else(|| std::env::var(name).ok());
+    compose::load_with_options(descriptor, &request.descriptor.default_project(), &options, &env)
 }
 
 /// The target (project) name of a stack in an environment: environments
@@ -267,9 +309,10 @@ pub fn target_name(project: &str, environment: &str) -> String {
 }
 
 /// The normalised descriptor with secret values masked, for the record.
-fn masked_descriptor(config: &Config, stack: &Stack) -> String {
-    serde_yaml::to_string(&descriptor::render::compose_document(&audit::masked(&config.audit, stack)))
-        .unwrap_or_default()
+fn masked_descriptor(request: &Request, config: &Config, stack: &Stack) -> String {
+    let secrets: Vec<&str> = request.variables.values().map(|s| s.0.as_str()).collect();
+    let masked = audit::masked(&config.audit, stack, &secrets);
+    serde_yaml::to_string(&descriptor::render::compose_document(&masked)).unwrap_or_default()
 }
 
 /// The policy guard: every violation at once, before the engine is touched.

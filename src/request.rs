@@ -183,6 +183,14 @@ pub struct Request {
     pub origin: Origin,
     /// Deploy behaviour.
     pub options: DeployOptions,
+    /// How the descriptor is read: profiles, an env file instead of
+    /// `.env`, override files (the environment's own come first).
+    pub load: crate::descriptor::compose::LoadOptions,
+    /// Variables the way in supplies for interpolation (`${NAME}`), ahead
+    /// of the process environment: Rundeck's secrets from Key Storage.
+    /// Always treated as secret: their values are masked wherever they
+    /// end up in the audit trail.
+    pub variables: std::collections::BTreeMap<String, Secret>,
 }
 
 /// What the pipeline hands back to the way in, which renders it.

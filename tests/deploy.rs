@@ -708,3 +708,33 @@ fn a_v1_descriptor_like_our_users_deploys_on_the_default_bridge_with_links_and_d
     let logs = docker(&["logs", &format!("{}-client-1", run.project)]);
     out.check(String::from_utf8_lossy(&logs.stdout).contains("PONG"), "the legacy link `backend` reaches app");
 }
+
+#[test]
+fn an_environment_layers_its_override_files_and_profiles_and_env_files_reach_the_deploy() {
+    let Some(run) = TestRun::start("env-layers") else { return };
+    // The qa environment adds a label and a port mapping to every descriptor.
+    let overlay = run.write(
+        "qa-override.yml",
+        "services:\n  app:\n    labels:\n      layer: qa\n    environment:\n      FROM_LAYER: \"yes\"\n",
+    );
+    run.add_config(&format!("environments:\n  qa:\n    overrides: [\"{overlay}\"]\n"));
+    let vars = run.write("qa.env", "GREETING=from-the-env-file\n");
+    let file = run.compose(&format!(
+        "services:\n  app:\n    image: {FIXTURE_IMAGE}\n    command: [\"sh\", \"-c\", \"{IDLE}\"]\n    \
+         environment:\n      GREETING: ${{GREETING:-unset}}\n  \
+         extra:\n    image: {FIXTURE_IMAGE}\n    command: [\"sh\", \"-c\", \"{IDLE}\"]\n    profiles: [debug]\n"
+    ));
+    let out = run.deploy(&file, &["--env", "qa", "--profile", "debug", "--env-file", &vars]);
+    out.assert_exit(0);
+    let report = out.json();
+    report.check(report.str("target") == format!("{}-qa", run.project), "the environment names its own target");
+    let app = format!("{}-qa-app-1", run.project);
+    assert_eq!(label_of(&app, "layer").as_deref(), Some("qa"), "the environment's override file was merged");
+    let env = inspect(&app, "{{json .Config.Env}}").unwrap_or_default();
+    assert!(env.contains("FROM_LAYER=yes") && env.contains("GREETING=from-the-env-file"), "{env}");
+    assert!(inspect(&format!("{}-qa-extra-1", run.project), "{{.State.Running}}").as_deref() == Some("true"));
+    // The default environment is a different target: nothing of qa's there.
+    let plan = run.dockmaster(["plan", &file, "--output", "json"]);
+    plan.assert_exit(0);
+    assert_eq!(plan.json().changed("created"), names(&["app"]), "default has its own target, without the profile");
+}

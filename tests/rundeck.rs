@@ -57,6 +57,17 @@ fn the_plugin_zip_has_the_layout_and_keys_rundecks_loader_requires() {
         }
     }
     assert!(archive.by_name(&format!("{base}/resources/icon.png")).is_ok(), "no icon");
+    // Secrets come through Rundeck's value conversions, never inline.
+    for p in providers {
+        let property = |name: &str| {
+            p["config"].as_sequence().unwrap().iter().find(|c| c["name"].as_str() == Some(name)).cloned().unwrap()
+        };
+        let conversion =
+            |name: &str| property(name)["renderingOptions"]["valueConversion"].as_str().map(str::to_string);
+        assert_eq!(conversion("secret_key").as_deref(), Some("STORAGE_PATH_AUTOMATIC_READ"));
+        assert_eq!(conversion("secret_option").as_deref(), Some("PRIVATE_DATA_CONTEXT"));
+        assert_eq!(property("secret_key")["renderingOptions"]["selectionAccessor"].as_str(), Some("STORAGE_PATH"));
+    }
 
     // The packaged binary is the real one and runs.
     let dir = tempfile::tempdir().unwrap();
@@ -149,4 +160,83 @@ fn a_step_outside_a_rundeck_execution_is_refused() {
     out.assert_exit(4);
     out.check(out.stderr.contains("RD_JOB_USERNAME"), "the message names the missing variable");
     out.check(common::containers_with_label(&run.label()).is_empty(), "nothing was deployed");
+}
+
+/// The audit trail's records (newest first) as `history --output json`
+/// prints them.
+fn history(run: &TestRun) -> Vec<serde_json::Value> {
+    let out = run.dockmaster(["history", "--output", "json"]);
+    out.assert_exit(0);
+    serde_json::from_str::<serde_json::Value>(&out.stdout).unwrap().as_array().cloned().unwrap()
+}
+
+#[test]
+fn secrets_from_key_storage_and_private_options_reach_the_descriptor_and_nothing_else() {
+    let Some(run) = TestRun::start("rd-secret") else { return };
+    // The value reaches the container through interpolation, under a key
+    // that does not look secret, and a failing service prints it.
+    let file = run.compose(&format!(
+        "services:\n  app:\n    image: {FIXTURE_IMAGE}\n    command: [\"sleep\", \"1000\"]\n    environment:\n      \
+         CONNECTION: \"mysql://app:${{DB_PASSWORD}}@db/app\"\n  \
+         chatty:\n    image: {FIXTURE_IMAGE}\n    command: [\"sh\", \"-c\", \"echo connecting with $$CONNECTION; exit 3\"]\n    \
+         environment:\n      CONNECTION: \"mysql://app:${{DB_PASSWORD}}@db/app\"\n"
+    ));
+    for (property, value, secret) in [
+        // STORAGE_PATH_AUTOMATIC_READ: Rundeck replaced the path with the key's content.
+        ("RD_CONFIG_SECRET_KEY", "Key-Storage-Secret-7731", "Key-Storage-Secret-7731"),
+        // PRIVATE_DATA_CONTEXT: `option.db_password` became the secure option's value.
+        ("RD_CONFIG_SECRET_OPTION", "Private-Option-Secret-4242", "Private-Option-Secret-4242"),
+    ] {
+        let env = rundeck_env(&file);
+        let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        pairs.push(("RD_CONFIG_SECRET_VARIABLE", "DB_PASSWORD"));
+        pairs.push((property, value));
+        let out = run.dockmaster_with_env(["rundeck"], &pairs);
+        out.assert_exit(1);
+        out.check(out.stdout.contains("chatty"), "the failing service is named");
+        out.check(out.stdout.contains("connecting with mysql://app:********@db/app"), "its log tail is masked");
+        out.check(!out.stdout.contains(secret) && !out.stderr.contains(secret), "the secret never appears");
+        // The previous containers came back (or none existed): look at what ran.
+        let _ = common::docker(&["rm", "-f", &run.container("chatty")]);
+    }
+    // The value did reach the container: deploy the healthy service alone.
+    let healthy = run.compose(&format!(
+        "services:\n  app:\n    image: {FIXTURE_IMAGE}\n    command: [\"sleep\", \"1000\"]\n    environment:\n      \
+         CONNECTION: \"mysql://app:${{DB_PASSWORD}}@db/app\"\n"
+    ));
+    let env = rundeck_env(&healthy);
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.push(("RD_CONFIG_SECRET_VARIABLE", "DB_PASSWORD"));
+    pairs.push(("RD_CONFIG_SECRET_OPTION", "Private-Option-Secret-4242"));
+    let out = run.dockmaster_with_env(["rundeck"], &pairs);
+    out.assert_exit(0);
+    out.check(!out.stdout.contains("Private-Option-Secret-4242"), "not in the log");
+    let env = common::inspect(&run.container("app"), "{{json .Config.Env}}").unwrap_or_default();
+    assert!(env.contains("CONNECTION=mysql://app:Private-Option-Secret-4242@db/app"), "{env}");
+
+    // A conversion Rundeck could not do leaves the reference: refused, clearly.
+    let env = rundeck_env(&healthy);
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.push(("RD_CONFIG_SECRET_VARIABLE", "DB_PASSWORD"));
+    pairs.push(("RD_CONFIG_SECRET_OPTION", "option.db_password"));
+    let out = run.dockmaster_with_env(["rundeck"], &pairs);
+    out.assert_exit(2);
+    out.check(out.stderr.contains("neither secret_key nor secret_option gave a value"), "says what is missing");
+
+    // The audit trail names the execution and never holds the secrets.
+    let records = history(&run);
+    let last = records.iter().find(|r| r["verdict"] == "healthy").expect("the healthy deploy is recorded");
+    assert_eq!(last["origin"], "rundeck");
+    assert_eq!(last["user"], "alice");
+    assert_eq!(last["origin_detail"]["execution"], "4711");
+    assert_eq!(last["origin_detail"]["url"], "http://127.0.0.1:4440/project/shop/execution/show/4711");
+    assert_eq!(last["origin_detail"]["project"], "shop");
+    assert_eq!(last["origin_detail"]["job"], "Deploy");
+    let mut raw = Vec::new();
+    for name in ["audit.db", "audit.db-wal"] {
+        raw.extend(std::fs::read(run.dir().join("state").join(name)).unwrap_or_default());
+    }
+    let raw = String::from_utf8_lossy(&raw);
+    assert!(!raw.contains("Private-Option-Secret-4242") && !raw.contains("Key-Storage-Secret-7731"));
+    assert!(raw.contains("mysql://app:********@db/app"), "the masked descriptor is recorded");
 }

@@ -146,14 +146,25 @@ pub fn is_secret_key(config: &AuditConfig, key: &str) -> bool {
 
 /// A copy of `stack` with every secret-looking environment value, build
 /// argument and inline secret or config replaced by [`MASK`], safe to
-/// store and show.
-pub fn masked(config: &AuditConfig, stack: &Stack) -> Stack {
+/// store and show. `secrets` are values known to be secret (variables a
+/// way in supplied): wherever one appears, it is masked too, whatever the
+/// key is called.
+pub fn masked(config: &AuditConfig, stack: &Stack, secrets: &[&str]) -> Stack {
     let mut stack = stack.clone();
+    let hide = |text: &str| secrets.iter().filter(|s| !s.is_empty()).fold(text.to_string(), |t, s| t.replace(s, MASK));
     for svc in stack.services.values_mut() {
         for (key, value) in svc.environment.iter_mut() {
-            if value.is_some() && is_secret_key(config, key) {
-                *value = Some(MASK.to_string());
+            if let Some(v) = value {
+                *v = if is_secret_key(config, key) { MASK.to_string() } else { hide(v) };
             }
+        }
+        if let Some(command) = &mut svc.command {
+            for part in command.iter_mut() {
+                *part = hide(part);
+            }
+        }
+        for label in svc.labels.values_mut() {
+            *label = hide(label);
         }
         if let Some(build) = &mut svc.build {
             for (key, value) in build.args.iter_mut() {

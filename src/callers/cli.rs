@@ -187,6 +187,12 @@ fn request(action: Action, target: &TargetArgs, options: DeployOptions) -> Resul
         environment: target.env.clone(),
         origin: Origin::cli(),
         options,
+        load: LoadOptions {
+            profiles: target.profiles.clone(),
+            env_file: target.env_file.clone(),
+            overrides: target.overrides.iter().map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())).collect(),
+        },
+        variables: Default::default(),
     })
 }
 

@@ -110,6 +110,13 @@ pub fn step_request(env: &dyn Fn(&str) -> Option<String>, config_fallback: Optio
         project: env("RD_JOB_PROJECT").unwrap_or_default(),
         job: env("RD_JOB_NAME").unwrap_or_default(),
     };
+    let variables = secret_variables(env)?;
+    let load = crate::descriptor::compose::LoadOptions {
+        profiles: setting(env, "PROFILES")
+            .map(|p| p.split(',').map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect())
+            .unwrap_or_default(),
+        ..Default::default()
+    };
     let mut descriptor_ref = DescriptorRef::parse(&descriptor)?;
     if action == Action::Rollback {
         if let (Some(to), DescriptorRef::Named { version, .. }) = (setting(env, "ROLLBACK_TO"), &mut descriptor_ref) {
@@ -126,9 +133,41 @@ pub fn step_request(env: &dyn Fn(&str) -> Option<String>, config_fallback: Optio
             environment,
             origin,
             options,
+            load,
+            variables,
         },
         config,
     })
+}
+
+/// The secret the step hands to the descriptor: the variable named by the
+/// `secret_variable` property (`RD_CONFIG_SECRET_VARIABLE`) gets the value
+/// Rundeck put in `secret_key` (a Key Storage path read by
+/// `STORAGE_PATH_AUTOMATIC_READ`) or `secret_option` (`option.NAME` turned
+/// into a secure option's value by `PRIVATE_DATA_CONTEXT`). The value is
+/// only ever interpolated, never printed, and masked in the audit trail.
+fn secret_variables(
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<std::collections::BTreeMap<String, crate::request::Secret>> {
+    let mut variables = std::collections::BTreeMap::new();
+    if let Some(name) = env("RD_CONFIG_SECRET_VARIABLE").map(|n| n.trim().to_string()).filter(|n| !n.is_empty()) {
+        if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(Error::Usage(format!(
+                "secret_variable `{name}` is not a variable name (letters, digits and `_`)"
+            )));
+        }
+        let value = ["RD_CONFIG_SECRET_KEY", "RD_CONFIG_SECRET_OPTION"]
+            .iter()
+            .filter_map(|k| env(k))
+            .find(|v| !v.is_empty() && !v.starts_with("option.") && !v.starts_with("keys/"))
+            .ok_or_else(|| {
+                Error::Usage(format!(
+                    "secret_variable `{name}` is set but neither secret_key nor secret_option gave a value: check                      that the Key Storage path exists and the job may read it, or that the secure option is set"
+                ))
+            })?;
+        variables.insert(name, crate::request::Secret(value));
+    }
+    Ok(variables)
 }
 
 /// The `RUNDECK:DATA` lines later steps read as `${data.KEY}`.
