@@ -201,6 +201,17 @@ pub fn allowed_actions(
         .collect()
 }
 
+/// Whether some rule lets `principal` do `action` to something,
+/// somewhere: for help texts that list what a person may do at all.
+pub fn allowed_anywhere(config: &AccessConfig, principal: &Principal, action: &str) -> bool {
+    config.rules.iter().any(|rule| {
+        rule.effect == Effect::Allow
+            && rule.actions.iter().any(|a| a == "*" || a == action)
+            && (rule.users.iter().any(|u| same_name(u, &principal.uid))
+                || rule.groups.iter().any(|g| member_of(principal, g)))
+    })
+}
+
 /// Whether `rule` covers this request; if so, which part of the principal
 /// it matched (`user alice`, `group ops`), for the denial message.
 fn applies(rule: &Rule, principal: &Principal, action: &str, descriptor: &str, environment: &str) -> Option<String> {

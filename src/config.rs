@@ -67,6 +67,9 @@ pub struct Config {
     /// Access rules, policy rules and approvals are per environment.
     #[serde(default)]
     pub environments: BTreeMap<String, EnvironmentConfig>,
+    /// Chat ways in (Slack, Mattermost, Discord), served by `serve`.
+    #[serde(default)]
+    pub chat: crate::chat::ChatConfig,
     /// The audit trail.
     #[serde(default)]
     pub audit: crate::audit::AuditConfig,

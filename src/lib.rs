@@ -9,6 +9,7 @@ pub mod access;
 pub mod apply;
 pub mod audit;
 pub mod callers;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod descriptor;

@@ -18,11 +18,18 @@ fn main() {
 }
 
 /// Diagnostic logs go to stderr, off unless `DOCKMASTER_LOG` (or `RUST_LOG`)
-/// asks for them, e.g. `DOCKMASTER_LOG=debug`.
+/// asks for them, e.g. `DOCKMASTER_LOG=debug`; one JSON object per line
+/// with `DOCKMASTER_LOG_FORMAT=json`, for log collectors.
 fn init_logging() {
     let filter =
         std::env::var("DOCKMASTER_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "off".into());
     let filter =
         tracing_subscriber::EnvFilter::try_new(filter).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let json = std::env::var("DOCKMASTER_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"));
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        logs.json().init();
+    } else {
+        logs.init();
+    }
 }

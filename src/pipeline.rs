@@ -188,6 +188,38 @@ fn plan_line(plan: &Plan) -> String {
     }
 }
 
+/// Records a request a way in refused before it reached [`run`] (a chat
+/// user nobody mapped, a command from the wrong channel), so the trail
+/// holds every request. A failure to write is logged: the refusal stands.
+pub fn record_refusal(
+    config: &Config,
+    origin: crate::request::Origin,
+    action: &str,
+    reference: &str,
+    environment: &str,
+    error: &Error,
+) {
+    let (kind, detail) = origin.audit();
+    let now = audit::now();
+    let record = Record {
+        started: now,
+        finished: now,
+        user: origin.user().to_string(),
+        origin: kind,
+        origin_detail: detail,
+        action: action.to_string(),
+        reference: reference.to_string(),
+        environment: environment.to_string(),
+        verdict: if matches!(error, Error::Denied(_)) { "denied" } else { "error" }.to_string(),
+        exit_code: error.exit_code(),
+        error: Some(error.to_string()),
+        ..Record::default()
+    };
+    if let Err(e) = audit::open(config).and_then(|store| store.append(&record)) {
+        tracing::error!(error = %e, "the audit record of a refused request was not written");
+    }
+}
+
 /// What access rules and policies call a descriptor: `APPLICATION/RELEASE`
 /// for a named one (every version alike), the path for a file.
 pub fn scope(reference: &DescriptorRef) -> String {

@@ -82,6 +82,19 @@ pub enum Origin {
         /// `RD_JOB_NAME`.
         job: String,
     },
+    /// A chat slash command; the platform verified the sender and
+    /// dockmaster mapped them to a directory user.
+    Chat {
+        /// `slack`, `mattermost` or `discord`.
+        platform: String,
+        /// The directory uid the chat user maps to (or the chat name when
+        /// unmapped, for the record).
+        user: String,
+        /// The platform's user id.
+        user_id: String,
+        /// The channel (name when the platform gives one, else id).
+        channel: String,
+    },
 }
 
 impl Origin {
@@ -90,13 +103,14 @@ impl Origin {
         match self {
             Origin::Cli { user } => format!("{user} (cli)"),
             Origin::Rundeck { user, .. } => format!("{user} (rundeck)"),
+            Origin::Chat { user, platform, .. } => format!("{user} ({platform})"),
         }
     }
 
     /// The user the way in names (not yet checked against the directory).
     pub fn user(&self) -> &str {
         match self {
-            Origin::Cli { user } | Origin::Rundeck { user, .. } => user,
+            Origin::Cli { user } | Origin::Rundeck { user, .. } | Origin::Chat { user, .. } => user,
         }
     }
 
@@ -106,6 +120,11 @@ impl Origin {
         let kind = match detail.as_object_mut().and_then(|m| m.remove("kind")) {
             Some(serde_json::Value::String(kind)) => kind,
             _ => "unknown".to_string(),
+        };
+        // Chat records name the platform: `slack`, `discord`, `mattermost`.
+        let kind = match self {
+            Origin::Chat { platform, .. } => platform.clone(),
+            _ => kind,
         };
         (kind, detail)
     }

@@ -1,10 +1,11 @@
 //! `dockmaster serve`: the long-running process that hosts the HTTP ways in.
 //!
-//! Today it serves health (`/healthz`, `/readyz`) and Rundeck's option lists
-//! (`/options/...`, for `valuesUrl`); chat slash commands, schedules and the
-//! fragment registry will be more routes on the same router. It stops on
-//! SIGINT/SIGTERM: it stops accepting connections and lets requests in
-//! flight finish.
+//! It serves health (`/healthz`, `/readyz`), Rundeck's option lists
+//! (`/options/...`, for `valuesUrl`) and the chat endpoints the
+//! configuration enables (`/chat/slack`, `/chat/mattermost`,
+//! `/chat/discord`). On SIGINT/SIGTERM it stops taking requests, tells
+//! running deploys to stop (they roll back and report to their channels),
+//! and waits for them up to `serve.shutdown_grace`.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use axum::extract::{Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 
@@ -31,6 +32,10 @@ pub struct ServeConfig {
     /// changes anything, but the option lists name your applications.
     #[serde(default)]
     pub listen: Option<String>,
+    /// How long a shutdown waits for running chat commands to roll back
+    /// and report (`120s`).
+    #[serde(default)]
+    pub shutdown_grace: Option<String>,
 }
 
 struct AppState {
@@ -38,8 +43,16 @@ struct AppState {
 }
 
 /// Builds the router; separate from [`run`] so tests can drive it.
-fn router(config: Config) -> Router {
+fn router(config: Config, chat: Option<Arc<crate::chat::Chat>>) -> Router {
     let state = Arc::new(AppState { config });
+    let chat_routes = match chat {
+        Some(chat) => Router::new()
+            .route("/chat/slack", post(crate::chat::slack::slack))
+            .route("/chat/mattermost", post(crate::chat::slack::mattermost).get(crate::chat::slack::mattermost))
+            .route("/chat/discord", post(crate::chat::discord::interactions))
+            .with_state(chat),
+        None => Router::new(),
+    };
     Router::new()
         .route("/healthz", get(|| async { json(StatusCode::OK, r#"{"status":"ok"}"#.to_string()) }))
         .route("/readyz", get(ready))
@@ -47,6 +60,7 @@ fn router(config: Config) -> Router {
         .route("/options/releases", get(releases))
         .route("/options/versions", get(versions))
         .with_state(state)
+        .merge(chat_routes)
 }
 
 /// Serves until SIGINT/SIGTERM. Prints `listening on ADDR` on stdout once
@@ -59,42 +73,74 @@ pub async fn run(config: Config, listen: Option<String>) -> Result<()> {
     let listener =
         tokio::net::TcpListener::bind(addr).await.map_err(|e| Error::Usage(format!("cannot listen on {addr}: {e}")))?;
     let bound = listener.local_addr().map_err(|e| Error::Usage(format!("cannot listen on {addr}: {e}")))?;
-    println!("listening on {bound}");
-    tracing::info!(%bound, "serving");
-    axum::serve(listener, router(config))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| Error::Engine(format!("the HTTP server failed: {e}")))
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = int.recv() => {}
+    let grace = match &config.serve.shutdown_grace {
+        Some(text) => {
+            crate::config::parse_duration(text).map_err(|e| Error::Usage(format!("serve.shutdown_grace: {e}")))?
+        }
+        None => std::time::Duration::from_secs(120),
+    };
+    let (trigger, shutdown) = crate::shutdown::Shutdown::new();
+    crate::shutdown::listen_for_signals(trigger);
+    let chat = crate::chat::Chat::new(config.clone(), shutdown.clone())?;
+    if let Some(chat) = chat.clone().filter(|c| c.secrets.discord_bot.is_some()) {
+        tokio::spawn(async move {
+            match crate::chat::discord::register(&chat).await {
+                Ok(places) => tracing::info!(?places, "registered the Discord slash commands"),
+                Err(e) => tracing::error!(error = %e, "could not register the Discord slash commands"),
             }
-            return;
+        });
+    }
+    println!("listening on {bound}");
+    tracing::info!(%bound, chat = chat.is_some(), "serving");
+    let stopping = shutdown.clone();
+    axum::serve(listener, router(config, chat.clone()))
+        .with_graceful_shutdown(async move { stopping.wait().await })
+        .await
+        .map_err(|e| Error::Engine(format!("the HTTP server failed: {e}")))?;
+    if let Some(chat) = chat {
+        tracing::info!(grace = ?grace, "waiting for running commands to finish or roll back");
+        let left = chat.drain(grace).await;
+        if left > 0 {
+            tracing::error!(left, "commands were still running at the end of serve.shutdown_grace");
         }
     }
-    let _ = tokio::signal::ctrl_c().await;
+    // stdout may be gone by now (a closed pipe): never panic over it.
+    let _ = std::io::Write::write_all(&mut std::io::stdout(), b"stopped\n");
+    Ok(())
 }
 
 fn json(status: StatusCode, body: String) -> Response {
     (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// Ready when the engine answers (and, later, the directory).
+/// Ready when the engine answers and, when one is configured, the
+/// directory does (a lookup of a name nobody has: "no such user" is an
+/// answer, "unreachable" is not).
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    match DockerEngine::connect(state.config.labels.clone()).await {
-        Ok(_) => json(StatusCode::OK, r#"{"status":"ready","engine":"ok"}"#.to_string()),
-        Err(e) => {
-            let body = serde_json::json!({"status": "not ready", "engine": e.to_string()}).to_string();
-            json(StatusCode::SERVICE_UNAVAILABLE, body)
-        }
+    let engine = match DockerEngine::connect(state.config.labels.clone()).await {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.to_string()),
+    };
+    let directory = match state.config.directory() {
+        Ok(None) => None,
+        Ok(Some(directory)) => match directory.lookup("dockmaster-readiness-probe").await {
+            Err(Error::Unreachable(e)) => Some(Err(e)),
+            Err(Error::Usage(e)) => Some(Err(e)),
+            _ => Some(Ok(())),
+        },
+        Err(e) => Some(Err(e.to_string())),
+    };
+    let word = |r: &std::result::Result<(), String>| match r {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.clone(),
+    };
+    let mut body = serde_json::json!({"engine": word(&engine)});
+    if let Some(d) = &directory {
+        body["directory"] = serde_json::json!(word(d));
     }
+    let ok = engine.is_ok() && directory.as_ref().is_none_or(|d| d.is_ok());
+    body["status"] = serde_json::json!(if ok { "ready" } else { "not ready" });
+    json(if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body.to_string())
 }
 
 /// Renders an option list, or the error as JSON with a fitting status.

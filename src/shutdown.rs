@@ -32,6 +32,12 @@ impl Shutdown {
         Shutdown { rx }
     }
 
+    /// Waits until shutdown is asked for.
+    pub async fn wait(&self) {
+        let mut rx = self.rx.clone();
+        let _ = rx.wait_for(Option::is_some).await;
+    }
+
     /// Why shutdown was asked for (`SIGTERM`), if it was.
     pub fn reason(&self) -> Option<String> {
         self.rx.borrow().clone()

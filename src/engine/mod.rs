@@ -228,7 +228,7 @@ impl DockerEngine {
 
     /// Builds a service's image from its build context, reporting each line
     /// of build output to `progress`. Fails with the builder's own message.
-    pub async fn build(&self, service: &str, svc: &Service, progress: &mut dyn FnMut(&str)) -> Result<String> {
+    pub async fn build(&self, service: &str, svc: &Service, progress: &mut (dyn FnMut(&str) + Send)) -> Result<String> {
         let Some(build) = &svc.build else {
             return Err(Error::Engine(format!("service `{service}` has no build section")));
         };
@@ -269,7 +269,7 @@ impl DockerEngine {
 
     /// Pulls an image from its registry, reporting progress lines. Fails
     /// with a message that says plainly when no registry is reachable.
-    pub async fn pull(&self, reference: &str, progress: &mut dyn FnMut(&str)) -> Result<String> {
+    pub async fn pull(&self, reference: &str, progress: &mut (dyn FnMut(&str) + Send)) -> Result<String> {
         let (name, tag) = split_reference(reference);
         let options = CreateImageOptionsBuilder::default().from_image(&name).tag(&tag).build();
         let mut stream = self.docker.create_image(Some(options), None, None);

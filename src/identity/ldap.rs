@@ -97,11 +97,18 @@ impl<'a> Session<'a> {
     /// Finds the enabled user whose `userRdnAttribute` is `uid`. `None`
     /// when there is no such user, or they do not match `userFilter`.
     pub(super) async fn find_user(&mut self, uid: &str) -> Result<Option<UserEntry>> {
+        let attribute = self.settings.config.user_rdn_attribute.clone();
+        self.find_user_by(&attribute, uid).await
+    }
+
+    /// Finds the enabled user whose `attribute` is `uid` (e.g. a chat
+    /// user id stored in the directory). `None` as for [`Self::find_user`].
+    pub(super) async fn find_user_by(&mut self, attribute: &str, uid: &str) -> Result<Option<UserEntry>> {
         let config = &self.settings.config;
         let filter = format!(
             "(&(objectClass={})({}={}){})",
             config.user_object_class,
-            config.user_rdn_attribute,
+            attribute,
             ldap_escape(uid),
             config.user_filter.as_deref().map(str::trim).unwrap_or_default()
         );

@@ -141,6 +141,41 @@ impl Directory {
         }
     }
 
+    /// Looks up the person whose directory `attribute` holds `value` (a
+    /// chat user id the directory records), as [`Directory::lookup`] does,
+    /// cached under `attribute=value`.
+    pub async fn lookup_by(&self, attribute: &str, value: &str) -> Result<Principal> {
+        check_name(value)?;
+        if !attribute.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == ';') || attribute.is_empty() {
+            return Err(Error::Usage(format!("`{attribute}` is not an LDAP attribute name")));
+        }
+        let key = format!("{attribute}={value}");
+        if let Some(principal) = self.cached(&key) {
+            return Ok(principal);
+        }
+        let mut session = Session::open(&self.settings).await?;
+        session.bind_service().await?;
+        let found = match session.find_user_by(attribute, value).await {
+            Ok(Some(user)) => {
+                let uid = user.uid.clone();
+                // The uid found is then looked up as usual (groups, filter).
+                self.query(&mut session, &uid).await
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        session.close().await;
+        match found? {
+            Some(principal) => {
+                self.remember(&key, &principal);
+                Ok(principal)
+            }
+            None => Err(Error::Denied(format!(
+                "no enabled directory user has `{attribute}: {value}`: ask your administrator to record it"
+            ))),
+        }
+    }
+
     /// Forgets every cached lookup (e.g. on a configuration reload).
     pub fn clear_cache(&self) {
         self.cache.lock().unwrap_or_else(|p| p.into_inner()).clear();

@@ -1,0 +1,258 @@
+//! Discord through its HTTP interactions endpoint.
+//!
+//! Discord POSTs each slash command, signed with Ed25519 over timestamp +
+//! body with the application's key; a bad signature is answered 401 (and
+//! Discord checks that it is). A PING is answered with a PONG, a command
+//! with a deferred response at once, then the report replaces it through
+//! the interaction's webhook as an embed. An interaction token lives 15
+//! minutes: a deploy that outlives it posts its report to the channel as
+//! a normal message, with the bot token.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use ed25519_dalek::{Signature, VerifyingKey};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::command::{Command, Verb};
+use super::{Chat, Reply, Speaker};
+
+/// Discord's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DiscordConfig {
+    /// The application's id.
+    pub application_id: String,
+    /// The application's public key (hex), from the developer portal.
+    pub public_key: String,
+    /// The variable holding the bot token, used to post reports that
+    /// outlive the interaction token and to register commands.
+    #[serde(default)]
+    pub bot_token_env: Option<String>,
+    /// Or a file holding it.
+    #[serde(default)]
+    pub bot_token_file: Option<std::path::PathBuf>,
+    /// Discord's API; a local stand-in in tests.
+    #[serde(default = "default_api")]
+    pub api_base: String,
+    /// Guilds to register the slash commands in (instant); empty: register
+    /// them globally (Discord may take up to an hour to show them).
+    /// Registration needs the bot token and happens when `serve` starts.
+    #[serde(default)]
+    pub guilds: Vec<String>,
+}
+
+fn default_api() -> String {
+    "https://discord.com/api/v10".into()
+}
+
+/// How long an interaction token may be used for follow-ups, with a
+/// margin for the request itself.
+const TOKEN_LIFETIME: Duration = Duration::from_secs(14 * 60 + 30);
+
+/// Parses the configured public key.
+pub fn public_key(config: &DiscordConfig) -> crate::error::Result<VerifyingKey> {
+    let bytes: [u8; 32] = hex::decode(config.public_key.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| crate::error::Error::Usage("chat.discord.public_key: not 64 hex digits".into()))?;
+    VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| crate::error::Error::Usage(format!("chat.discord.public_key: not an Ed25519 key: {e}")))
+}
+
+/// Checks an interaction's signature, freshness and novelty.
+pub fn verify(chat: &Chat, key: &VerifyingKey, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), String> {
+    let timestamp = super::fresh_timestamp(headers, "x-signature-timestamp", now)?;
+    let signature_hex = super::header(headers, "x-signature-ed25519");
+    let signature: [u8; 64] = hex::decode(&signature_hex)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| "missing or bad X-Signature-Ed25519".to_string())?;
+    let mut message = timestamp.into_bytes();
+    message.extend_from_slice(body);
+    key.verify_strict(&message, &Signature::from_bytes(&signature)).map_err(|_| "bad signature".to_string())?;
+    if !chat.first_sighting(&signature_hex) {
+        return Err("replayed request".into());
+    }
+    Ok(())
+}
+
+/// `POST /chat/discord`.
+pub async fn interactions(State(chat): State<Arc<Chat>>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(key) = chat.secrets.discord_key else { return StatusCode::NOT_FOUND.into_response() };
+    if let Err(why) = verify(&chat, &key, &headers, &body, super::slack::unix_now()) {
+        tracing::warn!(%why, "refused a Discord interaction");
+        return (StatusCode::UNAUTHORIZED, why).into_response();
+    }
+    let Ok(interaction) = serde_json::from_slice::<Value>(&body) else {
+        return (StatusCode::BAD_REQUEST, "not JSON").into_response();
+    };
+    match interaction["type"].as_u64() {
+        Some(1) => json_response(json!({"type": 1})),
+        Some(2) => command(chat, interaction).await,
+        Some(4) => json_response(json!({"type": 8, "data": {"choices": autocomplete(&chat, &interaction)}})),
+        _ => (StatusCode::BAD_REQUEST, "unsupported interaction type").into_response(),
+    }
+}
+
+/// A slash command: defer at once, run, then edit the deferred answer.
+async fn command(chat: Arc<Chat>, interaction: Value) -> Response {
+    let received = Instant::now();
+    let user =
+        if interaction["member"]["user"].is_object() { &interaction["member"]["user"] } else { &interaction["user"] };
+    let speaker = Speaker {
+        platform: "discord",
+        user_id: user["id"].as_str().unwrap_or_default().to_string(),
+        user_name: user["username"].as_str().unwrap_or_default().to_string(),
+        channel_id: interaction["channel_id"].as_str().unwrap_or_default().to_string(),
+        channel_name: interaction["channel"]["name"].as_str().unwrap_or_default().to_string(),
+    };
+    let data = &interaction["data"];
+    let option = |name: &str| {
+        data["options"].as_array().and_then(|opts| {
+            opts.iter().find(|o| o["name"] == name).and_then(|o| o["value"].as_str()).map(|s| s.trim().to_string())
+        })
+    };
+    let name = data["name"].as_str().unwrap_or_default();
+    let text = [Some(name.to_string()), option("ref").map(|r| format!("\"{r}\"")), option("env"), option("version")]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let parsed: Command = match super::command::parse(&text, &chat.environments()) {
+        Ok(c) => c,
+        Err(e) => return json_response(json!({"type": 4, "data": {"content": e, "flags": 64}})),
+    };
+    let token = interaction["token"].as_str().unwrap_or_default().to_string();
+    // Help and refusals are only for the asker; reports for the channel.
+    let flags = if parsed.verb == Verb::Help { 64 } else { 0 };
+    let worker = chat.clone();
+    chat.spawn(async move {
+        let reply = worker.run(&speaker, &parsed).await;
+        deliver(&worker, &token, &speaker.channel_id, received, &reply).await;
+    })
+    .await;
+    json_response(json!({"type": 5, "data": {"flags": flags}}))
+}
+
+/// The message for a reply: an embed for a report, text otherwise.
+pub fn message(reply: &Reply) -> Value {
+    match reply {
+        Reply::Outcome(outcome) => json!({
+            "embeds": [crate::report::chat::discord_embed(outcome, None)],
+            "allowed_mentions": {"parse": []},
+        }),
+        Reply::Text { text, .. } => json!({
+            "content": crate::report::chat::fit(text, 2000),
+            "allowed_mentions": {"parse": []},
+        }),
+    }
+}
+
+/// Edits the deferred answer, or, once the interaction token has expired,
+/// posts to the channel with the bot token.
+async fn deliver(chat: &Chat, token: &str, channel: &str, received: Instant, reply: &Reply) {
+    let Some(config) = &chat.config.chat.discord else { return };
+    let body = message(reply);
+    let api = config.api_base.trim_end_matches('/');
+    let request = if received.elapsed() < TOKEN_LIFETIME {
+        chat.http.patch(format!("{api}/webhooks/{}/{token}/messages/@original", config.application_id))
+    } else if let Some(bot) = &chat.secrets.discord_bot {
+        chat.http.post(format!("{api}/channels/{channel}/messages")).header("Authorization", format!("Bot {bot}"))
+    } else {
+        tracing::error!("a Discord report outlived its interaction and no bot token is configured to post it");
+        return;
+    };
+    let mut delay = Duration::from_millis(500);
+    for attempt in 1..=3 {
+        let Some(attempt_request) = request.try_clone() else { return };
+        match attempt_request.json(&body).send().await {
+            Ok(r) if r.status().is_success() => return,
+            Ok(r) => tracing::warn!(status = %r.status(), attempt, "Discord refused the report"),
+            Err(e) => tracing::warn!(error = %e.without_url(), attempt, "Discord unreachable"),
+        }
+        tokio::time::sleep(delay).await;
+        delay *= 2;
+    }
+}
+
+/// Descriptor references (`APPLICATION/RELEASE`) containing what is typed.
+fn autocomplete(chat: &Chat, interaction: &Value) -> Vec<Value> {
+    let typed = interaction["data"]["options"]
+        .as_array()
+        .and_then(|opts| opts.iter().find(|o| o["focused"] == true))
+        .and_then(|o| o["value"].as_str())
+        .unwrap_or_default()
+        .to_lowercase();
+    let root = chat.config.descriptor_root();
+    let mut choices = Vec::new();
+    for app in crate::descriptor::folder::applications(&root).unwrap_or_default() {
+        for release in crate::descriptor::folder::releases(&root, &app).unwrap_or_default() {
+            let reference = format!("{app}/{release}");
+            if reference.to_lowercase().contains(&typed) && choices.len() < 25 {
+                choices.push(json!({"name": crate::report::chat::fit(&reference, 100), "value": reference}));
+            }
+        }
+    }
+    choices
+}
+
+/// The slash commands to register (`PUT /applications/{id}/commands`, or
+/// per guild), printed by `dockmaster chat discord-commands`.
+pub fn commands() -> Value {
+    let reference = json!({"name": "ref", "description": "APPLICATION/RELEASE[/VERSION]", "type": 3, "required": true, "autocomplete": true});
+    let env = json!({"name": "env", "description": "environment (default: default)", "type": 3, "required": false});
+    let version = json!({"name": "version", "description": "version", "type": 3, "required": false});
+    let mut list = Vec::new();
+    for verb in Verb::ALL {
+        let options = match verb {
+            Verb::Help => json!([]),
+            Verb::Rollback | Verb::Approve => json!([reference, env, version]),
+            _ => json!([reference, env]),
+        };
+        list.push(json!({"name": verb.as_str(), "description": verb.usage(), "type": 1, "options": options}));
+    }
+    Value::Array(list)
+}
+
+/// Registers [`commands`] per configured guild, or globally, with the
+/// bot token (a bulk overwrite: commands we no longer have disappear).
+/// Returns where they were registered.
+pub async fn register(chat: &Chat) -> crate::error::Result<Vec<String>> {
+    use crate::error::Error;
+    let (Some(config), Some(bot)) = (&chat.config.chat.discord, &chat.secrets.discord_bot) else {
+        return Err(Error::Usage("registering Discord commands needs chat.discord with a bot token".into()));
+    };
+    let api = config.api_base.trim_end_matches('/');
+    let app = &config.application_id;
+    let urls: Vec<String> = if config.guilds.is_empty() {
+        vec![format!("{api}/applications/{app}/commands")]
+    } else {
+        config.guilds.iter().map(|g| format!("{api}/applications/{app}/guilds/{g}/commands")).collect()
+    };
+    let mut done = Vec::new();
+    for url in urls {
+        let response = chat
+            .http
+            .put(&url)
+            .header("Authorization", format!("Bot {bot}"))
+            .json(&commands())
+            .send()
+            .await
+            .map_err(|e| Error::Unreachable(format!("Discord unreachable: {}", e.without_url())))?;
+        if !response.status().is_success() {
+            return Err(Error::Usage(format!("Discord refused the commands: HTTP {}", response.status())));
+        }
+        done.push(url.trim_start_matches(api).to_string());
+    }
+    Ok(done)
+}
+
+fn json_response(value: Value) -> Response {
+    (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], value.to_string()).into_response()
+}

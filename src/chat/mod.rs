@@ -1,0 +1,469 @@
+//! Chat as a way in: Slack and Mattermost slash commands and Discord
+//! interactions, hosted by `dockmaster serve`.
+//!
+//! Every platform gives a few seconds to answer and a deploy takes longer,
+//! so each endpoint verifies the request, acknowledges at once, and runs
+//! the command in the background; the reply goes to the platform's
+//! follow-up channel (`response_url`, the interaction's webhook). The
+//! command itself goes through the same pipeline as every other way in:
+//! identity (the chat user mapped to a directory user), access, policy,
+//! audit.
+
+pub mod command;
+pub mod discord;
+pub mod slack;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+use crate::config::Config;
+use crate::descriptor::DescriptorRef;
+use crate::error::{Error, Result};
+use crate::pipeline;
+use crate::request::{Action, Origin, Outcome, Request};
+use crate::shutdown::Shutdown;
+use command::Verb;
+
+/// The `chat` section of the configuration.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatConfig {
+    /// Slack slash commands at `POST /chat/slack`.
+    #[serde(default)]
+    pub slack: Option<slack::SlackConfig>,
+    /// Mattermost slash commands at `POST /chat/mattermost`.
+    #[serde(default)]
+    pub mattermost: Option<slack::MattermostConfig>,
+    /// Discord interactions at `POST /chat/discord`.
+    #[serde(default)]
+    pub discord: Option<discord::DiscordConfig>,
+    /// How a chat user becomes a directory user.
+    #[serde(default)]
+    pub users: UserMapping,
+    /// Optional channel restrictions per environment.
+    #[serde(default)]
+    pub channels: Vec<ChannelRule>,
+}
+
+/// How a chat user becomes a directory user, tried in this order: the
+/// table, the attribute, the same name.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserMapping {
+    /// Explicit entries, `platform:user-id` (or `platform:user-name`) to
+    /// uid: `{"slack:U024BE7LH": alice, "discord:80351110224678912": bob}`.
+    #[serde(default)]
+    pub table: BTreeMap<String, String>,
+    /// A directory attribute holding the chat user id (e.g. `slackId`):
+    /// the user whose attribute equals the id.
+    #[serde(default)]
+    pub attribute: Option<String>,
+    /// Platforms whose user names are directory uids (Mattermost logging
+    /// in through the same LDAP, for example): `[mattermost]`.
+    #[serde(default)]
+    pub same_name: Vec<String>,
+}
+
+/// Commands for `environments` only in `channels`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelRule {
+    /// Environment patterns this rule covers.
+    pub environments: Vec<String>,
+    /// Channel names (without `#`) or ids where they are allowed.
+    pub channels: Vec<String>,
+}
+
+/// Who is speaking and where, as the platform verified it.
+#[derive(Debug, Clone)]
+pub struct Speaker {
+    /// `slack`, `mattermost` or `discord`.
+    pub platform: &'static str,
+    /// The platform's user id.
+    pub user_id: String,
+    /// The platform's user name.
+    pub user_name: String,
+    /// The channel id.
+    pub channel_id: String,
+    /// The channel name, when the platform gives it.
+    pub channel_name: String,
+}
+
+/// What a command produced, for the platform to render.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    /// A pipeline outcome (a report).
+    Outcome(Box<Outcome>),
+    /// Plain text: help, history, a refusal, an error.
+    Text {
+        /// The message.
+        text: String,
+        /// Whether it is an error (rendered red where colours exist).
+        error: bool,
+    },
+}
+
+/// The chat service shared by every endpoint.
+pub struct Chat {
+    /// The configuration.
+    pub config: Config,
+    /// For follow-up messages.
+    pub http: reqwest::Client,
+    /// Set on SIGTERM: running deploys roll back and report.
+    pub shutdown: Shutdown,
+    /// The platforms' secrets, read at start-up.
+    pub secrets: Secrets,
+    /// Commands still running, for a graceful shutdown.
+    tasks: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
+    /// Signatures seen recently, to refuse replays.
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+/// The secrets of the configured platforms, read once at start-up so a
+/// missing one stops `serve` instead of failing every command.
+#[derive(Default)]
+pub struct Secrets {
+    /// Slack's signing secret.
+    pub slack: Option<String>,
+    /// Mattermost's command token.
+    pub mattermost: Option<String>,
+    /// Discord's application key.
+    pub discord_key: Option<ed25519_dalek::VerifyingKey>,
+    /// Discord's bot token, when configured.
+    pub discord_bot: Option<String>,
+}
+
+impl Secrets {
+    fn read(config: &ChatConfig) -> Result<Secrets> {
+        let mut secrets = Secrets::default();
+        if let Some(slack) = &config.slack {
+            let value = read_secret(
+                slack.signing_secret_env.as_deref(),
+                slack.signing_secret_file.as_ref(),
+                "chat.slack.signing_secret",
+            )?;
+            secrets.slack = Some(value);
+        }
+        if let Some(mm) = &config.mattermost {
+            secrets.mattermost =
+                Some(read_secret(mm.token_env.as_deref(), mm.token_file.as_ref(), "chat.mattermost.token")?);
+        }
+        if let Some(discord) = &config.discord {
+            secrets.discord_key = Some(discord::public_key(discord)?);
+            if discord.bot_token_env.is_some() || discord.bot_token_file.is_some() {
+                let bot = read_secret(
+                    discord.bot_token_env.as_deref(),
+                    discord.bot_token_file.as_ref(),
+                    "chat.discord.bot_token",
+                )?;
+                secrets.discord_bot = Some(bot);
+            }
+        }
+        Ok(secrets)
+    }
+}
+
+/// How long a signed request stays valid (and remembered against replays).
+pub const REPLAY_WINDOW: Duration = Duration::from_secs(300);
+
+impl Chat {
+    /// Builds the service; `None` when no platform is configured.
+    pub fn new(config: Config, shutdown: Shutdown) -> Result<Option<Arc<Chat>>> {
+        if config.chat.slack.is_none() && config.chat.mattermost.is_none() && config.chat.discord.is_none() {
+            return Ok(None);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(15))
+            .build()
+            .map_err(|e| Error::Usage(format!("cannot build an HTTP client: {e}")))?;
+        let secrets = Secrets::read(&config.chat)?;
+        Ok(Some(Arc::new(Chat {
+            config,
+            http,
+            shutdown,
+            secrets,
+            tasks: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
+            seen: Mutex::new(HashMap::new()),
+        })))
+    }
+
+    /// True the first time a signature is seen within [`REPLAY_WINDOW`].
+    pub fn first_sighting(&self, signature: &str) -> bool {
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+        seen.retain(|_, at| now.duration_since(*at) < REPLAY_WINDOW);
+        seen.insert(signature.to_string(), now).is_none()
+    }
+
+    /// Runs `work` in the background, tracked for shutdown.
+    pub async fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
+        let mut tasks = self.tasks.lock().await;
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(work);
+    }
+
+    /// Waits for running commands (which roll back on shutdown) up to
+    /// `deadline`; returns how many were still running after it.
+    pub async fn drain(&self, deadline: Duration) -> usize {
+        let mut tasks = self.tasks.lock().await;
+        let _ = tokio::time::timeout(deadline, async { while tasks.join_next().await.is_some() {} }).await;
+        let left = tasks.len();
+        tasks.abort_all();
+        left
+    }
+
+    /// The environments a command may name.
+    pub fn environments(&self) -> Vec<String> {
+        self.config.environments.keys().cloned().collect()
+    }
+
+    /// Runs one parsed command for `speaker` to its reply. Every refusal
+    /// is audited.
+    pub async fn run(&self, speaker: &Speaker, command: &command::Command) -> Reply {
+        if let Some(reason) = self.shutdown.reason() {
+            return text(&format!("dockmaster is shutting down ({reason}); try again in a minute"), true);
+        }
+        let uid = match self.map_user(speaker).await {
+            Ok(uid) => uid,
+            Err(e) => return self.refuse(speaker, command, None, e),
+        };
+        if let Err(e) = self.check_channel(speaker, &command.environment) {
+            return self.refuse(speaker, command, Some(&uid), e);
+        }
+        match command.verb {
+            Verb::Help => self.help(&uid).await,
+            Verb::History => self.history(speaker, &uid, command).await,
+            verb => {
+                let request = match self.request(speaker, &uid, command, verb) {
+                    Ok(r) => r,
+                    Err(e) => return text(&e.to_string(), true),
+                };
+                match pipeline::run(&request, &self.config, &pipeline::Silent, &self.shutdown).await {
+                    Ok(outcome) => Reply::Outcome(Box::new(outcome)),
+                    Err(e) => text(&format!("{} {}: {e}", verb.as_str(), command.reference), true),
+                }
+            }
+        }
+    }
+
+    fn request(&self, speaker: &Speaker, uid: &str, command: &command::Command, verb: Verb) -> Result<Request> {
+        let action = match verb {
+            Verb::Deploy => Action::Deploy,
+            Verb::Plan => Action::Plan,
+            Verb::Status => Action::Status,
+            Verb::Rollback => Action::Rollback,
+            _ => Action::Approve,
+        };
+        Ok(Request {
+            action,
+            descriptor: DescriptorRef::parse(&command.reference)?,
+            project: None,
+            user: Some(uid.to_string()),
+            password: None,
+            environment: command.environment.clone(),
+            origin: origin(speaker, uid),
+            options: self.config.deploy_options()?,
+            load: Default::default(),
+            variables: Default::default(),
+        })
+    }
+
+    /// The directory uid of a chat user, by the configured strategies.
+    async fn map_user(&self, speaker: &Speaker) -> Result<String> {
+        let users = &self.config.chat.users;
+        let keys = [
+            format!("{}:{}", speaker.platform, speaker.user_id),
+            format!("{}:{}", speaker.platform, speaker.user_name),
+        ];
+        if let Some(uid) = keys.iter().find_map(|k| users.table.get(k)) {
+            return Ok(uid.clone());
+        }
+        if let (Some(attribute), Some(directory)) = (&users.attribute, self.config.directory()?) {
+            match directory.lookup_by(attribute, &speaker.user_id).await {
+                Ok(principal) => return Ok(principal.uid),
+                Err(e @ Error::Unreachable(_)) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        if users.same_name.iter().any(|p| p == speaker.platform) && !speaker.user_name.is_empty() {
+            return Ok(speaker.user_name.clone());
+        }
+        Err(Error::Denied(format!(
+            "you ({} user `{}`, id {}) are not mapped to a directory user: ask an administrator to add \
+             `\"{}:{}\": <your uid>` under chat.users.table{}",
+            speaker.platform,
+            speaker.user_name,
+            speaker.user_id,
+            speaker.platform,
+            speaker.user_id,
+            users
+                .attribute
+                .as_deref()
+                .map(|a| format!(", or to record your id in the directory's `{a}`"))
+                .unwrap_or_default()
+        )))
+    }
+
+    fn check_channel(&self, speaker: &Speaker, environment: &str) -> Result<()> {
+        for rule in &self.config.chat.channels {
+            if !rule.environments.iter().any(|e| crate::access::glob(e, environment)) {
+                continue;
+            }
+            let here = [speaker.channel_name.trim_start_matches('#'), speaker.channel_id.as_str()];
+            if !rule.channels.iter().any(|c| here.contains(&c.trim_start_matches('#'))) {
+                let list: Vec<String> =
+                    rule.channels.iter().map(|c| format!("#{}", c.trim_start_matches('#'))).collect();
+                return Err(Error::Denied(format!(
+                    "commands for `{environment}` are only taken in {}",
+                    list.join(", ")
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Records a refusal that happened before the pipeline, and says why.
+    fn refuse(&self, speaker: &Speaker, command: &command::Command, uid: Option<&str>, error: Error) -> Reply {
+        let name = uid.unwrap_or(&speaker.user_name);
+        let action = match command.verb {
+            Verb::Help => "help",
+            verb => verb.as_str(),
+        };
+        pipeline::record_refusal(
+            &self.config,
+            origin(speaker, name),
+            action,
+            &command.reference,
+            &command.environment,
+            &error,
+        );
+        text(&error.to_string(), true)
+    }
+
+    /// What the caller may do, and how.
+    async fn help(&self, uid: &str) -> Reply {
+        let principal = match pipeline::identify(&self.config, Some(uid), None, false, &pipeline::Silent).await {
+            Ok(p) => p,
+            Err(e) => return text(&e.to_string(), true),
+        };
+        let allowed: Vec<Verb> = Verb::ALL
+            .into_iter()
+            .filter(|v| match (&self.config.access, &principal, v) {
+                (_, _, Verb::Help) => true,
+                (Some(access), Some(p), v) => crate::access::allowed_anywhere(access, p, v.as_str()),
+                _ => true,
+            })
+            .collect();
+        let mut lines = vec![format!("You are `{uid}`. You may:")];
+        for verb in allowed {
+            lines.push(format!("• `{}`", verb.usage()));
+        }
+        let mut envs = vec!["default".to_string()];
+        envs.extend(self.environments());
+        lines.push(format!("Environments: {}.", envs.join(", ")));
+        text(&lines.join("\n"), false)
+    }
+
+    /// The last records of a target from the audit trail.
+    async fn history(&self, speaker: &Speaker, uid: &str, command: &command::Command) -> Reply {
+        let principal = match pipeline::identify(&self.config, Some(uid), None, false, &pipeline::Silent).await {
+            Ok(p) => p,
+            Err(e) => return self.refuse(speaker, command, Some(uid), e),
+        };
+        let reference = match DescriptorRef::parse(&command.reference) {
+            Ok(r) => r,
+            Err(e) => return text(&e.to_string(), true),
+        };
+        if let (Some(access), Some(p)) = (&self.config.access, &principal) {
+            let scope = pipeline::scope(&reference);
+            if let crate::access::Decision::Deny { reason } =
+                crate::access::authorize(access, p, "history", &scope, &command.environment)
+            {
+                return self.refuse(speaker, command, Some(uid), Error::Denied(reason));
+            }
+        }
+        let target = pipeline::target_name(&reference.default_project(), &command.environment);
+        let query = crate::audit::Query { target: Some(target.clone()), limit: Some(10), ..Default::default() };
+        let path = crate::audit::database(&self.config);
+        let records = match path.is_file() {
+            true => crate::audit::Store::open(&path).and_then(|s| s.query(&query)),
+            false => Ok(Vec::new()),
+        };
+        match records {
+            Ok(records) if records.is_empty() => text(&format!("No history for `{target}` yet."), false),
+            Ok(records) => {
+                let table = crate::callers::history::render(&records);
+                text(&format!("Last {} requests for `{target}`:\n```\n{table}```", records.len()), false)
+            }
+            Err(e) => text(&e.to_string(), true),
+        }
+    }
+}
+
+fn origin(speaker: &Speaker, user: &str) -> Origin {
+    Origin::Chat {
+        platform: speaker.platform.to_string(),
+        user: user.to_string(),
+        user_id: speaker.user_id.clone(),
+        channel: if speaker.channel_name.is_empty() {
+            speaker.channel_id.clone()
+        } else {
+            speaker.channel_name.clone()
+        },
+    }
+}
+
+fn text(message: &str, error: bool) -> Reply {
+    Reply::Text { text: message.to_string(), error }
+}
+
+/// Reads a secret from an environment variable or a file, never inline in
+/// logs; `key` names the setting for errors.
+pub fn read_secret(env: Option<&str>, file: Option<&PathBuf>, key: &str) -> Result<String> {
+    if let Some(name) = env {
+        if let Ok(value) = std::env::var(name) {
+            if !value.trim().is_empty() {
+                return Ok(value.trim().to_string());
+            }
+        }
+    }
+    if let Some(path) = file {
+        let value = std::fs::read_to_string(path)
+            .map_err(|e| Error::Usage(format!("{key}: cannot read {}: {e}", path.display())))?;
+        let value = value.lines().next().unwrap_or_default().trim().to_string();
+        if !value.is_empty() {
+            return Ok(value);
+        }
+    }
+    Err(Error::Usage(format!(
+        "{key}: no secret: set the variable its `_env` key names, or point its `_file` key at a file holding it"
+    )))
+}
+
+/// A header's value as text; empty when missing.
+pub fn header(headers: &axum::http::HeaderMap, name: &str) -> String {
+    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+}
+
+/// The request timestamp in header `name` (Unix seconds, as text), when it
+/// is within [`REPLAY_WINDOW`] of `now`: older requests may be replays.
+pub fn fresh_timestamp(headers: &axum::http::HeaderMap, name: &str, now: i64) -> std::result::Result<String, String> {
+    let timestamp = header(headers, name);
+    let ts: i64 = timestamp.parse().map_err(|_| format!("missing or bad {name}"))?;
+    if (now - ts).unsigned_abs() > REPLAY_WINDOW.as_secs() {
+        return Err("stale request: the timestamp is more than five minutes off".into());
+    }
+    Ok(timestamp)
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,442 @@
+//! Chat ways in, end to end: the real `dockmaster serve` on loopback, the
+//! real engine, a throwaway slapd, and a local HTTP server playing Slack's
+//! `response_url`, Mattermost's and Discord's REST API.
+
+mod common;
+#[path = "common/slapd.rs"]
+mod slapd;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{TestRun, FIXTURE_IMAGE};
+use ed25519_dalek::{Signer, SigningKey};
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+use slapd::Slapd;
+
+const SLACK_SECRET: &str = "slack-signing-secret-for-tests";
+const MATTERMOST_TOKEN: &str = "mattermost-token-for-tests";
+
+/// One request the stand-in received.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: String,
+}
+
+impl Seen {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
+    }
+}
+
+/// A local HTTP server that answers `200 {}` to everything and remembers
+/// what it was sent: Slack's `response_url`, Discord's API.
+struct Sink {
+    addr: String,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let log = log.clone();
+                std::thread::spawn(move || serve_one(stream, &log));
+            }
+        });
+        Sink { addr, seen }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Waits (up to 90 s) for a request to `path` and returns it.
+    fn wait_for(&self, path: &str) -> Seen {
+        let found =
+            common::wait_until(Duration::from_secs(90), || self.seen.lock().unwrap().iter().any(|s| s.path == path));
+        assert!(found, "nothing arrived at {path}; got {:#?}", self.seen.lock().unwrap());
+        self.seen.lock().unwrap().iter().find(|s| s.path == path).cloned().unwrap()
+    }
+
+    fn count(&self, prefix: &str) -> usize {
+        self.seen.lock().unwrap().iter().filter(|s| s.path.starts_with(prefix)).count()
+    }
+}
+
+fn serve_one(stream: TcpStream, log: &Mutex<Vec<Seen>>) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() || line.is_empty() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let (method, path) = (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
+    let mut headers = Vec::new();
+    let mut length = 0;
+    loop {
+        let mut header = String::new();
+        reader.read_line(&mut header).unwrap();
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = header.split_once(':') {
+            if k.eq_ignore_ascii_case("content-length") {
+                length = v.trim().parse().unwrap_or(0);
+            }
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    log.lock().unwrap().push(Seen { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() });
+    let mut stream = stream;
+    let _ = stream.write_all(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
+    );
+}
+
+/// The real binary serving on a free loopback port; killed on drop.
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Server {
+    fn start(run: &TestRun) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dockmaster"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("DOCKMASTER_CONFIG", &run.config)
+            .env("DM_SLACK_SECRET", SLACK_SECRET)
+            .env("DM_MM_TOKEN", MATTERMOST_TOKEN)
+            .env("DM_DISCORD_BOT", "bot-token-for-tests")
+            .current_dir(run.dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start dockmaster serve");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let Some(addr) = line.trim().strip_prefix("listening on ").map(str::to_string) else {
+            let mut err = String::new();
+            let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+            panic!("serve did not start: {line:?}\n{err}");
+        };
+        Server { child, addr }
+    }
+
+    /// POSTs `body` with `headers`; returns status, body and how long the
+    /// answer took.
+    fn post(&self, path: &str, headers: &[(&str, String)], body: &str) -> (u16, String, Duration) {
+        let started = Instant::now();
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let mut request = format!("POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        for (k, v) in headers {
+            request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+        stream.write_all(request.as_bytes()).unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+        (status, body, started.elapsed())
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// A Slack slash command form, signed as Slack signs it.
+fn slack_request(user: &str, text: &str, response_url: &str, ts: i64) -> (Vec<(&'static str, String)>, String) {
+    let body = serde_urlencoded::to_string([
+        ("team_id", "T0001"),
+        ("team_domain", "example"),
+        ("channel_id", "C2147483705"),
+        ("channel_name", "ops"),
+        ("user_id", &format!("U-{user}")),
+        ("user_name", user),
+        ("command", "/dockmaster"),
+        ("text", text),
+        ("response_url", response_url),
+        ("trigger_id", "13345224609.738474920.8088930838d88f008e0"),
+        ("api_app_id", "A123456"),
+    ])
+    .unwrap();
+    let mut mac = Hmac::<Sha256>::new_from_slice(SLACK_SECRET.as_bytes()).unwrap();
+    mac.update(format!("v0:{ts}:{body}").as_bytes());
+    let signature = format!("v0={}", hex::encode(mac.finalize().into_bytes()));
+    let headers = vec![
+        ("Content-Type", "application/x-www-form-urlencoded".to_string()),
+        ("X-Slack-Request-Timestamp", ts.to_string()),
+        ("X-Slack-Signature", signature),
+    ];
+    (headers, body)
+}
+
+fn discord_key() -> SigningKey {
+    SigningKey::from_bytes(&[7u8; 32])
+}
+
+fn discord_request(body: &Value, ts: i64) -> (Vec<(&'static str, String)>, String) {
+    let body = body.to_string();
+    let signature = discord_key().sign(format!("{ts}{body}").as_bytes());
+    let headers = vec![
+        ("Content-Type", "application/json".to_string()),
+        ("X-Signature-Timestamp", ts.to_string()),
+        ("X-Signature-Ed25519", hex::encode(signature.to_bytes())),
+    ];
+    (headers, body)
+}
+
+/// A run with slapd, access rules, every chat platform, and descriptors
+/// `App/Rel/1` (healthy) and `App/Other/1`.
+fn setup(run: &TestRun, slapd: &Slapd, sink: &Sink) {
+    let public_key = hex::encode(discord_key().verifying_key().to_bytes());
+    run.add_config(&format!(
+        "descriptors: descriptors\n{}access:\n  rules:\n    - groups: [deployers]\n      \
+         actions: [deploy, plan, status, rollback, history, approve]\n      descriptors: [\"**\"]\n\
+         chat:\n  slack: {{signing_secret_env: DM_SLACK_SECRET}}\n  mattermost: {{token_env: DM_MM_TOKEN}}\n  \
+         discord:\n    application_id: \"4242\"\n    public_key: \"{public_key}\"\n    api_base: \"{}\"\n    bot_token_env: DM_DISCORD_BOT\n    guilds: [\"777\"]\n  \
+         users:\n    same_name: [slack, mattermost]\n    table: {{\"discord:111\": alice}}\n",
+        slapd.config_section(),
+        sink.url("/api")
+    ));
+    let body = format!(
+        "name: {}\nservices:\n  app:\n    image: {FIXTURE_IMAGE}\n    command: [\"sleep\", \"1000\"]\n    \
+         environment: {{DB_PASSWORD: chat-secret-value}}\n",
+        run.project
+    );
+    run.write("descriptors/App/Rel/1.yml", &body);
+}
+
+#[test]
+fn a_signed_slack_command_is_acknowledged_at_once_and_the_report_arrives_at_response_url() {
+    let Some(run) = TestRun::start("chat-slack") else { return };
+    let Some(slapd) = Slapd::start() else { return };
+    let sink = Sink::start();
+    setup(&run, &slapd, &sink);
+    let server = Server::start(&run);
+
+    let (headers, body) = slack_request("alice", "deploy App/Rel/1", &sink.url("/response/ok"), now());
+    let (status, ack, took) = server.post("/chat/slack", &headers, &body);
+    assert_eq!(status, 200, "{ack}");
+    assert!(took < Duration::from_secs(3), "Slack waits 3000 ms for the acknowledgement; took {took:?}");
+    let ack: Value = serde_json::from_str(&ack).unwrap();
+    assert_eq!(ack["response_type"], "ephemeral");
+    assert!(ack["text"].as_str().unwrap().contains("Working on `deploy App/Rel/1`"), "{ack}");
+
+    let report = sink.wait_for("/response/ok");
+    assert_eq!(report.method, "POST");
+    let json = report.json();
+    assert_eq!(json["response_type"], "in_channel", "{json}");
+    let text = json.to_string();
+    assert!(text.contains("app") && text.to_lowercase().contains("healthy"), "the report names the service: {text}");
+    assert!(!text.contains("chat-secret-value"), "no secret in the report");
+    assert_eq!(common::inspect(&run.container("app"), "{{.State.Running}}").as_deref(), Some("true"));
+
+    // A replay of the same signed request is refused, and so are a bad
+    // signature and a stale timestamp: nothing runs for any of them.
+    let (status, _, _) = server.post("/chat/slack", &headers, &body);
+    assert_eq!(status, 401, "a replayed request");
+    let (mut forged, body2) = slack_request("alice", "deploy App/Rel/1", &sink.url("/response/forged"), now());
+    forged[2].1 = format!("v0={}", "0".repeat(64));
+    assert_eq!(server.post("/chat/slack", &forged, &body2).0, 401, "a bad signature");
+    let (stale, body3) = slack_request("alice", "deploy App/Rel/1", &sink.url("/response/stale"), now() - 600);
+    assert_eq!(server.post("/chat/slack", &stale, &body3).0, 401, "a stale timestamp");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(sink.count("/response/forged") + sink.count("/response/stale"), 0, "nothing ran");
+
+    // A user the rules do not allow, and one the directory does not know,
+    // are told why; both are audited.
+    let (headers, body) = slack_request("bob", "deploy App/Rel/1", &sink.url("/response/bob"), now());
+    assert_eq!(server.post("/chat/slack", &headers, &body).0, 200);
+    let bob = sink.wait_for("/response/bob").json();
+    assert_eq!(bob["response_type"], "ephemeral");
+    assert!(bob["text"].as_str().unwrap().contains("no access rule allows `deploy`"), "{bob}");
+    let (headers, body) = slack_request("mallory", "status App/Rel", &sink.url("/response/mallory"), now());
+    assert_eq!(server.post("/chat/slack", &headers, &body).0, 200);
+    let mallory = sink.wait_for("/response/mallory").json();
+    assert!(mallory["text"].as_str().unwrap().contains("not in the directory"), "{mallory}");
+
+    let history = run.dockmaster_with_env(
+        ["--user", "alice", "history", "--output", "json"],
+        &[("DOCKMASTER_PASSWORD", slapd::USER_PASSWORD)],
+    );
+    history.assert_exit(0);
+    let records: Vec<Value> = serde_json::from_str(&history.stdout).unwrap();
+    let rows: Vec<(String, String, String)> = records
+        .iter()
+        .map(|r| {
+            let s = |k: &str| r[k].as_str().unwrap_or_default().to_string();
+            (s("user"), s("origin"), s("verdict"))
+        })
+        .collect();
+    for expected in [("alice", "slack", "healthy"), ("bob", "slack", "denied"), ("mallory", "slack", "denied")] {
+        let expected = (expected.0.to_string(), expected.1.to_string(), expected.2.to_string());
+        assert!(rows.contains(&expected), "{expected:?} not in {rows:?}");
+    }
+    assert_eq!(records.iter().find(|r| r["user"] == "alice").unwrap()["origin_detail"]["channel"], "ops");
+}
+
+#[test]
+fn a_signed_discord_interaction_is_deferred_then_edited_with_the_report_embed() {
+    let Some(run) = TestRun::start("chat-discord") else { return };
+    let Some(slapd) = Slapd::start() else { return };
+    let sink = Sink::start();
+    setup(&run, &slapd, &sink);
+    let server = Server::start(&run);
+
+    let (headers, body) = discord_request(&serde_json::json!({"type": 1, "id": "1", "application_id": "4242"}), now());
+    let (status, pong, _) = server.post("/chat/discord", &headers, &body);
+    assert_eq!((status, pong.as_str()), (200, r#"{"type":1}"#), "a PING gets a PONG");
+    let (mut bad, body) = discord_request(&serde_json::json!({"type": 1}), now());
+    bad[2].1 = hex::encode([0u8; 64]);
+    assert_eq!(server.post("/chat/discord", &bad, &body).0, 401, "Discord checks that bad signatures get 401");
+
+    let interaction = |user: &str, token: &str| {
+        serde_json::json!({
+            "type": 2, "id": "9", "application_id": "4242", "token": token, "channel_id": "555",
+            "member": {"user": {"id": user, "username": format!("discord-{user}")}},
+            "data": {"name": "deploy", "options": [{"name": "ref", "type": 3, "value": "App/Rel/1"}]},
+        })
+    };
+    let (headers, body) = discord_request(&interaction("111", "tok-alice"), now());
+    let (status, deferred, took) = server.post("/chat/discord", &headers, &body);
+    assert_eq!(status, 200);
+    assert!(took < Duration::from_secs(3), "Discord waits 3 s for the first answer; took {took:?}");
+    assert_eq!(serde_json::from_str::<Value>(&deferred).unwrap()["type"], 5, "a deferred response: {deferred}");
+
+    let edit = sink.wait_for("/api/webhooks/4242/tok-alice/messages/@original");
+    assert_eq!(edit.method, "PATCH");
+    let embed = &edit.json()["embeds"][0];
+    let fields = embed["fields"].as_array().expect("one field per service");
+    assert_eq!(fields.len(), 1, "{embed}");
+    assert_eq!(fields[0]["name"], "app", "{embed}");
+    // The service has no healthcheck: "running" is its settled state.
+    assert!(fields[0]["value"].as_str().unwrap().starts_with("running"), "{embed}");
+    assert!(embed["title"].as_str().unwrap().contains("HEALTHY: 1/1 services healthy"), "{embed}");
+    assert_eq!(embed["color"], 0x2e_b8_86, "green");
+
+    // A Discord user nobody mapped is told how to get mapped, and audited.
+    let (headers, body) = discord_request(&interaction("222", "tok-stranger"), now());
+    assert_eq!(server.post("/chat/discord", &headers, &body).0, 200);
+    let refusal = sink.wait_for("/api/webhooks/4242/tok-stranger/messages/@original").json();
+    let content = refusal["content"].as_str().unwrap();
+    assert!(content.contains("not mapped to a directory user") && content.contains("discord:222"), "{content}");
+    let conn = rusqlite::Connection::open(run.dir().join("state/audit.db")).unwrap();
+    let stranger: (String, String) = conn
+        .query_row("SELECT origin, verdict FROM requests WHERE user = 'discord-222'", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert_eq!(stranger, ("discord".to_string(), "denied".to_string()));
+    assert!(edit.headers.iter().any(|(k, v)| k == "content-type" && v.contains("json")));
+
+    // At start-up the commands were registered in the configured guild.
+    let registered = sink.wait_for("/api/applications/4242/guilds/777/commands");
+    assert_eq!(registered.method, "PUT");
+    assert!(registered.headers.contains(&("authorization".into(), "Bot bot-token-for-tests".into())));
+    let names: Vec<String> =
+        registered.json().as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect();
+    assert_eq!(names, ["deploy", "plan", "status", "rollback", "history", "approve", "help"]);
+}
+
+#[test]
+fn sigterm_rolls_running_chat_deploys_back_and_reports_to_the_channel() {
+    let Some(run) = TestRun::start("chat-stop") else { return };
+    let Some(slapd) = Slapd::start() else { return };
+    let sink = Sink::start();
+    setup(&run, &slapd, &sink);
+    // A service that never becomes healthy: the deploy waits for it.
+    run.write(
+        "descriptors/App/Slow/1.yml",
+        &format!(
+            "name: {}\nservices:\n  slow:\n    image: {FIXTURE_IMAGE}\n    command: [\"sleep\", \"1000\"]\n    \
+             healthcheck: {{test: [\"CMD\", \"false\"], interval: 1s, retries: 1000}}\n",
+            run.project
+        ),
+    );
+    let mut server = Server::start(&run);
+    let (headers, body) = slack_request("alice", "deploy App/Slow/1", &sink.url("/response/slow"), now());
+    assert_eq!(server.post("/chat/slack", &headers, &body).0, 200);
+    let started = common::wait_until(Duration::from_secs(60), || {
+        common::inspect(&run.container("slow"), "{{.State.Running}}").as_deref() == Some("true")
+    });
+    assert!(started, "the slow service never started");
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    let report = sink.wait_for("/response/slow").json().to_string();
+    assert!(report.contains("SIGTERM"), "the channel is told the deploy was interrupted: {report}");
+    let exited = common::wait_until(Duration::from_secs(60), || matches!(server.child.try_wait(), Ok(Some(_))));
+    assert!(exited, "serve did not stop after SIGTERM");
+    assert_eq!(server.child.try_wait().unwrap().and_then(|s| s.code()), Some(0));
+    assert!(common::inspect(&run.container("slow"), "{{.State.Running}}").is_none(), "the new container was removed");
+}
+
+#[test]
+fn fifty_concurrent_slash_commands_are_all_acknowledged_in_time_and_all_answered() {
+    let Some(run) = TestRun::start("chat-burst") else { return };
+    let Some(slapd) = Slapd::start() else { return };
+    let sink = Sink::start();
+    setup(&run, &slapd, &sink);
+    let server = Arc::new(Server::start(&run));
+
+    let handles: Vec<_> = (0..50)
+        .map(|i| {
+            let server = server.clone();
+            let url = sink.url(&format!("/burst/{i}"));
+            std::thread::spawn(move || {
+                let (headers, body) = slack_request("alice", &format!("status App/Target{i}"), &url, now());
+                server.post("/chat/slack", &headers, &body)
+            })
+        })
+        .collect();
+    let answers: Vec<(u16, String, Duration)> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    for (i, (status, body, took)) in answers.iter().enumerate() {
+        assert_eq!(*status, 200, "command {i}: {body}");
+        assert!(*took < Duration::from_secs(3), "command {i} was acknowledged after {took:?}");
+    }
+    let all = common::wait_until(Duration::from_secs(120), || sink.count("/burst/") == 50);
+    assert!(all, "only {} of 50 follow-ups arrived", sink.count("/burst/"));
+
+    // Mattermost: its token, not a signature.
+    let form = serde_urlencoded::to_string([
+        ("channel_name", "town-square"),
+        ("user_id", "mm1"),
+        ("user_name", "alice"),
+        ("command", "/dockmaster"),
+        ("text", "help"),
+        ("response_url", &sink.url("/mm/help")),
+    ])
+    .unwrap();
+    let wrong = [("Authorization", "Token nope".to_string())];
+    assert_eq!(server.post("/chat/mattermost", &wrong, &form).0, 401);
+    let right = [("Authorization", format!("Token {MATTERMOST_TOKEN}"))];
+    assert_eq!(server.post("/chat/mattermost", &right, &form).0, 200);
+    let help = sink.wait_for("/mm/help").json();
+    let text = help["text"].as_str().unwrap();
+    assert!(text.contains("You are `alice`") && text.contains("deploy <") && text.contains("approve <"), "{text}");
+}
