@@ -109,6 +109,16 @@ pub enum Command {
     /// Read the audit trail: who did what, when, from where, and how it
     /// ended. Newest first.
     History(HistoryArgs),
+    /// List the configured schedules with their next run times, and each
+    /// one's last run and verdict from the audit trail.
+    Schedules {
+        /// How many next run times to show per schedule.
+        #[arg(long, default_value_t = 1, value_name = "N")]
+        next: usize,
+        /// Report format.
+        #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
+        output: OutputFormat,
+    },
 }
 
 /// Flags of `approve`.

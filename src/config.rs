@@ -67,6 +67,13 @@ pub struct Config {
     /// Access rules, policy rules and approvals are per environment.
     #[serde(default)]
     pub environments: BTreeMap<String, EnvironmentConfig>,
+    /// Scheduled redeploys, run by `serve`.
+    #[serde(default)]
+    pub schedules: Vec<crate::schedule::Job>,
+    /// Deploys fired by build pipelines and git hosts at
+    /// `POST /hooks/{name}` of `serve`.
+    #[serde(default)]
+    pub hooks: Vec<crate::schedule::Job>,
     /// Chat ways in (Slack, Mattermost, Discord), served by `serve`.
     #[serde(default)]
     pub chat: crate::chat::ChatConfig,
@@ -190,6 +197,13 @@ impl Config {
                     *file = base.join(&*file);
                 }
             }
+        }
+        crate::schedule::validate(&config.schedules, &config.hooks)
+            .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        for job in config.schedules.iter().chain(&config.hooks) {
+            config
+                .check_environment(&job.environment)
+                .map_err(|e| Error::Usage(format!("{}: `{}`: {e}", path.display(), job.name)))?;
         }
         config.policy.validate().map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
         if let Some(ldap) = &mut config.ldap {

@@ -67,6 +67,13 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
         redact(request, outcome);
     }
     let record = record(request, &trail, &result, started);
+    let healthy_after = match &result {
+        Ok(Outcome { report: Some(report), error: None, .. }) if report.verdict.is_healthy() => {
+            Some(report.elapsed_seconds)
+        }
+        _ => None,
+    };
+    crate::metrics::observe(&record, healthy_after);
     let writer = store.clone();
     let written = tokio::task::spawn_blocking(move || writer.append(&record))
         .await
@@ -199,6 +206,22 @@ pub fn record_refusal(
     environment: &str,
     error: &Error,
 ) {
+    let verdict = if matches!(error, Error::Denied(_)) { "denied" } else { "error" };
+    record_event(config, origin, action, reference, environment, verdict, error);
+}
+
+/// Records something that happened to a request outside [`run`] with
+/// its own verdict (`missed` for a schedule's runs lost while `serve` was
+/// down).
+pub fn record_event(
+    config: &Config,
+    origin: crate::request::Origin,
+    action: &str,
+    reference: &str,
+    environment: &str,
+    verdict: &str,
+    error: &Error,
+) {
     let (kind, detail) = origin.audit();
     let now = audit::now();
     let record = Record {
@@ -210,7 +233,7 @@ pub fn record_refusal(
         action: action.to_string(),
         reference: reference.to_string(),
         environment: environment.to_string(),
-        verdict: if matches!(error, Error::Denied(_)) { "denied" } else { "error" }.to_string(),
+        verdict: verdict.to_string(),
         exit_code: error.exit_code(),
         error: Some(error.to_string()),
         ..Record::default()
@@ -559,9 +582,12 @@ async fn lock(request: &Request, config: &Config, target: &str, progress: &dyn P
         request.options.lock_wait.as_secs()
     ));
     let (target, wait) = (target.to_string(), request.options.lock_wait);
-    tokio::task::spawn_blocking(move || TargetLock::acquire(&dir, &target, &holder, wait))
+    let waiting = std::time::Instant::now();
+    let lock = tokio::task::spawn_blocking(move || TargetLock::acquire(&dir, &target, &holder, wait))
         .await
-        .map_err(|e| Error::Engine(format!("lock task failed: {e}")))?
+        .map_err(|e| Error::Engine(format!("lock task failed: {e}")))?;
+    crate::metrics::lock_waited(waiting.elapsed().as_secs_f64());
+    lock
 }
 
 fn summarize(request: &Request, descriptor: &Descriptor) -> DescriptorSummary {

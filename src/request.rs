@@ -95,6 +95,22 @@ pub enum Origin {
         /// The channel (name when the platform gives one, else id).
         channel: String,
     },
+    /// A schedule of `dockmaster serve`, running as its service account.
+    Schedule {
+        /// The schedule's name.
+        name: String,
+        /// The service account.
+        user: String,
+    },
+    /// A build pipeline or git host calling `POST /hooks/{name}`.
+    Hook {
+        /// The hook's name.
+        name: String,
+        /// The service account.
+        user: String,
+        /// The id the hook answered with.
+        id: String,
+    },
 }
 
 impl Origin {
@@ -104,13 +120,19 @@ impl Origin {
             Origin::Cli { user } => format!("{user} (cli)"),
             Origin::Rundeck { user, .. } => format!("{user} (rundeck)"),
             Origin::Chat { user, platform, .. } => format!("{user} ({platform})"),
+            Origin::Schedule { user, name } => format!("{user} (schedule {name})"),
+            Origin::Hook { user, name, .. } => format!("{user} (hook {name})"),
         }
     }
 
     /// The user the way in names (not yet checked against the directory).
     pub fn user(&self) -> &str {
         match self {
-            Origin::Cli { user } | Origin::Rundeck { user, .. } | Origin::Chat { user, .. } => user,
+            Origin::Cli { user }
+            | Origin::Rundeck { user, .. }
+            | Origin::Chat { user, .. }
+            | Origin::Schedule { user, .. }
+            | Origin::Hook { user, .. } => user,
         }
     }
 

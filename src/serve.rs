@@ -43,8 +43,16 @@ struct AppState {
 }
 
 /// Builds the router; separate from [`run`] so tests can drive it.
-fn router(config: Config, chat: Option<Arc<crate::chat::Chat>>) -> Router {
+fn router(
+    config: Config,
+    chat: Option<Arc<crate::chat::Chat>>,
+    hooks: Option<Arc<crate::schedule::hooks::Hooks>>,
+) -> Router {
     let state = Arc::new(AppState { config });
+    let hook_routes = match hooks {
+        Some(hooks) => Router::new().route("/hooks/{name}", post(crate::schedule::hooks::fire)).with_state(hooks),
+        None => Router::new(),
+    };
     let chat_routes = match chat {
         Some(chat) => Router::new()
             .route("/chat/slack", post(crate::chat::slack::slack))
@@ -59,8 +67,16 @@ fn router(config: Config, chat: Option<Arc<crate::chat::Chat>>) -> Router {
         .route("/options/applications", get(applications))
         .route("/options/releases", get(releases))
         .route("/options/versions", get(versions))
+        .route("/metrics", get(metrics))
         .with_state(state)
         .merge(chat_routes)
+        .merge(hook_routes)
+}
+
+/// Prometheus' text format.
+async fn metrics() -> Response {
+    let body = crate::metrics::render();
+    (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response()
 }
 
 /// Serves until SIGINT/SIGTERM. Prints `listening on ADDR` on stdout once
@@ -82,6 +98,13 @@ pub async fn run(config: Config, listen: Option<String>) -> Result<()> {
     let (trigger, shutdown) = crate::shutdown::Shutdown::new();
     crate::shutdown::listen_for_signals(trigger);
     let chat = crate::chat::Chat::new(config.clone(), shutdown.clone())?;
+    let jobs = Arc::new(tokio::sync::Mutex::new(tokio::task::JoinSet::new()));
+    let shared = Arc::new(config.clone());
+    let hooks = match config.hooks.is_empty() {
+        true => None,
+        false => Some(crate::schedule::hooks::Hooks::new(shared.clone(), shutdown.clone(), jobs.clone())?),
+    };
+    crate::schedule::run::start(shared, shutdown.clone(), &mut *jobs.lock().await);
     if let Some(chat) = chat.clone().filter(|c| c.secrets.discord_bot.is_some()) {
         tokio::spawn(async move {
             match crate::chat::discord::register(&chat).await {
@@ -93,16 +116,22 @@ pub async fn run(config: Config, listen: Option<String>) -> Result<()> {
     println!("listening on {bound}");
     tracing::info!(%bound, chat = chat.is_some(), "serving");
     let stopping = shutdown.clone();
-    axum::serve(listener, router(config, chat.clone()))
+    axum::serve(listener, router(config, chat.clone(), hooks))
         .with_graceful_shutdown(async move { stopping.wait().await })
         .await
         .map_err(|e| Error::Engine(format!("the HTTP server failed: {e}")))?;
-    if let Some(chat) = chat {
-        tracing::info!(grace = ?grace, "waiting for running commands to finish or roll back");
-        let left = chat.drain(grace).await;
-        if left > 0 {
-            tracing::error!(left, "commands were still running at the end of serve.shutdown_grace");
-        }
+    tracing::info!(grace = ?grace, "waiting for running commands and jobs to finish or roll back");
+    let deadline = tokio::time::Instant::now() + grace;
+    let mut left = match chat {
+        Some(chat) => chat.drain(grace).await,
+        None => 0,
+    };
+    let mut jobs = jobs.lock().await;
+    let _ = tokio::time::timeout_at(deadline, async { while jobs.join_next().await.is_some() {} }).await;
+    left += jobs.len();
+    jobs.abort_all();
+    if left > 0 {
+        tracing::error!(left, "commands or jobs were still running at the end of serve.shutdown_grace");
     }
     // stdout may be gone by now (a closed pipe): never panic over it.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), b"stopped\n");

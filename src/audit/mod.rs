@@ -123,6 +123,11 @@ pub struct Query {
     pub actions: Option<Vec<String>>,
     /// At most this many rows.
     pub limit: Option<usize>,
+    /// Only requests from this way in (`schedule`, `slack`, …).
+    pub origin: Option<String>,
+    /// Only requests whose origin carries this name (a schedule's, a
+    /// hook's).
+    pub origin_name: Option<String>,
 }
 
 /// Opens the trail the configuration names.

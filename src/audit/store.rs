@@ -190,6 +190,14 @@ impl Store {
             args.push(Box::new(user.clone()));
             sql.push_str(&format!(" AND user = ?{} COLLATE NOCASE", args.len()));
         }
+        if let Some(origin) = &query.origin {
+            args.push(Box::new(origin.clone()));
+            sql.push_str(&format!(" AND origin = ?{}", args.len()));
+        }
+        if let Some(name) = &query.origin_name {
+            args.push(Box::new(name.clone()));
+            sql.push_str(&format!(" AND json_extract(origin_detail, '$.name') = ?{}", args.len()));
+        }
         if let Some(actions) = &query.actions {
             let list: Vec<String> = actions.iter().map(|a| format!("'{}'", a.replace('\'', "''"))).collect();
             sql.push_str(&format!(" AND action IN ({})", list.join(",")));

@@ -56,6 +56,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         Command::Plan(target) => (Action::Plan, target, config.deploy_options()?),
         Command::Status(target) => (Action::Status, target, config.deploy_options()?),
         Command::Review(args) => return super::review::run(&config, args),
+        Command::Schedules { next, output } => return super::schedules::run(&config, *next, *output),
         Command::History(args) => return super::history::run(&config, cli.user.as_deref(), args).await,
         Command::Approve(args) => (Action::Approve, &args.target, config.deploy_options()?),
         Command::Down(args) => {

@@ -6,3 +6,4 @@ pub mod history;
 pub mod options;
 pub mod review;
 pub mod rundeck;
+pub mod schedules;
