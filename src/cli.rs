@@ -109,6 +109,14 @@ pub enum Command {
     /// Read the audit trail: who did what, when, from where, and how it
     /// ended. Newest first.
     History(HistoryArgs),
+    /// Exit 0 when a running `serve` answers /healthz: the container
+    /// image's HEALTHCHECK (it has no curl).
+    Healthcheck {
+        /// The address `serve` listens on; default: DOCKMASTER_LISTEN, the
+        /// config's serve.listen, else 127.0.0.1:8080.
+        #[arg(long, value_name = "HOST:PORT")]
+        address: Option<String>,
+    },
     /// List the configured schedules with their next run times, and each
     /// one's last run and verdict from the audit trail.
     Schedules {

@@ -151,24 +151,53 @@ pub enum PullPolicy {
 }
 
 impl Config {
-    /// Reads the configuration file, or the defaults when `path` is `None`.
+    /// Reads the configuration file, or the defaults when `path` is `None`;
+    /// then applies `DOCKMASTER__<key>__<key>=value` variables over it
+    /// ([`env_overrides`]), for containers.
     pub fn load(path: Option<&Path>) -> Result<Config> {
-        let Some(path) = path else {
+        let overrides = env_overrides(std::env::vars());
+        if path.is_none() && overrides.is_empty() {
             return Ok(Config::default());
+        }
+        let text = match path {
+            Some(path) => std::fs::read_to_string(path)
+                .map_err(|e| Error::Usage(format!("{}: cannot read configuration file: {e}", path.display())))?,
+            None => String::new(),
         };
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Usage(format!("{}: cannot read configuration file: {e}", path.display())))?;
-        let mut config: Config = if text.trim().is_empty() {
-            Config::default()
+        let source = match path {
+            Some(path) => path.display().to_string(),
+            None => "the configuration".to_string(),
+        };
+        let located = |e: serde_yaml::Error| {
+            let place = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+            Error::Usage(format!(
+                "{source}{place}: invalid configuration: {e} (see docs/configuration.md for the keys)"
+            ))
+        };
+        let mut config: Config = if overrides.is_empty() {
+            if text.trim().is_empty() {
+                Config::default()
+            } else {
+                serde_yaml::from_str(&text).map_err(located)?
+            }
         } else {
-            serde_yaml::from_str(&text).map_err(|e| {
-                let place = e.location().map(|l| format!(":{}:{}", l.line(), l.column())).unwrap_or_default();
+            let mut value: serde_yaml::Value = if text.trim().is_empty() {
+                serde_yaml::Value::Mapping(Default::default())
+            } else {
+                serde_yaml::from_str(&text).map_err(located)?
+            };
+            let names: Vec<String> = overrides.iter().map(|(k, _)| format!("DOCKMASTER__{}", k.join("__"))).collect();
+            for (keys, raw) in &overrides {
+                apply_override(&mut value, keys, raw)?;
+            }
+            serde_yaml::from_value(value).map_err(|e| {
                 Error::Usage(format!(
-                    "{}{place}: invalid configuration: {e} (see docs/configuration.md for the keys)",
-                    path.display()
+                    "{source} with {}: invalid configuration: {e} (see docs/configuration.md for the keys)",
+                    names.join(", ")
                 ))
             })?
         };
+        let path = path.unwrap_or(Path::new("./dockmaster.yaml"));
         let base = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         let dirs = [
             &mut config.descriptors,
@@ -300,6 +329,46 @@ impl Config {
     }
 }
 
+/// The `DOCKMASTER__a__b=value` variables: the key path (`["deploy",
+/// "timeout"]`) and the raw value, in name order. Keys are written as in
+/// the file (`DOCKMASTER__ldap__providerUrl`); an all-upper-case segment is
+/// lower-cased (`DOCKMASTER__DEPLOY__TIMEOUT`).
+pub fn env_overrides(vars: impl Iterator<Item = (String, String)>) -> Vec<(Vec<String>, String)> {
+    let mut found: Vec<(Vec<String>, String)> = vars
+        .filter_map(|(name, value)| {
+            let rest = name.strip_prefix("DOCKMASTER__")?;
+            let keys: Vec<String> = rest
+                .split("__")
+                .map(|k| if k.chars().any(|c| c.is_ascii_lowercase()) { k.to_string() } else { k.to_ascii_lowercase() })
+                .collect();
+            (!keys.iter().any(String::is_empty)).then_some((keys, value))
+        })
+        .collect();
+    found.sort();
+    found
+}
+
+/// Sets `keys` in `value` to `raw` read as YAML (`90s`, `true`, `[a, b]`,
+/// `{k: v}`), creating maps on the way.
+fn apply_override(value: &mut serde_yaml::Value, keys: &[String], raw: &str) -> Result<()> {
+    let name = format!("DOCKMASTER__{}", keys.join("__"));
+    let parsed: serde_yaml::Value =
+        serde_yaml::from_str(raw).map_err(|e| Error::Usage(format!("{name}: the value is not YAML: {e}")))?;
+    let mut at = value;
+    for (i, key) in keys.iter().enumerate() {
+        let serde_yaml::Value::Mapping(map) = at else {
+            return Err(Error::Usage(format!("{name}: `{}` is not a map in the configuration", keys[..i].join("."))));
+        };
+        let key = serde_yaml::Value::String(key.clone());
+        if i + 1 == keys.len() {
+            map.insert(key, parsed);
+            return Ok(());
+        }
+        at = map.entry(key).or_insert_with(|| serde_yaml::Value::Mapping(Default::default()));
+    }
+    Ok(())
+}
+
 /// Parses a duration the way Compose writes them: `90s`, `1m30s`, `500ms`,
 /// `2h`, `1.5s`, or a bare number of seconds.
 pub fn parse_duration(text: &str) -> std::result::Result<Duration, String> {
@@ -348,6 +417,30 @@ fn seconds(secs: f64, text: &str) -> std::result::Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn environment_variables_override_any_key_and_values_are_yaml() {
+        let vars = [
+            ("DOCKMASTER__DEPLOY__TIMEOUT", "90s"),
+            ("DOCKMASTER__ldap__providerUrl", "ldaps://dir:636"),
+            ("DOCKMASTER__labels", "{team: blue}"),
+            ("DOCKMASTER_CONFIG", "/not/an/override"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        let overrides = env_overrides(vars.into_iter());
+        let keys: Vec<String> = overrides.iter().map(|(k, _)| k.join(".")).collect();
+        assert_eq!(keys, ["deploy.timeout", "labels", "ldap.providerUrl"]);
+        let mut value: serde_yaml::Value = serde_yaml::from_str("deploy: {parallelism: 2}\n").unwrap();
+        for (keys, raw) in &overrides {
+            apply_override(&mut value, keys, raw).unwrap();
+        }
+        assert_eq!(value["deploy"]["timeout"], serde_yaml::Value::from("90s"));
+        assert_eq!(value["deploy"]["parallelism"], serde_yaml::Value::from(2));
+        assert_eq!(value["labels"]["team"], serde_yaml::Value::from("blue"));
+        let mut scalar: serde_yaml::Value = serde_yaml::from_str("deploy: 3\n").unwrap();
+        let err = apply_override(&mut scalar, &["deploy".into(), "timeout".into()], "1s").unwrap_err();
+        assert!(err.to_string().contains("`deploy` is not a map"), "{err}");
+    }
 
     #[test]
     fn durations_as_compose_writes_them() {

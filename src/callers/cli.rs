@@ -56,6 +56,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         Command::Plan(target) => (Action::Plan, target, config.deploy_options()?),
         Command::Status(target) => (Action::Status, target, config.deploy_options()?),
         Command::Review(args) => return super::review::run(&config, args),
+        Command::Healthcheck { address } => return healthcheck(&config, address.clone()).await,
         Command::Schedules { next, output } => return super::schedules::run(&config, *next, *output),
         Command::History(args) => return super::history::run(&config, cli.user.as_deref(), args).await,
         Command::Approve(args) => (Action::Approve, &args.target, config.deploy_options()?),
@@ -100,6 +101,31 @@ async fn try_run(cli: Cli) -> Result<i32> {
         print_outcome(&outcome, target.output);
     }
     Ok(outcome.exit_code())
+}
+
+/// GETs `/healthz` of a local `serve`; exit 0 on 200, 1 otherwise.
+async fn healthcheck(config: &Config, address: Option<String>) -> Result<i32> {
+    let address = address
+        .or_else(|| std::env::var("DOCKMASTER_LISTEN").ok())
+        .or_else(|| config.serve.listen.clone())
+        .unwrap_or_else(|| "127.0.0.1:8080".into())
+        .replace("0.0.0.0:", "127.0.0.1:")
+        .replace("[::]:", "[::1]:");
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(5))
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot build an HTTP client: {e}")))?;
+    match client.get(format!("http://{address}/healthz")).send().await {
+        Ok(r) if r.status().is_success() => Ok(0),
+        Ok(r) => {
+            let _ = writeln!(std::io::stderr(), "dockmaster: {address}/healthz answered {}", r.status());
+            Ok(1)
+        }
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "dockmaster: {address} does not answer: {}", e.without_url());
+            Ok(1)
+        }
+    }
 }
 
 fn deploy_options(config: &Config, args: &DeployArgs) -> Result<DeployOptions> {
