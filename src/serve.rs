@@ -105,6 +105,9 @@ pub async fn run(config: Config, listen: Option<String>) -> Result<()> {
         false => Some(crate::schedule::hooks::Hooks::new(shared.clone(), shutdown.clone(), jobs.clone())?),
     };
     crate::schedule::run::start(shared, shutdown.clone(), &mut *jobs.lock().await);
+    if let Some(chat) = chat.clone().filter(|c| c.config.chat.discord.as_ref().is_some_and(|d| d.gateway)) {
+        tokio::spawn(crate::chat::gateway::run(chat));
+    }
     if let Some(chat) = chat.clone().filter(|c| c.secrets.discord_bot.is_some()) {
         tokio::spawn(async move {
             match crate::chat::discord::register(&chat).await {

@@ -40,6 +40,11 @@ pub struct DiscordConfig {
     /// Discord's API; a local stand-in in tests.
     #[serde(default = "default_api")]
     pub api_base: String,
+    /// Also connect to Discord's gateway with the bot token (through
+    /// serenity) and take interactions from there: for hosts Discord cannot
+    /// reach over HTTP. The HTTP endpoint keeps working.
+    #[serde(default)]
+    pub gateway: bool,
     /// Guilds to register the slash commands in (instant); empty: register
     /// them globally (Discord may take up to an hour to show them).
     /// Registration needs the bot token and happens when `serve` starts.
@@ -92,16 +97,27 @@ pub async fn interactions(State(chat): State<Arc<Chat>>, headers: HeaderMap, bod
     let Ok(interaction) = serde_json::from_slice::<Value>(&body) else {
         return (StatusCode::BAD_REQUEST, "not JSON").into_response();
     };
+    match respond(chat, interaction).await {
+        Some(answer) => json_response(answer),
+        None => (StatusCode::BAD_REQUEST, "unsupported interaction type").into_response(),
+    }
+}
+
+/// The immediate answer to an interaction, however it arrived (the HTTP
+/// endpoint, or the gateway): a PONG, autocomplete choices, or a deferred
+/// response while the command runs in the background and later edits it.
+/// `None` for interaction types dockmaster does not handle.
+pub async fn respond(chat: Arc<Chat>, interaction: Value) -> Option<Value> {
     match interaction["type"].as_u64() {
-        Some(1) => json_response(json!({"type": 1})),
-        Some(2) => command(chat, interaction).await,
-        Some(4) => json_response(json!({"type": 8, "data": {"choices": autocomplete(&chat, &interaction)}})),
-        _ => (StatusCode::BAD_REQUEST, "unsupported interaction type").into_response(),
+        Some(1) => Some(json!({"type": 1})),
+        Some(2) => Some(command(chat, interaction).await),
+        Some(4) => Some(json!({"type": 8, "data": {"choices": autocomplete(&chat, &interaction)}})),
+        _ => None,
     }
 }
 
 /// A slash command: defer at once, run, then edit the deferred answer.
-async fn command(chat: Arc<Chat>, interaction: Value) -> Response {
+async fn command(chat: Arc<Chat>, interaction: Value) -> Value {
     let received = Instant::now();
     let user =
         if interaction["member"]["user"].is_object() { &interaction["member"]["user"] } else { &interaction["user"] };
@@ -126,7 +142,7 @@ async fn command(chat: Arc<Chat>, interaction: Value) -> Response {
         .join(" ");
     let parsed: Command = match super::command::parse(&text, &chat.environments()) {
         Ok(c) => c,
-        Err(e) => return json_response(json!({"type": 4, "data": {"content": e, "flags": 64}})),
+        Err(e) => return json!({"type": 4, "data": {"content": e, "flags": 64}}),
     };
     let token = interaction["token"].as_str().unwrap_or_default().to_string();
     // Help and refusals are only for the asker; reports for the channel.
@@ -137,7 +153,7 @@ async fn command(chat: Arc<Chat>, interaction: Value) -> Response {
         deliver(&worker, &token, &speaker.channel_id, received, &reply).await;
     })
     .await;
-    json_response(json!({"type": 5, "data": {"flags": flags}}))
+    json!({"type": 5, "data": {"flags": flags}})
 }
 
 /// The message for a reply: an embed for a report, text otherwise.

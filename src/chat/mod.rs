@@ -11,6 +11,7 @@
 
 pub mod command;
 pub mod discord;
+pub mod gateway;
 pub mod slack;
 
 use std::collections::{BTreeMap, HashMap};
