@@ -109,6 +109,23 @@ pub enum Command {
     /// Read the audit trail: who did what, when, from where, and how it
     /// ended. Newest first.
     History(HistoryArgs),
+    /// Publish a compose fragment to the registry: a new version of every
+    /// application × release named (for build servers).
+    Publish {
+        /// The fragment (a compose file with the services just built).
+        #[arg(value_name = "FRAGMENT")]
+        file: PathBuf,
+        /// An application to publish to (repeatable).
+        #[arg(long = "application", required = true, value_name = "NAME")]
+        applications: Vec<String>,
+        /// A release to publish to (repeatable).
+        #[arg(long = "release", required = true, value_name = "NAME")]
+        releases: Vec<String>,
+        /// The registry; default: the config's registry.url. The token comes
+        /// from DOCKMASTER_REGISTRY_TOKEN only, never a flag.
+        #[arg(long, env = "DOCKMASTER_REGISTRY", value_name = "URL")]
+        registry: Option<String>,
+    },
     /// Exit 0 when a running `serve` answers /healthz: the container
     /// image's HEALTHCHECK (it has no curl).
     Healthcheck {

@@ -74,6 +74,10 @@ pub struct Config {
     /// `POST /hooks/{name}` of `serve`.
     #[serde(default)]
     pub hooks: Vec<crate::schedule::Job>,
+    /// The compose fragment registry: serving it, and resolving named
+    /// descriptors from one.
+    #[serde(default)]
+    pub registry: crate::registry::RegistryConfig,
     /// Chat ways in (Slack, Mattermost, Discord), served by `serve`.
     #[serde(default)]
     pub chat: crate::chat::ChatConfig,
@@ -205,6 +209,8 @@ impl Config {
             &mut config.state_dir,
             &mut config.image_archives,
             &mut config.audit.database,
+            &mut config.registry.database,
+            &mut config.registry.cache_dir,
         ];
         for dir in dirs.into_iter().flatten() {
             if dir.is_relative() {

@@ -23,6 +23,7 @@ pub mod notify;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod registry;
 pub mod report;
 pub mod request;
 pub mod schedule;

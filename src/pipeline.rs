@@ -265,7 +265,7 @@ async fn stages(
     trail.principal =
         identify(config, request.user.as_deref(), request.password.as_ref(), changes_things, progress).await?;
     trail.decision = authorize(request, config, trail.principal.as_ref(), request.action, progress)?;
-    let descriptor = descriptor::resolve(&request.descriptor, &config.descriptor_root())?;
+    let descriptor = resolve(config, &request.descriptor).await?;
     trail.summary = Some(summarize(request, &descriptor));
     let mut stack = load(request, config, &descriptor)?;
     if let Some(project) = &request.project {
@@ -326,7 +326,7 @@ async fn stages(
             if let DescriptorRef::Named { version, .. } = &mut target.descriptor {
                 *version = Some(previous);
             }
-            let descriptor = descriptor::resolve(&target.descriptor, &config.descriptor_root())?;
+            let descriptor = resolve(config, &target.descriptor).await?;
             let mut previous_stack = load(&target, config, &descriptor)?;
             previous_stack.name = stack.name.clone();
             // The version gone back to must still meet today's policy.
@@ -338,6 +338,15 @@ async fn stages(
             outcome.action = Action::Rollback;
             Ok(outcome)
         }
+    }
+}
+
+/// Finds a descriptor: from the registry when `registry.url` is set and
+/// the reference is named, else from the descriptor folder (or the file).
+pub async fn resolve(config: &Config, reference: &DescriptorRef) -> Result<Descriptor> {
+    match (&config.registry.url, reference) {
+        (Some(url), DescriptorRef::Named { .. }) => crate::registry::client::resolve(config, url, reference).await,
+        _ => descriptor::resolve(reference, &config.descriptor_root()),
     }
 }
 

@@ -119,7 +119,11 @@ pub async fn run(config: Config, listen: Option<String>) -> Result<()> {
     println!("listening on {bound}");
     tracing::info!(%bound, chat = chat.is_some(), "serving");
     let stopping = shutdown.clone();
-    axum::serve(listener, router(config, chat.clone(), hooks))
+    let mut app = router(config.clone(), chat.clone(), hooks);
+    if let Some(registry) = crate::registry::server::routes(&config)? {
+        app = app.merge(registry);
+    }
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move { stopping.wait().await })
         .await
         .map_err(|e| Error::Engine(format!("the HTTP server failed: {e}")))?;

@@ -72,9 +72,6 @@ impl Store {
     /// before a request does anything, so an unwritable trail stops the
     /// request before it changes something nobody could account for.
     pub fn open(path: &Path) -> Result<Store> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|e| unwritable(path, e))?;
-        }
         let store = Store { path: path.to_path_buf() };
         store.connect()?.execute_batch(SCHEMA).map_err(|e| unwritable(path, e))?;
         Ok(store)
@@ -86,11 +83,7 @@ impl Store {
     }
 
     fn connect(&self) -> Result<Connection> {
-        let conn = Connection::open(&self.path).map_err(|e| unwritable(&self.path, e))?;
-        conn.busy_timeout(Duration::from_secs(10)).map_err(|e| unwritable(&self.path, e))?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| unwritable(&self.path, e))?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(|e| unwritable(&self.path, e))?;
-        Ok(conn)
+        connect_durable(&self.path, Duration::from_secs(10)).map_err(|e| unwritable(&self.path, e))
     }
 
     /// Appends one request's record; durable when this returns. Returns
@@ -239,6 +232,21 @@ impl Store {
             .map_err(|e| unreadable(&self.path, e))?;
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| unreadable(&self.path, e))
     }
+}
+
+/// A connection for dockmaster's SQLite files (the audit trail, the
+/// registry): its folder created, WAL so readers never block the writer,
+/// `synchronous=FULL` so a committed row survives a power cut, and
+/// `busy` to wait for another process's write.
+pub fn connect_durable(path: &Path, busy: Duration) -> std::result::Result<Connection, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    let conn = Connection::open(path).map_err(|e| e.to_string())?;
+    conn.busy_timeout(busy).map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| e.to_string())?;
+    conn.pragma_update(None, "synchronous", "FULL").map_err(|e| e.to_string())?;
+    Ok(conn)
 }
 
 fn json(list: &[String]) -> String {

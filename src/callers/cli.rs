@@ -57,6 +57,9 @@ async fn try_run(cli: Cli) -> Result<i32> {
         Command::Status(target) => (Action::Status, target, config.deploy_options()?),
         Command::Review(args) => return super::review::run(&config, args),
         Command::Healthcheck { address } => return healthcheck(&config, address.clone()).await,
+        Command::Publish { file, applications, releases, registry, .. } => {
+            return publish(&config, file, applications, releases, registry.clone()).await
+        }
         Command::Schedules { next, output } => return super::schedules::run(&config, *next, *output),
         Command::History(args) => return super::history::run(&config, cli.user.as_deref(), args).await,
         Command::Approve(args) => (Action::Approve, &args.target, config.deploy_options()?),
@@ -101,6 +104,29 @@ async fn try_run(cli: Cli) -> Result<i32> {
         print_outcome(&outcome, target.output);
     }
     Ok(outcome.exit_code())
+}
+
+/// `dockmaster publish`: prints the new versions, one per line.
+async fn publish(
+    config: &Config,
+    file: &std::path::Path,
+    applications: &[String],
+    releases: &[String],
+    registry: Option<String>,
+) -> Result<i32> {
+    let base = registry.or_else(|| config.registry.url.clone()).ok_or_else(|| {
+        Error::Usage("no registry: give --registry URL, DOCKMASTER_REGISTRY, or registry.url in the config".into())
+    })?;
+    let token = std::env::var("DOCKMASTER_REGISTRY_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .ok_or_else(|| Error::Usage("set DOCKMASTER_REGISTRY_TOKEN to a publishing token".into()))?;
+    let versions = crate::registry::client::publish(config, &base, token.trim(), file, applications, releases).await?;
+    let mut out = std::io::stdout().lock();
+    for v in versions {
+        let _ = writeln!(out, "{}/{}/{} {}", v.application, v.release, v.version, v.digest);
+    }
+    Ok(0)
 }
 
 /// GETs `/healthz` of a local `serve`; exit 0 on 200, 1 otherwise.

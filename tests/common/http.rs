@@ -134,10 +134,28 @@ impl Server {
     /// POSTs `body` with `headers`; returns status, body and how long the
     /// answer took.
     pub fn post(&self, path: &str, headers: &[(&str, String)], body: &str) -> (u16, String, Duration) {
+        self.send("POST", path, headers, body)
+    }
+
+    /// Any method; returns status, body and time taken.
+    pub fn send(&self, method: &str, path: &str, headers: &[(&str, String)], body: &str) -> (u16, String, Duration) {
+        let (status, _, body, took) = self.exchange(method, path, headers, body);
+        (status, body, took)
+    }
+
+    /// Any method; returns status, response headers (lower-case names), body
+    /// and time taken.
+    pub fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, String)],
+        body: &str,
+    ) -> (u16, Vec<(String, String)>, String, Duration) {
         let started = Instant::now();
         let mut stream = TcpStream::connect(&self.addr).unwrap();
         stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut request = format!("POST {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
         for (k, v) in headers {
             request.push_str(&format!("{k}: {v}\r\n"));
         }
@@ -146,8 +164,14 @@ impl Server {
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
         let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-        (status, body, started.elapsed())
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response.as_str(), ""));
+        let headers = head
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        (status, headers, body.to_string(), started.elapsed())
     }
 }
 

@@ -1,0 +1,161 @@
+//! dockmaster as a registry client: named descriptors come from the
+//! registry, checked against their digest and cached by ETag, and
+//! `dockmaster publish` for build servers.
+//!
+//! The cache keeps every version fetched (`<cache>/<app>/<release>/N.yml`
+//! with its ETag beside it): a registry that cannot be reached still
+//! serves a version asked for by number that was fetched before; a request
+//! for the latest cannot know what that is and fails (exit 5).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+
+use super::store::VersionInfo;
+use crate::config::Config;
+use crate::descriptor::{Descriptor, DescriptorRef};
+use crate::error::{Error, Result};
+
+fn client(config: &Config) -> Result<reqwest::Client> {
+    let timeout = match &config.registry.timeout {
+        Some(t) => crate::config::parse_duration(t).map_err(|e| Error::Usage(format!("registry.timeout: {e}")))?,
+        None => Duration::from_secs(10),
+    };
+    reqwest::Client::builder().timeout(timeout).build().map_err(|e| Error::Usage(format!("HTTP client: {e}")))
+}
+
+fn cache_dir(config: &Config) -> PathBuf {
+    config.registry.cache_dir.clone().unwrap_or_else(|| config.state_dir().join("registry-cache"))
+}
+
+/// A path segment safe on disk for any name (`TLO GE` → `TLO%20GE`).
+fn segment(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect::<String>()
+        .replace("..", "%2E%2E")
+}
+
+/// The registry URL of a descriptor.
+fn url(base: &str, application: &str, release: &str, version: &str) -> Result<reqwest::Url> {
+    let mut url = reqwest::Url::parse(base.trim_end_matches('/'))
+        .map_err(|e| Error::Usage(format!("registry.url `{base}`: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|_| Error::Usage(format!("registry.url `{base}` cannot take a path")))?
+        .pop_if_empty()
+        .extend(["descriptor", "application", application, release, version]);
+    Ok(url)
+}
+
+/// Resolves a named reference from the registry at `base`.
+pub async fn resolve(config: &Config, base: &str, reference: &DescriptorRef) -> Result<Descriptor> {
+    let DescriptorRef::Named { application, release, version } = reference else {
+        return crate::descriptor::resolve(reference, &config.descriptor_root());
+    };
+    let wanted = version.clone().unwrap_or_else(|| "latest".into());
+    let folder = cache_dir(config).join(segment(application)).join(segment(release));
+    let cached = |v: &str| -> Option<(PathBuf, String)> {
+        let path = folder.join(format!("{}.yml", segment(v)));
+        let etag = std::fs::read_to_string(path.with_extension("etag")).ok()?;
+        path.is_file().then_some((path, etag))
+    };
+    let mut request = client(config)?.get(url(base, application, release, &wanted)?);
+    if let Some((_, etag)) = version.as_deref().and_then(cached) {
+        request = request.header("If-None-Match", etag);
+    }
+    let response = match request.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some((path, _)) = version.as_deref().and_then(cached) {
+                tracing::warn!(error = %e.without_url(), "registry unreachable: using the cached version");
+                return read(reference, version.clone(), &path);
+            }
+            return Err(Error::Unreachable(format!(
+                "registry {base} unreachable ({}), and `{reference}` is not in the cache at {}",
+                e.without_url(),
+                folder.display()
+            )));
+        }
+    };
+    match response.status() {
+        reqwest::StatusCode::NOT_MODIFIED => {
+            let (path, _) = version
+                .as_deref()
+                .and_then(cached)
+                .ok_or_else(|| Error::Engine("the registry answered 304 for a version that is not cached".into()))?;
+            read(reference, version.clone(), &path)
+        }
+        reqwest::StatusCode::NOT_FOUND => {
+            Err(Error::Descriptor(format!("`{reference}` is not in the registry at {base}")))
+        }
+        status if status.is_success() => {
+            let header =
+                |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+            let etag = header("etag");
+            let number = header("x-dockmaster-version");
+            let text = response
+                .text()
+                .await
+                .map_err(|e| Error::Unreachable(format!("registry {base}: {}", e.without_url())))?;
+            let digest = super::digest(&text);
+            if etag.trim_matches('"') != digest {
+                return Err(Error::Descriptor(format!(
+                    "`{reference}` from {base} does not match its digest (ETag {etag}, content {digest}): refusing it"
+                )));
+            }
+            let number = if number.is_empty() { wanted.clone() } else { number };
+            std::fs::create_dir_all(&folder)
+                .map_err(|e| Error::Usage(format!("registry cache {}: {e}", folder.display())))?;
+            let path = folder.join(format!("{}.yml", segment(&number)));
+            std::fs::write(&path, &text)
+                .map_err(|e| Error::Usage(format!("registry cache {}: {e}", path.display())))?;
+            let _ = std::fs::write(path.with_extension("etag"), &etag);
+            read(reference, Some(number), &path)
+        }
+        status => Err(Error::Unreachable(format!("registry {base} answered {status} for `{reference}`"))),
+    }
+}
+
+fn read(reference: &DescriptorRef, version: Option<String>, path: &Path) -> Result<Descriptor> {
+    Descriptor::read(reference.clone(), version, path)
+}
+
+/// `dockmaster publish`: PUTs a fragment; returns the new versions.
+pub async fn publish(
+    config: &Config,
+    base: &str,
+    token: &str,
+    file: &Path,
+    applications: &[String],
+    releases: &[String],
+) -> Result<Vec<VersionInfo>> {
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Error::Descriptor(format!("{}: cannot read the fragment: {e}", file.display())))?;
+    let body = serde_json::json!({
+        "fragment": base64::engine::general_purpose::STANDARD.encode(text.as_bytes()),
+        "applications": applications,
+        "releases": releases,
+    });
+    let url = format!("{}/fragment", base.trim_end_matches('/'));
+    let response = client(config)?
+        .put(&url)
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| Error::Unreachable(format!("registry {base} unreachable: {}", e.without_url())))?;
+    let status = response.status();
+    let answer: serde_json::Value = response.json().await.unwrap_or_default();
+    let message = answer["error"].as_str().unwrap_or("").to_string();
+    match status.as_u16() {
+        200..=299 => serde_json::from_value(answer["versions"].clone())
+            .map_err(|e| Error::Engine(format!("unexpected answer from the registry: {e}"))),
+        401 | 403 => Err(Error::Denied(format!("the registry refused the token: {message}"))),
+        400 | 422 => Err(Error::Descriptor(format!("{}: {message}", file.display()))),
+        _ => Err(Error::Unreachable(format!("registry {base} answered {status}: {message}"))),
+    }
+}

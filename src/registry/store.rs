@@ -1,0 +1,195 @@
+//! The registry's SQLite storage: one row per (application, release,
+//! version), immutable once written.
+//!
+//! Appends run in one `BEGIN IMMEDIATE` transaction for every pair a
+//! fragment names, so concurrent publishers queue on SQLite's write lock:
+//! each gets the next version, none is lost, and a rejected publish writes
+//! nothing at all.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS versions (
+    application TEXT NOT NULL,
+    release TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created INTEGER NOT NULL,
+    digest TEXT NOT NULL,
+    services TEXT NOT NULL,
+    fragment TEXT NOT NULL,
+    descriptor TEXT NOT NULL,
+    PRIMARY KEY (application, release, version)
+);
+CREATE TRIGGER IF NOT EXISTS versions_immutable_u BEFORE UPDATE ON versions
+    BEGIN SELECT RAISE(ABORT, 'registry versions are immutable'); END;
+CREATE TRIGGER IF NOT EXISTS versions_immutable_d BEFORE DELETE ON versions
+    BEGIN SELECT RAISE(ABORT, 'registry versions are immutable'); END;
+";
+
+/// One stored version, without its descriptor text.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct VersionInfo {
+    /// The application.
+    pub application: String,
+    /// The release.
+    pub release: String,
+    /// The version number, from 1.
+    pub version: i64,
+    /// When it was published (Unix seconds).
+    pub created: u64,
+    /// `sha256:<hex>` of the assembled descriptor.
+    pub digest: String,
+    /// The services the fragment that made it added or replaced.
+    pub services: Vec<String>,
+}
+
+/// The registry database at one path.
+#[derive(Debug, Clone)]
+pub struct Store {
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (creating when needed) the database.
+    pub fn open(path: &Path) -> Result<Store> {
+        let store = Store { path: path.to_path_buf() };
+        store.connect()?.execute_batch(SCHEMA).map_err(|e| failed(path, e))?;
+        Ok(store)
+    }
+
+    fn connect(&self) -> Result<Connection> {
+        crate::audit::store::connect_durable(&self.path, Duration::from_secs(30)).map_err(|e| failed(&self.path, e))
+    }
+
+    /// Appends, for every (application, release) pair, version N+1 made by
+    /// `assemble(previous descriptor or None)`, all or nothing. Returns the
+    /// new versions.
+    pub fn append(
+        &self,
+        pairs: &[(String, String)],
+        fragment: &str,
+        services: &[String],
+        assemble: &dyn Fn(Option<&str>) -> Result<String>,
+    ) -> Result<Vec<VersionInfo>> {
+        let mut conn = self.connect()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| failed(&self.path, e))?;
+        let mut made = Vec::new();
+        let created = crate::lock::now_secs();
+        for (application, release) in pairs {
+            let previous: Option<(i64, String)> = tx
+                .query_row(
+                    "SELECT version, descriptor FROM versions WHERE application = ?1 AND release = ?2 \
+                     ORDER BY version DESC LIMIT 1",
+                    params![application, release],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(|e| failed(&self.path, e))?;
+            let version = previous.as_ref().map(|p| p.0).unwrap_or(0) + 1;
+            let descriptor = assemble(previous.as_ref().map(|p| p.1.as_str()))?;
+            let digest = super::digest(&descriptor);
+            tx.execute(
+                "INSERT INTO versions (application, release, version, created, digest, services, fragment, descriptor)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![
+                    application,
+                    release,
+                    version,
+                    created as i64,
+                    digest,
+                    serde_json::to_string(services).unwrap_or_default(),
+                    fragment,
+                    descriptor
+                ],
+            )
+            .map_err(|e| failed(&self.path, e))?;
+            made.push(VersionInfo {
+                application: application.clone(),
+                release: release.clone(),
+                version,
+                created,
+                digest,
+                services: services.to_vec(),
+            });
+        }
+        tx.commit().map_err(|e| failed(&self.path, e))?;
+        Ok(made)
+    }
+
+    /// The applications, sorted.
+    pub fn applications(&self) -> Result<Vec<String>> {
+        self.strings("SELECT DISTINCT application FROM versions ORDER BY application", &[])
+    }
+
+    /// The releases of an application, sorted.
+    pub fn releases(&self, application: &str) -> Result<Vec<String>> {
+        self.strings("SELECT DISTINCT release FROM versions WHERE application = ?1 ORDER BY release", &[application])
+    }
+
+    fn strings(&self, sql: &str, args: &[&str]) -> Result<Vec<String>> {
+        let conn = self.connect()?;
+        let mut stmt = conn.prepare(sql).map_err(|e| failed(&self.path, e))?;
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(0))
+            .map_err(|e| failed(&self.path, e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| failed(&self.path, e))
+    }
+
+    /// The versions of a release, oldest first.
+    pub fn versions(&self, application: &str, release: &str) -> Result<Vec<VersionInfo>> {
+        let conn = self.connect()?;
+        let mut stmt = conn
+            .prepare(
+                "SELECT version, created, digest, services FROM versions WHERE application = ?1 AND release = ?2 \
+                 ORDER BY version",
+            )
+            .map_err(|e| failed(&self.path, e))?;
+        let rows = stmt
+            .query_map(params![application, release], |r| {
+                Ok(VersionInfo {
+                    application: application.to_string(),
+                    release: release.to_string(),
+                    version: r.get(0)?,
+                    created: r.get::<_, i64>(1)? as u64,
+                    digest: r.get(2)?,
+                    services: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+                })
+            })
+            .map_err(|e| failed(&self.path, e))?;
+        rows.collect::<std::result::Result<_, _>>().map_err(|e| failed(&self.path, e))
+    }
+
+    /// One version's descriptor and digest (`None` version: the latest).
+    pub fn descriptor(
+        &self,
+        application: &str,
+        release: &str,
+        version: Option<i64>,
+    ) -> Result<Option<(i64, String, String)>> {
+        let conn = self.connect()?;
+        let row = match version {
+            Some(v) => conn.query_row(
+                "SELECT version, descriptor, digest FROM versions WHERE application = ?1 AND release = ?2 AND version = ?3",
+                params![application, release, v],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            ),
+            None => conn.query_row(
+                "SELECT version, descriptor, digest FROM versions WHERE application = ?1 AND release = ?2 \
+                 ORDER BY version DESC LIMIT 1",
+                params![application, release],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            ),
+        };
+        row.optional().map_err(|e| failed(&self.path, e))
+    }
+}
+
+fn failed(path: &Path, e: impl std::fmt::Display) -> Error {
+    Error::Engine(format!("registry database {}: {e}", path.display()))
+}

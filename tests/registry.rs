@@ -1,0 +1,208 @@
+//! The fragment registry in the real `dockmaster serve` over loopback, and
+//! dockmaster resolving and deploying descriptors from it on the real
+//! engine.
+
+mod common;
+#[path = "common/http.rs"]
+mod http;
+
+use std::sync::Arc;
+
+use base64::Engine as _;
+use common::{repo_root, TestRun, FIXTURE_IMAGE};
+use http::Server;
+use serde_json::{json, Value};
+
+const TOKEN: &str = "publish-token-for-tests";
+const TLO_TOKEN: &str = "tlo-only-token-for-tests";
+const ENV: &[(&str, &str)] = &[("DM_REG_TOKEN", TOKEN), ("DM_REG_TLO", TLO_TOKEN)];
+
+fn registry_config(run: &TestRun) {
+    run.add_config(
+        "registry:\n  serve: true\n  tokens:\n    - {name: build, token_env: DM_REG_TOKEN}\n    \
+         - {name: tlo, token_env: DM_REG_TLO, applications: [\"TLO *\"]}\n",
+    );
+}
+
+fn put(server: &Server, token: &str, fragment: &str, apps: &[&str], releases: &[&str]) -> (u16, Value) {
+    let body = json!({
+        "fragment": base64::engine::general_purpose::STANDARD.encode(fragment),
+        "applications": apps,
+        "releases": releases,
+    })
+    .to_string();
+    let headers = [("Authorization", format!("Bearer {token}")), ("Content-Type", "application/json".into())];
+    let (status, body, _) = server.send("PUT", "/fragment", &headers, &body);
+    (status, serde_json::from_str(&body).unwrap_or(Value::Null))
+}
+
+fn get(server: &Server, path: &str) -> (u16, String) {
+    let (status, body, _) = server.send("GET", path, &[], "");
+    (status, body)
+}
+
+fn services_of(yaml: &str) -> Vec<String> {
+    let doc: serde_yaml::Mapping = serde_yaml::from_str(yaml).unwrap();
+    doc.keys().filter_map(|k| k.as_str().map(str::to_string)).collect()
+}
+
+fn example(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("../shared/examples/registry").join(name))
+        .unwrap_or_else(|e| panic!("../shared/examples/registry/{name}: {e}"))
+}
+
+#[test]
+fn the_three_example_fragments_make_versions_one_to_three_that_survive_a_restart() {
+    let Some(run) = TestRun::start("registry") else { return };
+    registry_config(&run);
+    let mut server = Server::start(&run, ENV);
+    for (i, file) in ["transmission.yml", "plex.yml", "mysql.yml"].iter().enumerate() {
+        let (status, answer) = put(&server, TOKEN, &example(file), &["TLO GE", "TLO EE"], &["Milestone"]);
+        assert_eq!(status, 201, "{file}: {answer}");
+        let versions = answer["versions"].as_array().unwrap();
+        assert_eq!(versions.len(), 2);
+        assert!(versions.iter().all(|v| v["version"] == i as i64 + 1), "{answer}");
+    }
+    let expected = [
+        vec!["transmission-data", "transmission"],
+        vec!["transmission-data", "transmission", "plex-data", "plex"],
+        vec!["transmission-data", "transmission", "plex-data", "plex", "mysql-data", "mysql"],
+    ];
+    let mut etags = Vec::new();
+    for app in ["TLO%20GE", "TLO%20EE"] {
+        for (i, services) in expected.iter().enumerate() {
+            let path = format!("/descriptor/application/{app}/Milestone/{}", i + 1);
+            let (status, headers, body, _) = server.exchange("GET", &path, &[], "");
+            assert_eq!(status, 200, "{path}: {body}");
+            assert_eq!(services_of(&body), *services, "{path}");
+            let etag = headers.iter().find(|(k, _)| k == "etag").map(|(_, v)| v.clone()).expect("an ETag");
+            assert_eq!(etag, format!("\"{}\"", dockmaster::registry::digest(&body)));
+            etags.push((path, etag, body));
+        }
+    }
+    assert_eq!(get(&server, "/descriptor/application/TLO%20GE/Milestone/latest").1, etags[2].2);
+    let (status, _, _, _) = server.exchange("GET", &etags[0].0, &[("If-None-Match", etags[0].1.clone())], "");
+    assert_eq!(status, 304, "an unchanged version is not sent again");
+
+    // Lists: plain JSON for tools, Rundeck's shape for valuesUrl.
+    assert_eq!(
+        serde_json::from_str::<Value>(&get(&server, "/descriptor/application").1).unwrap(),
+        json!(["TLO EE", "TLO GE"])
+    );
+    let releases = get(&server, "/descriptor/application/TLO%20GE?format=rundeck").1;
+    assert_eq!(serde_json::from_str::<Value>(&releases).unwrap(), json!([{"name": "Milestone", "value": "Milestone"}]));
+    let versions: Value = serde_json::from_str(&get(&server, "/descriptor/application/TLO%20GE/Milestone").1).unwrap();
+    assert_eq!(versions[2]["services"], json!(["mysql-data", "mysql"]), "the fragment that made each version");
+    assert!(versions[2]["digest"].as_str().unwrap().starts_with("sha256:"));
+    let rundeck: Value =
+        serde_json::from_str(&get(&server, "/descriptor/application/TLO%20GE/Milestone?format=rundeck").1).unwrap();
+    assert_eq!(rundeck[0], json!({"name": "3", "value": "3", "selected": true}), "newest first, selected");
+
+    // Refused: an invalid fragment, a bad token, a token for another
+    // application. Nothing is written.
+    let (status, answer) =
+        put(&server, TOKEN, "web:\n  image: x\n  ports: [\"not-a-port\"]\n", &["TLO GE"], &["Milestone"]);
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("ports"), "{answer}");
+    assert_eq!(put(&server, "wrong", &example("mysql.yml"), &["TLO GE"], &["Milestone"]).0, 401);
+    let (status, answer) = put(&server, TLO_TOKEN, &example("mysql.yml"), &["TLO GE", "Shop"], &["Milestone"]);
+    assert_eq!(status, 403, "{answer}");
+    assert!(answer["error"].as_str().unwrap().contains("`Shop`"));
+    assert_eq!(put(&server, TLO_TOKEN, "{not: [yaml", &["TLO GE"], &["Milestone"]).0, 422);
+    let after: Value = serde_json::from_str(&get(&server, "/descriptor/application/TLO%20GE/Milestone").1).unwrap();
+    assert_eq!(after.as_array().unwrap().len(), 3, "nothing was written");
+    assert_eq!(get(&server, "/descriptor/application").1, "[\"TLO EE\",\"TLO GE\"]", "no `Shop` appeared");
+
+    // A restart keeps every version, byte for byte.
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    server = Server::start(&run, ENV);
+    for (path, etag, body) in &etags {
+        let (status, headers, again, _) = server.exchange("GET", path, &[], "");
+        assert_eq!(status, 200);
+        assert_eq!(&again, body, "{path} changed across a restart");
+        assert!(headers.contains(&("etag".to_string(), etag.clone())));
+    }
+}
+
+#[test]
+fn a_hundred_concurrent_publishes_to_one_release_get_versions_one_to_a_hundred() {
+    let Some(run) = TestRun::start("registry-burst") else { return };
+    registry_config(&run);
+    let server = Arc::new(Server::start(&run, ENV));
+    let handles: Vec<_> = (0..100)
+        .map(|i| {
+            let server = server.clone();
+            std::thread::spawn(move || {
+                let fragment = format!("svc-{i}:\n  image: busybox\n  command: \"true\"\n");
+                put(&server, TOKEN, &fragment, &["Büro App ü"], &["R 1"])
+            })
+        })
+        .collect();
+    let mut numbers: Vec<i64> = Vec::new();
+    for h in handles {
+        let (status, answer) = h.join().unwrap();
+        assert_eq!(status, 201, "{answer}");
+        numbers.push(answer["versions"][0]["version"].as_i64().unwrap());
+    }
+    numbers.sort();
+    assert_eq!(numbers, (1..=100).collect::<Vec<_>>(), "distinct consecutive versions, none lost");
+    let (status, latest) = get(&server, "/descriptor/application/B%C3%BCro%20App%20%C3%BC/R%201/100");
+    assert_eq!(status, 200, "names with spaces and non-ASCII round-trip: {latest}");
+    assert_eq!(services_of(&latest).len(), 100, "every fragment's service is in the last version");
+}
+
+#[test]
+fn a_deploy_by_reference_through_the_registry_is_healthy_and_the_cache_serves_known_versions_when_it_is_down() {
+    let Some(run) = TestRun::start("registry-deploy") else { return };
+    registry_config(&run);
+    let mut server = Server::start(&run, ENV);
+    let fragment = run.write(
+        "fragment.yml",
+        &format!("web:\n  image: {FIXTURE_IMAGE}\n  command: [\"sleep\", \"1000\"]\n  environment:\n    ROLE: web\n"),
+    );
+    let url = format!("http://{}", server.addr);
+    let published = run.dockmaster_with_env(
+        ["publish", &fragment, "--application", "Shop Front", "--release", "Main", "--registry", &url],
+        &[("DOCKMASTER_REGISTRY_TOKEN", TOKEN)],
+    );
+    published.assert_exit(0);
+    published.check(published.stdout.starts_with("Shop Front/Main/1 sha256:"), "prints the new version");
+    let refused = run.dockmaster_with_env(
+        ["publish", &fragment, "--application", "Shop Front", "--release", "Main", "--registry", &url],
+        &[("DOCKMASTER_REGISTRY_TOKEN", "wrong")],
+    );
+    refused.assert_exit(4);
+
+    // The deploying dockmaster reads from the registry.
+    let client_config = run.write(
+        "client.yaml",
+        &format!(
+            "labels: {{dockmaster.test-run: \"{}\"}}\nstate_dir: \"{}\"\nregistry:\n  url: \"{url}\"\n",
+            run.id,
+            run.dir().join("client-state").display()
+        ),
+    );
+    let deploy = |reference: &str| {
+        run.dockmaster_with_env(
+            ["deploy", reference, "--project", &run.project, "--timeout", "60s", "--output", "json"],
+            &[("DOCKMASTER_CONFIG", client_config.as_str())],
+        )
+    };
+    let out = deploy("Shop Front/Main/1");
+    out.assert_exit(0);
+    let report: Value = serde_json::from_str(&out.stdout).expect("a JSON report");
+    assert_eq!(report["verdict"], "healthy", "{report}");
+    assert_eq!(report["descriptor"]["version"], "1", "{report}");
+
+    // The registry goes away: a version fetched before still deploys; the
+    // latest cannot be known: exit 5.
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    deploy("Shop Front/Main/1").assert_exit(0);
+    let unknown = deploy("Shop Front/Main");
+    unknown.assert_exit(5);
+    unknown.check(unknown.stderr.contains("unreachable") && unknown.stderr.contains("not in the cache"), "says why");
+    server = Server::start(&run, ENV);
+    drop(server);
+}
