@@ -278,7 +278,7 @@ pub struct DeployArgs {
     pub no_rollback: bool,
 
     /// How many services to create and start at once. Default:
-    /// deploy.parallelism, else 8.
+    /// deploy.parallelism, else 32.
     #[arg(long, value_name = "N", env = "DOCKMASTER_PARALLELISM")]
     pub parallelism: Option<usize>,
 }

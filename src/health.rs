@@ -377,7 +377,10 @@ impl<'a> Watch<'a> {
             });
             t.settled_at = None;
         }
-        self.refresh(service).await
+        // The snapshot just read is fresh: assess it without a second
+        // round trip (a no-op deploy tracks every service).
+        self.apply_snapshot(service, snapshot);
+        Ok(())
     }
 
     /// The current assessment of a service.
@@ -391,8 +394,14 @@ impl<'a> Watch<'a> {
             return Ok(());
         };
         let snapshot = self.engine.snapshot(&container).await?;
+        self.apply_snapshot(service, snapshot);
+        Ok(())
+    }
+
+    /// Applies the rules to a snapshot just read for `service`.
+    fn apply_snapshot(&mut self, service: &str, snapshot: Option<ContainerSnapshot>) {
         let now = Instant::now();
-        let Some(t) = self.tracked.get_mut(service) else { return Ok(()) };
+        let Some(t) = self.tracked.get_mut(service) else { return };
         if let Some(s) = &snapshot {
             if s.restart_count != t.last_restarts || !s.running {
                 t.running_since = None;
@@ -410,7 +419,6 @@ impl<'a> Watch<'a> {
             t.settled_at = None;
         }
         t.snapshot = snapshot;
-        Ok(())
     }
 
     /// Re-reads every tracked service.

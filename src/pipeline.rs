@@ -836,23 +836,34 @@ async fn down(
     progress: &dyn Progress,
 ) -> Result<Outcome> {
     let observed = engine.observe(&stack.name).await?;
-    // Dependents go first: the reverse of the start order.
-    let order: Vec<String> = stack.start_levels().map(|l| l.concat()).unwrap_or_default();
-    let rank = |service: &str| order.iter().position(|s| s == service).unwrap_or(usize::MAX);
-    let mut doomed: Vec<_> = observed.iter().collect();
-    doomed.sort_by_key(|c| std::cmp::Reverse(rank(&c.service)));
+    // Dependents go first: the reverse of the start order, one level at a
+    // time; a level's containers go at once (`parallelism` at a time).
+    let levels: Vec<Vec<String>> = stack.start_levels().unwrap_or_default();
+    let level_of = |service: &str| levels.iter().position(|l| l.iter().any(|s| s == service)).unwrap_or(usize::MAX);
+    let mut by_level: std::collections::BTreeMap<std::cmp::Reverse<usize>, Vec<&plan::ObservedContainer>> =
+        Default::default();
+    for c in &observed {
+        by_level.entry(std::cmp::Reverse(level_of(&c.service))).or_default().push(c);
+    }
     let mut changes = Vec::new();
-    for c in doomed {
-        progress.step(&format!("removing {}", c.name));
-        engine.remove_container(&c.id, &c.name).await?;
-        changes.push(ServiceChange {
+    for (_, doomed) in by_level {
+        for c in &doomed {
+            progress.step(&format!("removing {}", c.name));
+        }
+        for batch in doomed.chunks(request.options.parallelism.max(1)) {
+            let removals: Vec<_> = batch.iter().map(|c| engine.remove_container(&c.id, &c.name)).collect();
+            for result in futures_util::future::join_all(removals).await {
+                result?;
+            }
+        }
+        changes.extend(doomed.iter().map(|c| ServiceChange {
             service: c.service.clone(),
             container: c.name.clone(),
             action: ChangeKind::Remove,
             reasons: vec!["down".into()],
             level: 0,
             strategy: None,
-        });
+        }));
     }
     let networks = engine.target_networks(&stack.name).await?;
     for network in &networks {

@@ -196,7 +196,7 @@ impl Default for DeployOptions {
             build: false,
             remove_volumes: false,
             lock_wait: Duration::from_secs(60),
-            parallelism: 8,
+            parallelism: 32,
             rollback: true,
         }
     }
