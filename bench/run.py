@@ -715,7 +715,7 @@ class Bench:
                              f"| {ratio(dm, cv2)} | {ratio(dm, fl)} | {rss} | {cpu} |")
         wide = [(k, sc, self.stat(k, sc, self.dm_wide.name)) for k in self.stacks() for sc in ("cold", "change")]
         if any(x for _, _, x in wide):
-            lines += ["", "Diagnostic: dockmaster with `--parallelism 50` (the default is 8; Compose and the floor "
+            lines += ["", "Diagnostic: dockmaster with `--parallelism 50` (the default is 32; Compose and the floor "
                       "start everything that is ready at once).", "",
                       "| stack | scenario | dockmaster --parallelism 50 | / Compose | / floor |", "|---|---|---|---|---|"]
             for k, sc, x in wide:
