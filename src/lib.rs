@@ -27,6 +27,7 @@ pub mod registry;
 pub mod report;
 pub mod request;
 pub mod schedule;
+pub mod secrets;
 pub mod serve;
 pub mod shutdown;
 pub mod stack;

@@ -118,7 +118,11 @@ const GOLDEN_DIFFERENCES: &[(&str, &str, &str, &str)] = &[];
 /// The corpus folder, if it is there.
 fn corpus() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/compose");
-    dir.join("manifest.json").is_file().then(|| dir.canonicalize().unwrap_or(dir))
+    let found = dir.join("manifest.json").is_file();
+    // A skipped conformance test in CI would hide breakage.
+    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"));
+    assert!(found || !ci, "CI is set but the corpus is missing at {}", dir.display());
+    found.then(|| dir.canonicalize().unwrap_or(dir))
 }
 
 fn load(dir: &Path, tree_path: &str) -> dockmaster::error::Result<Stack> {

@@ -14,8 +14,9 @@ pub mod discord;
 pub mod gateway;
 pub mod slack;
 
+pub use crate::secrets::{header, read_secret, same_secret};
+
 use std::collections::{BTreeMap, HashMap};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -422,34 +423,6 @@ fn text(message: &str, error: bool) -> Reply {
     Reply::Text { text: message.to_string(), error }
 }
 
-/// Reads a secret from an environment variable or a file, never inline in
-/// logs; `key` names the setting for errors.
-pub fn read_secret(env: Option<&str>, file: Option<&PathBuf>, key: &str) -> Result<String> {
-    if let Some(name) = env {
-        if let Ok(value) = std::env::var(name) {
-            if !value.trim().is_empty() {
-                return Ok(value.trim().to_string());
-            }
-        }
-    }
-    if let Some(path) = file {
-        let value = std::fs::read_to_string(path)
-            .map_err(|e| Error::Usage(format!("{key}: cannot read {}: {e}", path.display())))?;
-        let value = value.lines().next().unwrap_or_default().trim().to_string();
-        if !value.is_empty() {
-            return Ok(value);
-        }
-    }
-    Err(Error::Usage(format!(
-        "{key}: no secret: set the variable its `_env` key names, or point its `_file` key at a file holding it"
-    )))
-}
-
-/// A header's value as text; empty when missing.
-pub fn header(headers: &axum::http::HeaderMap, name: &str) -> String {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
-}
-
 /// The request timestamp in header `name` (Unix seconds, as text), when it
 /// is within [`REPLAY_WINDOW`] of `now`: older requests may be replays.
 pub fn fresh_timestamp(headers: &axum::http::HeaderMap, name: &str, now: i64) -> std::result::Result<String, String> {
@@ -459,12 +432,4 @@ pub fn fresh_timestamp(headers: &axum::http::HeaderMap, name: &str, now: i64) ->
         return Err("stale request: the timestamp is more than five minutes off".into());
     }
     Ok(timestamp)
-}
-
-/// Compares two secrets in time that does not depend on where they differ.
-pub fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

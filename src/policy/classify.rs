@@ -71,11 +71,9 @@ pub fn classify(stack: &Stack, observed: &[ObservedContainer]) -> Classification
 pub fn classify_against(new: &Stack, old: &Stack) -> Classification {
     let old_fields = fields_of(old).into_iter().map(|(k, v)| (k, Some(v))).collect();
     let mut extra = Vec::new();
-    let json = |v: &dyn erased::Json| v.json();
-    for (kind, new_map, old_map) in [
-        ("network", keyed(&new.networks, json), keyed(&old.networks, json)),
-        ("volume", keyed(&new.volumes, json), keyed(&old.volumes, json)),
-    ] {
+    for (kind, new_map, old_map) in
+        [("network", keyed(&new.networks), keyed(&old.networks)), ("volume", keyed(&new.volumes), keyed(&old.volumes))]
+    {
         for (key, value) in &new_map {
             match old_map.get(key) {
                 None => extra.push(format!("{kind} `{key}`: new")),
@@ -96,23 +94,10 @@ pub fn classify_against(new: &Stack, old: &Stack) -> Classification {
     c
 }
 
-mod erased {
-    /// Serialises anything to JSON text, for comparing declarations.
-    pub trait Json {
-        fn json(&self) -> String;
-    }
-    impl<T: serde::Serialize> Json for T {
-        fn json(&self) -> String {
-            serde_json::to_string(self).unwrap_or_default()
-        }
-    }
-}
-
-fn keyed<T: serde::Serialize>(
-    map: &BTreeMap<String, T>,
-    json: impl Fn(&dyn erased::Json) -> String,
-) -> BTreeMap<String, String> {
-    map.iter().map(|(k, v)| (k.clone(), json(v))).collect()
+/// Each declaration as JSON text, for comparing two descriptors' top-level
+/// networks or volumes.
+fn keyed<T: serde::Serialize>(map: &BTreeMap<String, T>) -> BTreeMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), serde_json::to_string(v).unwrap_or_default())).collect()
 }
 
 fn fields_of(stack: &Stack) -> BTreeMap<String, Fields> {

@@ -19,9 +19,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::store::Store;
-use crate::chat::{read_secret, same_secret};
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::secrets::{read_secret, same_secret};
 
 struct Registry {
     store: Store,
@@ -80,7 +80,7 @@ fn name_ok(name: &str) -> bool {
 }
 
 async fn publish(State(registry): State<Arc<Registry>>, headers: HeaderMap, body: Bytes) -> Response {
-    let given = crate::chat::header(&headers, "authorization");
+    let given = crate::secrets::header(&headers, "authorization");
     let given = given.strip_prefix("Bearer ").unwrap_or_default();
     let Some((token_name, _, patterns)) =
         registry.tokens.iter().find(|(_, secret, _)| same_secret(given.as_bytes(), secret.as_bytes()))
@@ -229,7 +229,7 @@ async fn descriptor(
     match r.store.descriptor(&application, &release, wanted) {
         Ok(Some((number, text, digest))) => {
             let etag = format!("\"{digest}\"");
-            if crate::chat::header(&headers, "if-none-match") == etag {
+            if crate::secrets::header(&headers, "if-none-match") == etag {
                 return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
             }
             let headers = [

@@ -21,10 +21,10 @@ use serde_json::json;
 use sha2::Sha256;
 
 use super::{HookStyle, Job};
-use crate::chat::{header, read_secret, same_secret};
 use crate::config::Config;
 use crate::error::Result;
 use crate::request::Origin;
+use crate::secrets::{header, read_secret, same_secret};
 use crate::shutdown::Shutdown;
 
 /// What the hook endpoint shares: the configuration, the hooks' secrets
