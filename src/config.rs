@@ -61,10 +61,11 @@ pub struct Config {
     /// the loader accepts may be deployed.
     #[serde(default)]
     pub policy: crate::policy::PolicyConfig,
-    /// Environments besides `default`, by name. They share the local
-    /// engine for now; a target in environment `E` is named
-    /// `<project>-E` so environments on one engine never touch each other.
-    /// Access rules, policy rules and approvals are per environment.
+    /// Environments by name (`default` may be configured too). Each may
+    /// name its own engine (`engine`); a target in environment `E` is
+    /// named `<project>-E` wherever it runs, so environments sharing an
+    /// engine never touch each other. Access rules, policy rules and
+    /// approvals are per environment.
     #[serde(default)]
     pub environments: BTreeMap<String, EnvironmentConfig>,
     /// Scheduled redeploys, run by `serve`.
@@ -114,6 +115,10 @@ pub struct EnvironmentConfig {
     /// `docker compose -f`. Relative to the configuration file.
     #[serde(default)]
     pub overrides: Vec<PathBuf>,
+    /// The engine this environment deploys to, and how (`docker` or
+    /// `swarm`). Default: the local engine (`DOCKER_HOST`).
+    #[serde(default)]
+    pub engine: crate::engine::connect::EngineConfig,
 }
 
 /// Defaults for how deploys behave.
@@ -226,12 +231,17 @@ impl Config {
                 )));
             }
         }
-        for environment in config.environments.values_mut() {
+        for (name, environment) in config.environments.iter_mut() {
             for file in &mut environment.overrides {
                 if file.is_relative() {
                     *file = base.join(&*file);
                 }
             }
+            environment.engine.resolve_paths(&base);
+            environment
+                .engine
+                .validate()
+                .map_err(|e| Error::Usage(format!("{}: `environments.{name}.engine`: {e}", path.display())))?;
         }
         crate::schedule::validate(&config.schedules, &config.hooks)
             .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
@@ -310,6 +320,12 @@ impl Config {
              configuration)",
             known.join(", ")
         )))
+    }
+
+    /// The engine an environment deploys to (`environments.<name>.engine`;
+    /// the local engine when it names none).
+    pub fn engine(&self, environment: &str) -> crate::engine::connect::EngineConfig {
+        self.environments.get(environment).map(|e| e.engine.clone()).unwrap_or_default()
     }
 
     /// The state folder in force.

@@ -31,3 +31,4 @@ pub mod secrets;
 pub mod serve;
 pub mod shutdown;
 pub mod stack;
+pub mod swarm;

@@ -5,21 +5,22 @@
 //! Every way in calls [`run`], so every way in gets every stage, and every
 //! request leaves exactly one audit record, whatever became of it.
 
+mod docker;
+
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::apply::Apply;
 use crate::audit::{self, Approval, Record};
 use crate::config::Config;
 use crate::descriptor::{self, compose, Descriptor, DescriptorRef};
+use crate::engine::connect::EngineKind;
 use crate::engine::DockerEngine;
 use crate::error::{Error, Result};
-use crate::health::Watch;
 use crate::identity::Principal;
 use crate::lock::{Holder, TargetLock};
-use crate::plan::{self, ChangeKind, ImageIds, Plan, ServiceChange};
+use crate::plan::{self, Plan};
 use crate::policy::{self, ChangeClass, Classification};
-use crate::request::{Action, DescriptorSummary, ImageUse, Outcome, OutcomeError, Request};
+use crate::request::{Action, DescriptorSummary, Outcome, OutcomeError, Request};
 use crate::shutdown::Shutdown;
 use crate::stack::Stack;
 
@@ -29,6 +30,41 @@ use crate::stack::Stack;
 pub trait Progress: Send + Sync {
     /// One line of progress.
     fn step(&self, line: &str);
+}
+
+/// What every engine stage needs besides the stack: the request (for its
+/// options), the configuration, where progress goes, and the shutdown
+/// signal a long watch gives way to.
+#[derive(Clone, Copy)]
+pub(crate) struct Cx<'a> {
+    pub request: &'a Request,
+    pub config: &'a Config,
+    pub progress: &'a dyn Progress,
+    pub shutdown: &'a Shutdown,
+}
+
+/// What the pipeline asks of an engine, whatever runs the containers:
+/// one engine ([`DockerEngine`], containers replaced by dockmaster) or a
+/// Swarm manager ([`crate::swarm::SwarmEngine`], services updated by
+/// Swarm). Identity, access, policy, locks, approvals and the audit trail
+/// stay in the pipeline, so every engine gets the same guarantees.
+pub(crate) trait Engine {
+    /// Where the engine is, for reports and the audit trail.
+    fn describe(&self) -> String;
+    /// What runs for a target now, as the change classifier reads it.
+    async fn observe(&self, target: &str) -> Result<Vec<plan::ObservedContainer>>;
+    /// Image-only or structural, against what runs now.
+    fn classify(&self, stack: &Stack, observed: &[plan::ObservedContainer]) -> Classification {
+        policy::classify(stack, observed)
+    }
+    /// What a deploy would change, touching nothing.
+    async fn plan(&self, cx: &Cx<'_>, stack: &Stack) -> Result<Plan>;
+    /// Applies the stack, watches it, and rolls back on failure.
+    async fn deploy(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome>;
+    /// The health of what runs now.
+    async fn status(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome>;
+    /// Removes the target.
+    async fn down(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome>;
 }
 
 /// Progress that goes nowhere.
@@ -50,6 +86,7 @@ struct Trail {
     classification: Option<Classification>,
     violations: Vec<String>,
     descriptor: Option<String>,
+    engine: Option<String>,
 }
 
 /// Runs one request through every stage, records it in the audit trail,
@@ -153,6 +190,7 @@ fn record(request: &Request, trail: &Trail, result: &Result<Outcome>, started: u
         differences: trail.classification.as_ref().map(|c| c.differences.clone()).unwrap_or_default(),
         violations: trail.violations.clone(),
         descriptor: trail.descriptor.clone(),
+        engine: trail.engine.clone(),
         ..Record::default()
     };
     match result {
@@ -279,14 +317,40 @@ async fn stages(
     if request.action == Action::Deploy {
         trail.descriptor = Some(masked_descriptor(request, config, &stack));
     }
-    let engine = DockerEngine::connect(config.labels.clone()).await?;
-    let summary = summarize(request, &descriptor);
+    let engine_config = config.engine(&request.environment);
+    let docker = DockerEngine::connect_to(&engine_config, &request.environment, config.labels.clone()).await?;
+    let cx = Cx { request, config, progress, shutdown };
+    let mut outcome = match engine_config.kind {
+        EngineKind::Docker => {
+            trail.engine = Some(docker.describe());
+            act(&docker, &cx, &stack, &descriptor, store, trail).await?
+        }
+        EngineKind::Swarm => {
+            let swarm = crate::swarm::SwarmEngine::new(docker, &request.environment).await?;
+            trail.engine = Some(swarm.describe());
+            act(&swarm, &cx, &stack, &descriptor, store, trail).await?
+        }
+    };
+    outcome.engine = trail.engine.clone();
+    Ok(outcome)
+}
+
+/// The stages that touch the engine, the same for every kind of engine.
+async fn act<E: Engine>(
+    engine: &E,
+    cx: &Cx<'_>,
+    stack: &Stack,
+    descriptor: &Descriptor,
+    store: &audit::Store,
+    trail: &mut Trail,
+) -> Result<Outcome> {
+    let Cx { request, config, progress, .. } = *cx;
+    let summary = summarize(request, descriptor);
     match request.action {
         Action::Plan => {
-            let images = local_images(&engine, &stack).await?;
             let observed = engine.observe(&stack.name).await?;
-            trail.classification = Some(policy::classify(&stack, &observed));
-            let plan = observe_and_plan(&engine, &stack, &images).await?;
+            trail.classification = Some(engine.classify(stack, &observed));
+            let plan = engine.plan(cx, stack).await?;
             Ok(Outcome {
                 plan: Some(plan),
                 classification: trail.classification.clone(),
@@ -296,16 +360,16 @@ async fn stages(
         Action::Deploy => {
             let _lock = lock(request, config, &stack.name, progress).await?;
             let observed = engine.observe(&stack.name).await?;
-            let classification = policy::classify(&stack, &observed);
+            let classification = engine.classify(stack, &observed);
             trail.classification = Some(classification.clone());
             approval_gate(request, config, store, trail, &summary, &classification, progress)?;
-            let mut outcome = deploy(request, config, &engine, &stack, summary, progress, shutdown).await?;
+            let mut outcome = engine.deploy(cx, stack, summary).await?;
             outcome.classification = Some(classification);
             Ok(outcome)
         }
         Action::Approve => {
             let observed = engine.observe(&stack.name).await?;
-            let classification = policy::classify(&stack, &observed);
+            let classification = engine.classify(stack, &observed);
             trail.classification = Some(classification.clone());
             approve(request, store, trail, &summary, &classification, progress)?;
             Ok(Outcome {
@@ -313,14 +377,14 @@ async fn stages(
                 ..Outcome::new(stack.name.clone(), request.action, summary)
             })
         }
-        Action::Status => status(request, &engine, &stack, summary).await,
+        Action::Status => engine.status(cx, stack, summary).await,
         Action::Down => {
             let _lock = lock(request, config, &stack.name, progress).await?;
-            down(request, &engine, &stack, summary, progress).await
+            engine.down(cx, stack, summary).await
         }
         Action::Rollback => {
             let _lock = lock(request, config, &stack.name, progress).await?;
-            let previous = rollback_version(request, store, &stack)?;
+            let previous = rollback_version(request, store, stack)?;
             progress.step(&format!("rolling {} back to version {previous}", stack.name));
             let mut target = request.clone();
             if let DescriptorRef::Named { version, .. } = &mut target.descriptor {
@@ -334,7 +398,7 @@ async fn stages(
             let summary = summarize(&target, &descriptor);
             trail.summary = Some(summary.clone());
             trail.descriptor = Some(masked_descriptor(&target, config, &previous_stack));
-            let mut outcome = deploy(&target, config, &engine, &previous_stack, summary, progress, shutdown).await?;
+            let mut outcome = engine.deploy(&Cx { request: &target, ..*cx }, &previous_stack, summary).await?;
             outcome.action = Action::Rollback;
             Ok(outcome)
         }
@@ -606,280 +670,4 @@ fn summarize(request: &Request, descriptor: &Descriptor) -> DescriptorSummary {
         source: descriptor.path.display().to_string(),
         digest: descriptor.digest.clone(),
     }
-}
-
-/// The image ID each service's image has on the engine now (`None` when
-/// missing), without building or pulling anything.
-async fn local_images(engine: &DockerEngine, stack: &Stack) -> Result<ImageIds> {
-    let mut images = ImageIds::new();
-    for (name, svc) in &stack.services {
-        images.insert(name.clone(), engine.image_id(&svc.image).await?);
-    }
-    Ok(images)
-}
-
-async fn observe_and_plan(engine: &DockerEngine, stack: &Stack, images: &ImageIds) -> Result<Plan> {
-    let observed = engine.observe(&stack.name).await?;
-    let networks = engine.existing_networks(&plan::wanted_networks(stack)).await?;
-    let volumes = engine.existing_volumes(&plan::wanted_volumes(stack)).await?;
-    Ok(plan::plan(stack, &observed, images, &networks, &volumes))
-}
-
-/// Makes sure every image exists: builds what has a build section and is
-/// missing (or everything with `--build`), loads what is missing from the
-/// configured image archives, and pulls the rest that is missing. Says where
-/// each image came from.
-async fn ensure_images(
-    request: &Request,
-    config: &Config,
-    engine: &DockerEngine,
-    stack: &Stack,
-    progress: &dyn Progress,
-) -> Result<(ImageIds, Vec<ImageUse>)> {
-    let mut images = ImageIds::new();
-    let mut uses = Vec::new();
-    let mut built: Vec<String> = Vec::new();
-    for (name, svc) in &stack.services {
-        let existing = engine.image_id(&svc.image).await?;
-        let buildable = svc.build.is_some();
-        let policy = svc.pull_policy.unwrap_or(crate::stack::PullPolicy::Missing);
-        if policy == crate::stack::PullPolicy::Build && !buildable {
-            return Err(Error::Descriptor(format!("service `{name}`: pull_policy: build needs a build section")));
-        }
-        let force_build = request.options.build || policy == crate::stack::PullPolicy::Build;
-        let force_pull = policy == crate::stack::PullPolicy::Always && !buildable;
-        let mut archive = None;
-        let (id, source) = if buildable && built.contains(&svc.image) {
-            // Several services may share one built image: build it once.
-            (engine.image_id(&svc.image).await?, "built")
-        } else if buildable && (force_build || existing.is_none()) {
-            progress.step(&format!("building image `{}` for service `{name}`", svc.image));
-            let mut lines = |line: &str| progress.step(&format!("  {line}"));
-            built.push(svc.image.clone());
-            (Some(engine.build(name, svc, &mut lines).await?), "built")
-        } else if force_pull && config.deploy.pull != Some(crate::config::PullPolicy::Never) {
-            progress.step(&format!("pulling image `{}` for service `{name}` (pull_policy: always)", svc.image));
-            let mut lines = |line: &str| progress.step(&format!("  {line}"));
-            (Some(engine.pull(&svc.image, &mut lines).await?), "pulled")
-        } else if let Some(id) = existing {
-            (Some(id), "present")
-        } else if policy == crate::stack::PullPolicy::Never {
-            return Err(Error::Unreachable(format!(
-                "image `{}` of service `{name}` is not on the engine and the service says pull_policy: never; \
-                 build or load it on the engine first",
-                svc.image
-            )));
-        } else if let Some(path) =
-            config.image_archives.as_deref().and_then(|dir| crate::engine::archive::find(dir, &svc.image))
-        {
-            progress.step(&format!("loading image `{}` from archive {}", svc.image, path.display()));
-            engine.load_archive(&path).await?;
-            archive = Some(path.display().to_string());
-            let id = engine.image_id(&svc.image).await?.ok_or_else(|| {
-                Error::Engine(format!(
-                    "archive {} was loaded but image `{}` is not on the engine",
-                    path.display(),
-                    svc.image
-                ))
-            })?;
-            (Some(id), "archive")
-        } else if config.deploy.pull == Some(crate::config::PullPolicy::Never) {
-            return Err(Error::Unreachable(format!(
-                "image `{}` of service `{name}` is not on the engine, no archive in `image_archives` holds it, \
-                 and pulling is disabled (deploy.pull: never); build or load it on the engine first",
-                svc.image
-            )));
-        } else {
-            progress.step(&format!("pulling image `{}` for service `{name}`", svc.image));
-            let mut lines = |line: &str| progress.step(&format!("  {line}"));
-            (Some(engine.pull(&svc.image, &mut lines).await?), "pulled")
-        };
-        uses.push(ImageUse {
-            service: name.clone(),
-            image: svc.image.clone(),
-            id: id.clone(),
-            source: source.to_string(),
-            archive,
-            repo_digests: engine.repo_digests(&svc.image).await,
-        });
-        images.insert(name.clone(), id);
-    }
-    Ok((images, uses))
-}
-
-/// Checks what must exist outside the stack before anything changes, so a
-/// deploy that cannot succeed fails with nothing touched.
-async fn preflight(engine: &DockerEngine, stack: &Stack) -> Result<()> {
-    for (name, svc) in &stack.services {
-        for from in &svc.volumes_from {
-            if let crate::stack::VolumesFromSource::Container(container) = &from.source {
-                if !engine.container_exists(container).await? {
-                    return Err(Error::Descriptor(format!(
-                        "service `{name}`: volumes_from names container `{container}`, which does not exist on the engine \
-                         (define it as a service in the descriptor, or create it first)"
-                    )));
-                }
-            }
-        }
-    }
-    for (key, network) in &stack.networks {
-        if network.external && engine.existing_networks(&[stack.network_name(key)]).await?.is_empty() {
-            return Err(Error::Descriptor(format!(
-                "network `{key}` is external but `{}` does not exist on the engine (create it with `docker network create`)",
-                stack.network_name(key)
-            )));
-        }
-    }
-    for (key, volume) in &stack.volumes {
-        if volume.external && engine.existing_volumes(&[stack.volume_name(key)]).await?.is_empty() {
-            return Err(Error::Descriptor(format!(
-                "volume `{key}` is external but `{}` does not exist on the engine (create it with `docker volume create`)",
-                stack.volume_name(key)
-            )));
-        }
-    }
-    Ok(())
-}
-
-async fn deploy(
-    request: &Request,
-    config: &Config,
-    engine: &DockerEngine,
-    stack: &Stack,
-    summary: DescriptorSummary,
-    progress: &dyn Progress,
-    shutdown: &Shutdown,
-) -> Result<Outcome> {
-    preflight(engine, stack).await?;
-    let (images, image_uses) = ensure_images(request, config, engine, stack, progress).await?;
-    let plan = observe_and_plan(engine, stack, &images).await?;
-    for warning in &plan.warnings {
-        progress.step(&format!("warning: {warning}"));
-    }
-    if plan.is_noop() {
-        progress.step(&format!("no changes: all {} services of `{}` are up to date", plan.services.len(), stack.name));
-    }
-    let observed = engine.observe(&stack.name).await?;
-    for network in &plan.networks {
-        let key = network_key(stack, network);
-        progress.step(&format!("creating network {network}"));
-        engine.create_network(stack, &key).await?;
-    }
-    for volume in &plan.volumes {
-        let key = stack.volumes.keys().find(|k| stack.volume_name(k) == *volume).cloned().unwrap_or_default();
-        progress.step(&format!("creating volume {volume}"));
-        engine.create_volume(stack, &key).await?;
-    }
-    let mut descriptor_labels = std::collections::BTreeMap::new();
-    descriptor_labels.insert(crate::engine::LABEL_REFERENCE.to_string(), summary.reference.clone());
-    descriptor_labels.insert(crate::engine::LABEL_DIGEST.to_string(), summary.digest.clone());
-    if let Some(version) = &summary.version {
-        descriptor_labels.insert(crate::engine::LABEL_VERSION.to_string(), version.clone());
-    }
-    let apply = Apply {
-        engine,
-        stack,
-        plan: &plan,
-        observed: &observed,
-        options: &request.options,
-        progress,
-        shutdown,
-        descriptor_labels,
-    };
-    let applied = apply.run().await;
-    let error = applied.error.map(|e| OutcomeError { exit_code: e.exit_code(), message: e.to_string() });
-    Ok(Outcome {
-        target: stack.name.clone(),
-        action: Action::Deploy,
-        descriptor: summary,
-        plan: Some(plan),
-        report: Some(applied.report),
-        rollback: applied.rollback,
-        classification: None,
-        images: image_uses,
-        error,
-    })
-}
-
-fn network_key(stack: &Stack, engine_name: &str) -> String {
-    stack
-        .services
-        .values()
-        .flat_map(crate::engine::spec::service_networks)
-        .find(|k| stack.network_name(k) == engine_name)
-        .unwrap_or_else(|| crate::stack::DEFAULT_NETWORK.to_string())
-}
-
-async fn status(
-    request: &Request,
-    engine: &DockerEngine,
-    stack: &Stack,
-    summary: DescriptorSummary,
-) -> Result<Outcome> {
-    let observed = engine.observe(&stack.name).await?;
-    // What runs now has had all the time it needs: no stability window.
-    let mut watch = Watch::new(engine, stack, Duration::ZERO, request.options.log_lines);
-    for c in &observed {
-        if stack.services.contains_key(&c.service) {
-            watch.track(&c.service, &c.id).await?;
-        }
-    }
-    let report = watch.report(false).await;
-    Ok(Outcome { report: Some(report), ..Outcome::new(stack.name.clone(), Action::Status, summary) })
-}
-
-async fn down(
-    request: &Request,
-    engine: &DockerEngine,
-    stack: &Stack,
-    summary: DescriptorSummary,
-    progress: &dyn Progress,
-) -> Result<Outcome> {
-    let observed = engine.observe(&stack.name).await?;
-    // Dependents go first: the reverse of the start order, one level at a
-    // time; a level's containers go at once (`parallelism` at a time).
-    let levels: Vec<Vec<String>> = stack.start_levels().unwrap_or_default();
-    let level_of = |service: &str| levels.iter().position(|l| l.iter().any(|s| s == service)).unwrap_or(usize::MAX);
-    let mut by_level: std::collections::BTreeMap<std::cmp::Reverse<usize>, Vec<&plan::ObservedContainer>> =
-        Default::default();
-    for c in &observed {
-        by_level.entry(std::cmp::Reverse(level_of(&c.service))).or_default().push(c);
-    }
-    let mut changes = Vec::new();
-    for (_, doomed) in by_level {
-        for c in &doomed {
-            progress.step(&format!("removing {}", c.name));
-        }
-        for batch in doomed.chunks(request.options.parallelism.max(1)) {
-            let removals: Vec<_> = batch.iter().map(|c| engine.remove_container(&c.id, &c.name)).collect();
-            for result in futures_util::future::join_all(removals).await {
-                result?;
-            }
-        }
-        changes.extend(doomed.iter().map(|c| ServiceChange {
-            service: c.service.clone(),
-            container: c.name.clone(),
-            action: ChangeKind::Remove,
-            reasons: vec!["down".into()],
-            level: 0,
-            strategy: None,
-        }));
-    }
-    let networks = engine.target_networks(&stack.name).await?;
-    for network in &networks {
-        progress.step(&format!("removing network {network}"));
-        engine.remove_network(network).await?;
-    }
-    let mut warnings = Vec::new();
-    let volumes = engine.target_volumes(&stack.name).await?;
-    if request.options.remove_volumes {
-        for volume in &volumes {
-            progress.step(&format!("removing volume {volume}"));
-            engine.remove_volume(volume).await?;
-        }
-    } else if !volumes.is_empty() {
-        warnings.push(format!("kept volumes {} (use --volumes to remove them)", volumes.join(", ")));
-    }
-    let plan = Plan { target: stack.name.clone(), services: changes, networks, volumes: vec![], warnings };
-    Ok(Outcome { plan: Some(plan), ..Outcome::new(stack.name.clone(), Action::Down, summary) })
 }

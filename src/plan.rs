@@ -160,6 +160,8 @@ pub fn config_hash(stack: &Stack, service: &str, svc: &Service) -> ConfigHash {
     // leaves it out of its hash too); the image ID decides instead.
     if let serde_json::Value::Object(map) = &mut value {
         map.remove("pull_policy");
+        // Swarm-only settings change nothing in a container.
+        map.remove("swarm");
     }
     let mut fields = BTreeMap::new();
     if let serde_json::Value::Object(map) = &value {

@@ -263,6 +263,10 @@ pub struct Outcome {
     /// say what state it left).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<OutcomeError>,
+    /// The engine the request acted on (`unix:///var/run/docker.sock`,
+    /// `swarm tcp://manager:2376`), so a report says where things ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// Where a service's image came from and exactly which image it is.
@@ -307,6 +311,7 @@ impl Outcome {
             classification: None,
             images: vec![],
             error: None,
+            engine: None,
         }
     }
 

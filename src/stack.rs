@@ -18,9 +18,11 @@ use serde::{Deserialize, Serialize};
 
 mod container;
 mod resources;
+mod swarm;
 
 pub use container::{Device, FileMount, FileSource, Ulimit};
 pub use resources::{Network, Subnet, Volume};
+pub use swarm::{Placement, SwarmDeploy, SwarmRestart, UpdateConfig};
 
 /// Which descriptor format a file was written in. Kept for messages and for
 /// the few places where the formats really behave differently (v1 services
@@ -213,6 +215,11 @@ pub struct Service {
     /// Configs mounted read-only into the container (`/NAME` by default).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub configs: Vec<FileMount>,
+    /// What `deploy:` says that only Swarm acts on (replicas, update and
+    /// rollback settings, placement). Not part of a container's
+    /// configuration hash; a `swarm` environment deploys with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swarm: Option<SwarmDeploy>,
 }
 
 /// Compose's `pull_policy`.

@@ -89,21 +89,6 @@ const REFUSED_VALID: &[(&str, &str, &str)] = &[
         "neither `image` nor `build`",
         "a specification snippet with no image (corpus README); both tools refuse it too",
     ),
-    (
-        "trees/docker-compose-v1/tests/fixtures/v3-full/docker-compose.yml",
-        "more than one replica",
-        "deploy.replicas: 6; dockmaster runs one container per service and refuses rather than deploy 1 of 6",
-    ),
-    (
-        "trees/docker-compose-v1/tests/fixtures/compatibility-mode/docker-compose.yml",
-        "more than one replica",
-        "deploy.replicas: 3; dockmaster runs one container per service and refuses rather than deploy 1 of 3",
-    ),
-    (
-        "trees/docker-compose-v2/pkg/e2e/fixtures/scale/compose.yaml",
-        "more than one replica",
-        "deploy.replicas: 2; dockmaster runs one container per service and refuses rather than deploy 1 of 2",
-    ),
 ];
 
 /// `invalid` files dockmaster reads: (file, why).

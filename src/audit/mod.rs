@@ -89,6 +89,11 @@ pub struct Record {
     /// The normalised descriptor deployed, secrets masked (deploys only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub descriptor: Option<String>,
+    /// The engine the request acted on (absent in records written before
+    /// environments named engines, and for requests refused before one
+    /// was reached).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// An approval of one exact descriptor for one environment.

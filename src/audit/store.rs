@@ -73,7 +73,9 @@ impl Store {
     /// request before it changes something nobody could account for.
     pub fn open(path: &Path) -> Result<Store> {
         let store = Store { path: path.to_path_buf() };
-        store.connect()?.execute_batch(SCHEMA).map_err(|e| unwritable(path, e))?;
+        let conn = store.connect()?;
+        conn.execute_batch(SCHEMA).map_err(|e| unwritable(path, e))?;
+        migrate(&conn).map_err(|e| unwritable(path, e))?;
         Ok(store)
     }
 
@@ -93,9 +95,9 @@ impl Store {
         conn.execute(
             "INSERT INTO requests (started, finished, user, groups, origin, origin_detail, action, reference,
                 environment, target, version, digest, decision, classification, differences, violations, plan,
-                verdict, exit_code, rolled_back, error, descriptor)
+                verdict, exit_code, rolled_back, error, descriptor, engine)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20,
-                ?21, ?22)",
+                ?21, ?22, ?23)",
             params![
                 r.started as i64,
                 r.finished as i64,
@@ -119,6 +121,7 @@ impl Store {
                 r.rolled_back,
                 r.error,
                 r.descriptor,
+                r.engine,
             ],
         )
         .map_err(|e| unwritable(&self.path, e))?;
@@ -172,7 +175,7 @@ impl Store {
         let conn = self.connect()?;
         let mut sql = "SELECT id, started, finished, user, groups, origin, origin_detail, action, reference,
             environment, target, version, digest, decision, classification, differences, violations, plan, verdict,
-            exit_code, rolled_back, error, descriptor FROM requests WHERE started >= ?1"
+            exit_code, rolled_back, error, descriptor, engine FROM requests WHERE started >= ?1"
             .to_string();
         let mut args: Vec<Box<dyn rusqlite::ToSql>> = vec![Box::new(query.since.unwrap_or(0) as i64)];
         if let Some(target) = &query.target {
@@ -227,11 +230,24 @@ impl Store {
                     rolled_back: row.get(20)?,
                     error: row.get(21)?,
                     descriptor: row.get(22)?,
+                    engine: row.get(23)?,
                 })
             })
             .map_err(|e| unreadable(&self.path, e))?;
         rows.collect::<std::result::Result<Vec<_>, _>>().map_err(|e| unreadable(&self.path, e))
     }
+}
+
+/// Brings a trail written by an earlier dockmaster up to today's columns.
+/// Columns are only ever added (an append-only trail keeps its rows as
+/// they were written); old rows read them as empty.
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    let mut stmt = conn.prepare("SELECT name FROM pragma_table_info('requests')")?;
+    let columns: Vec<String> = stmt.query_map([], |row| row.get(0))?.collect::<rusqlite::Result<_>>()?;
+    if !columns.iter().any(|c| c == "engine") {
+        conn.execute_batch("ALTER TABLE requests ADD COLUMN engine TEXT")?;
+    }
+    Ok(())
 }
 
 /// A connection for dockmaster's SQLite files (the audit trail, the

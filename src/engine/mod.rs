@@ -6,6 +6,7 @@
 //! done, to what, and what the engine answered.
 
 pub mod archive;
+pub mod connect;
 pub mod spec;
 
 use std::collections::{BTreeMap, HashMap};
@@ -85,16 +86,12 @@ impl DockerEngine {
     /// Connects to the engine named by `DOCKER_HOST` (or the local socket),
     /// negotiates the API version and checks that it answers.
     pub async fn connect(extra_labels: BTreeMap<String, String>) -> Result<DockerEngine> {
-        let host = std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
-        let unreachable = |e: &dyn std::fmt::Display| {
-            Error::Unreachable(format!(
-                "Docker engine at {host} is unreachable: {e}. Is the daemon running, and may this user use it? (set DOCKER_HOST to use another engine)"
-            ))
-        };
-        let docker = Docker::connect_with_defaults().map_err(|e| unreachable(&e))?;
-        let docker = docker.negotiate_version().await.map_err(|e| unreachable(&e))?;
-        docker.ping().await.map_err(|e| unreachable(&e))?;
-        Ok(DockerEngine { docker, host, extra_labels })
+        DockerEngine::connect_to(&connect::EngineConfig::default(), "default", extra_labels).await
+    }
+
+    /// The bollard client, for the Swarm engine's service calls.
+    pub(crate) fn docker(&self) -> &Docker {
+        &self.docker
     }
 
     /// Every container of a target, running or not.

@@ -56,12 +56,23 @@ type Fields = BTreeMap<String, String>;
 
 /// Compares `stack` with the containers of its target that run now.
 pub fn classify(stack: &Stack, observed: &[ObservedContainer]) -> Classification {
+    classify_with(stack, observed, config_hash)
+}
+
+/// [`classify`] with another engine's configuration hash (Swarm services
+/// hash their replica and rollout settings too).
+pub fn classify_with(
+    stack: &Stack,
+    observed: &[ObservedContainer],
+    hash: impl Fn(&Stack, &str, &crate::stack::Service) -> crate::plan::ConfigHash,
+) -> Classification {
     let mut old: BTreeMap<String, Option<Fields>> = BTreeMap::new();
     for c in observed {
         let fields = (!c.field_hashes.is_empty()).then(|| c.field_hashes.clone());
         old.insert(c.service.clone(), fields);
     }
-    let mut c = compare(&fields_of(stack), &old, Vec::new());
+    let new = stack.services.iter().map(|(name, svc)| (name.clone(), hash(stack, name, svc).fields)).collect();
+    let mut c = compare(&new, &old, Vec::new());
     c.images = c.images.iter().map(|s| format!("service `{s}`: image now `{}`", stack.services[s].image)).collect();
     c
 }

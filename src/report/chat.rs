@@ -257,6 +257,7 @@ mod tests {
             classification: None,
             images: vec![],
             error: None,
+            engine: None,
         }
     }
 

@@ -117,6 +117,7 @@ mod tests {
             classification: None,
             images: vec![],
             error: None,
+            engine: None,
         };
         let v: serde_json::Value = serde_json::from_str(&render(&outcome)).unwrap();
         assert_eq!(v["target"], "shop");

@@ -274,6 +274,7 @@ mod tests {
             classification: None,
             images: vec![],
             error: None,
+            engine: None,
         };
         let text = render(&outcome);
         assert!(text.contains("worker is crashed: crash loop"), "{text}");

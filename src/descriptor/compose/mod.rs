@@ -38,6 +38,7 @@ mod ports;
 mod runtime;
 mod select;
 mod service;
+mod swarm;
 mod toplevel;
 mod units;
 mod v1;

@@ -16,7 +16,7 @@ use super::value::{
     boolean, float, integer, is_empty, mapping, opt_string, scalar_string, string, string_list, type_name, unknown_key,
     unsigned, unsupported_key,
 };
-use crate::stack::{Healthcheck, Logging, Resources};
+use crate::stack::{Healthcheck, Logging, Resources, SwarmDeploy};
 
 #[rustfmt::skip]
 const HEALTHCHECK_KEYS: &[&str] = &[
@@ -302,14 +302,17 @@ impl ResourceKeys {
 pub(crate) struct Deploy {
     /// `restart_policy`, as an engine restart policy.
     pub(crate) restart: Option<String>,
-    /// `replicas`, when given: 0 or 1 (more are refused).
+    /// `replicas`, when given.
     pub(crate) replicas: Option<i64>,
+    /// What only Swarm acts on; `None` when nothing Swarm-only is set.
+    pub(crate) swarm: Option<SwarmDeploy>,
 }
 
-/// `deploy:`. What a single engine can honour is read (resources, a restart
-/// policy, zero or one replica); what only Swarm acts on (placement, update
-/// and rollback settings, service labels) is ignored with a warning, as
-/// Compose ignores it; the rest is refused.
+/// `deploy:`. Resources and the restart policy apply on every engine;
+/// replicas, placement, update and rollback settings and service labels
+/// are kept for `swarm` environments (a single engine warns that it
+/// ignores them, and refuses more than one replica when deploying); the
+/// rest is refused.
 pub(crate) fn deploy(
     value: &Value,
     place: &Place,
@@ -317,6 +320,10 @@ pub(crate) fn deploy(
     warnings: &mut Vec<String>,
 ) -> Parsed<Deploy> {
     let mut out = Deploy::default();
+    let mut swarm = SwarmDeploy::default();
+    let swarm_only = |at: &Place, warnings: &mut Vec<String>| {
+        warnings.push(format!("{}: acted on only by a `swarm` environment; a single engine ignores it", at.describe()))
+    };
     for (key, v) in mapping(value, place)? {
         let at = place.key(&key);
         match key.as_str() {
@@ -327,12 +334,8 @@ pub(crate) fn deploy(
             }
             "replicas" => {
                 out.replicas = if v.is_null() { None } else { Some(integer(v, &at)?) };
-                if out.replicas.is_some_and(|n| !(0..=1).contains(&n)) {
-                    return Err(place.fault_at_key(
-                        &key,
-                        "more than one replica is not supported yet by dockmaster (it runs one container per \
-                         service); set `replicas` to 1, or 0 to leave the service out",
-                    ));
+                if let Some(n) = out.replicas {
+                    swarm.replicas = Some(u64::try_from(n).map_err(|_| at.fault("replicas cannot be negative"))?);
                 }
             }
             "endpoint_mode" => {
@@ -341,18 +344,25 @@ pub(crate) fn deploy(
                 }
             }
             "resources" => deploy_resources(v, &at, resources, warnings)?,
-            "restart_policy" => out.restart = restart_policy_block(v, &at, warnings)?,
-            "labels" | "update_config" | "rollback_config" | "placement" => {
-                if !is_empty(v) {
-                    warnings.push(format!(
-                        "{}: ignored: only Swarm acts on it, and dockmaster deploys to a single engine",
-                        at.describe()
-                    ));
-                }
+            "restart_policy" => {
+                out.restart = restart_policy_block(v, &at, warnings)?;
+                swarm.restart_policy = super::swarm::restart(v, &at)?;
             }
+            "labels" => swarm.labels = super::swarm::labels(v, &at)?,
+            "update_config" => swarm.update_config = super::swarm::update_config(v, &at, false)?,
+            "rollback_config" => swarm.rollback_config = super::swarm::update_config(v, &at, true)?,
+            "placement" => swarm.placement = super::swarm::placement(v, &at)?,
             k if k.starts_with("x-") => {}
             k => return Err(unknown_key(place, k, DEPLOY_KEYS)),
         }
+        if matches!(key.as_str(), "labels" | "update_config" | "rollback_config" | "placement") && !is_empty(v) {
+            swarm_only(&at, warnings);
+        }
+    }
+    // The restart policy alone applies on every engine already.
+    let only_restart = SwarmDeploy { restart_policy: None, ..swarm.clone() }.is_empty();
+    if !only_restart || swarm.restart_policy.as_ref().is_some_and(|r| r.delay.is_some() || r.window.is_some()) {
+        out.swarm = Some(swarm);
     }
     Ok(out)
 }
@@ -426,7 +436,7 @@ fn restart_policy_block(value: &Value, place: &Place, warnings: &mut Vec<String>
                 if let Some(text) = opt_string(v, &at)? {
                     duration(&text).map_err(|why| at.fault(why))?;
                     warnings.push(format!(
-                        "{}: ignored: only Swarm honours it; the engine restarts with its own back-off",
+                        "{}: acted on only by a `swarm` environment; a single engine restarts with its own back-off",
                         at.describe()
                     ));
                 }
@@ -537,15 +547,22 @@ mod tests {
         let mut warnings = Vec::new();
         let mut keys = ResourceKeys::default();
         deploy(
-            &yaml("{placement: {constraints: [a]}, update_config: {parallelism: 2}, labels: [a=b], resources: {reservations: {cpus: '1'}}}"),
+            &yaml("{placement: {constraints: ['node.role == manager']}, update_config: {parallelism: 2}, labels: [a=b], resources: {reservations: {cpus: '1'}}, replicas: 3}"),
             &at,
             &mut keys,
             &mut warnings,
         )
         .unwrap();
         assert_eq!(warnings.len(), 4, "{warnings:?}");
+        assert!(warnings.iter().any(|w| w.contains("only by a `swarm` environment")), "{warnings:?}");
+        let kept = deploy(&yaml("{replicas: 3, update_config: {order: start-first}}"), &at, &mut keys, &mut warnings)
+            .unwrap()
+            .swarm
+            .unwrap();
+        assert_eq!(kept.replicas, Some(3));
+        assert_eq!(kept.update_config.unwrap().order.as_deref(), Some("start-first"));
         for bad in [
-            "{replicas: 3}",
+            "{replicas: -1}",
             "{mode: global}",
             "{resources: {reservations: {devices: [{capabilities: [gpu]}]}}}",
             "{resources: {limits: {memry: 1g}}}",

@@ -155,6 +155,7 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
             "deploy" => {
                 let deploy = runtime::deploy(v, &at, &mut resources, &mut cx.warnings)?;
                 deploy_restart = deploy.restart;
+                svc.swarm = deploy.swarm;
                 if deploy.replicas == Some(0) {
                     cx.scaled_to_zero.push(name.to_string());
                 }

@@ -447,7 +447,7 @@ fn errors_name_the_file_the_line_the_place_and_the_fix() {
             "services:\n  web:\n    image: x\n    cgroup_parent: m\n",
             &[":4: service \"web\": key \"cgroup_parent\" is not supported yet by dockmaster"],
         ),
-        ("services:\n  web:\n    image: x\n    deploy:\n      replicas: 3\n", &["more than one replica"]),
+        ("services:\n  web:\n    image: x\n    deploy:\n      replicas: -2\n", &["replicas cannot be negative"]),
         (
             "services:\n  web:\n    image: x\n    extends: base\n",
             &[":4: service \"web\", key \"extends\": cannot extend service \"base\"", "no such service"],

@@ -1,0 +1,336 @@
+//! The engine stages on one Docker engine: dockmaster creates, replaces
+//! and removes the containers itself (see [`crate::apply`]) and watches
+//! them (see [`crate::health`]).
+
+use std::time::Duration;
+
+use super::{Cx, Engine};
+use crate::apply::Apply;
+use crate::config::Config;
+use crate::engine::DockerEngine;
+use crate::error::{Error, Result};
+use crate::health::Watch;
+use crate::pipeline::Progress;
+use crate::plan::{self, ChangeKind, ImageIds, Plan, ServiceChange};
+use crate::request::{Action, DescriptorSummary, ImageUse, Outcome, OutcomeError, Request};
+use crate::shutdown::Shutdown;
+use crate::stack::Stack;
+
+impl Engine for DockerEngine {
+    fn describe(&self) -> String {
+        self.host.clone()
+    }
+
+    async fn observe(&self, target: &str) -> Result<Vec<plan::ObservedContainer>> {
+        DockerEngine::observe(self, target).await
+    }
+
+    async fn plan(&self, _cx: &Cx<'_>, stack: &Stack) -> Result<Plan> {
+        let images = local_images(self, stack).await?;
+        observe_and_plan(self, stack, &images).await
+    }
+
+    async fn deploy(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
+        refuse_replicas(stack)?;
+        deploy(cx.request, cx.config, self, stack, summary, cx.progress, cx.shutdown).await
+    }
+
+    async fn status(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
+        status(cx.request, self, stack, summary).await
+    }
+
+    async fn down(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
+        down(cx.request, self, stack, summary, cx.progress).await
+    }
+}
+
+/// One engine runs one container per service: more replicas need a
+/// `swarm` environment, and saying so beats deploying one silently.
+fn refuse_replicas(stack: &Stack) -> Result<()> {
+    for (name, svc) in &stack.services {
+        if let Some(n) = svc.swarm.as_ref().and_then(|s| s.replicas).filter(|n| *n > 1) {
+            return Err(Error::Descriptor(format!(
+                "service `{name}`: deploy.replicas is {n}, but this environment's engine runs one container per \
+                 service; deploy to an environment whose engine has `kind: swarm`, or set replicas to 1"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The image ID each service's image has on the engine now (`None` when
+/// missing), without building or pulling anything.
+async fn local_images(engine: &DockerEngine, stack: &Stack) -> Result<ImageIds> {
+    let mut images = ImageIds::new();
+    for (name, svc) in &stack.services {
+        images.insert(name.clone(), engine.image_id(&svc.image).await?);
+    }
+    Ok(images)
+}
+
+async fn observe_and_plan(engine: &DockerEngine, stack: &Stack, images: &ImageIds) -> Result<Plan> {
+    let observed = engine.observe(&stack.name).await?;
+    let networks = engine.existing_networks(&plan::wanted_networks(stack)).await?;
+    let volumes = engine.existing_volumes(&plan::wanted_volumes(stack)).await?;
+    Ok(plan::plan(stack, &observed, images, &networks, &volumes))
+}
+
+/// Makes sure every image exists: builds what has a build section and is
+/// missing (or everything with `--build`), loads what is missing from the
+/// configured image archives, and pulls the rest that is missing. Says where
+/// each image came from.
+async fn ensure_images(
+    request: &Request,
+    config: &Config,
+    engine: &DockerEngine,
+    stack: &Stack,
+    progress: &dyn Progress,
+) -> Result<(ImageIds, Vec<ImageUse>)> {
+    let mut images = ImageIds::new();
+    let mut uses = Vec::new();
+    let mut built: Vec<String> = Vec::new();
+    for (name, svc) in &stack.services {
+        let existing = engine.image_id(&svc.image).await?;
+        let buildable = svc.build.is_some();
+        let policy = svc.pull_policy.unwrap_or(crate::stack::PullPolicy::Missing);
+        if policy == crate::stack::PullPolicy::Build && !buildable {
+            return Err(Error::Descriptor(format!("service `{name}`: pull_policy: build needs a build section")));
+        }
+        let force_build = request.options.build || policy == crate::stack::PullPolicy::Build;
+        let force_pull = policy == crate::stack::PullPolicy::Always && !buildable;
+        let mut archive = None;
+        let (id, source) = if buildable && built.contains(&svc.image) {
+            // Several services may share one built image: build it once.
+            (engine.image_id(&svc.image).await?, "built")
+        } else if buildable && (force_build || existing.is_none()) {
+            progress.step(&format!("building image `{}` for service `{name}`", svc.image));
+            let mut lines = |line: &str| progress.step(&format!("  {line}"));
+            built.push(svc.image.clone());
+            (Some(engine.build(name, svc, &mut lines).await?), "built")
+        } else if force_pull && config.deploy.pull != Some(crate::config::PullPolicy::Never) {
+            progress.step(&format!("pulling image `{}` for service `{name}` (pull_policy: always)", svc.image));
+            let mut lines = |line: &str| progress.step(&format!("  {line}"));
+            (Some(engine.pull(&svc.image, &mut lines).await?), "pulled")
+        } else if let Some(id) = existing {
+            (Some(id), "present")
+        } else if policy == crate::stack::PullPolicy::Never {
+            return Err(Error::Unreachable(format!(
+                "image `{}` of service `{name}` is not on the engine and the service says pull_policy: never; \
+                 build or load it on the engine first",
+                svc.image
+            )));
+        } else if let Some(path) =
+            config.image_archives.as_deref().and_then(|dir| crate::engine::archive::find(dir, &svc.image))
+        {
+            progress.step(&format!("loading image `{}` from archive {}", svc.image, path.display()));
+            engine.load_archive(&path).await?;
+            archive = Some(path.display().to_string());
+            let id = engine.image_id(&svc.image).await?.ok_or_else(|| {
+                Error::Engine(format!(
+                    "archive {} was loaded but image `{}` is not on the engine",
+                    path.display(),
+                    svc.image
+                ))
+            })?;
+            (Some(id), "archive")
+        } else if config.deploy.pull == Some(crate::config::PullPolicy::Never) {
+            return Err(Error::Unreachable(format!(
+                "image `{}` of service `{name}` is not on the engine, no archive in `image_archives` holds it, \
+                 and pulling is disabled (deploy.pull: never); build or load it on the engine first",
+                svc.image
+            )));
+        } else {
+            progress.step(&format!("pulling image `{}` for service `{name}`", svc.image));
+            let mut lines = |line: &str| progress.step(&format!("  {line}"));
+            (Some(engine.pull(&svc.image, &mut lines).await?), "pulled")
+        };
+        uses.push(ImageUse {
+            service: name.clone(),
+            image: svc.image.clone(),
+            id: id.clone(),
+            source: source.to_string(),
+            archive,
+            repo_digests: engine.repo_digests(&svc.image).await,
+        });
+        images.insert(name.clone(), id);
+    }
+    Ok((images, uses))
+}
+
+/// Checks what must exist outside the stack before anything changes, so a
+/// deploy that cannot succeed fails with nothing touched.
+async fn preflight(engine: &DockerEngine, stack: &Stack) -> Result<()> {
+    for (name, svc) in &stack.services {
+        for from in &svc.volumes_from {
+            if let crate::stack::VolumesFromSource::Container(container) = &from.source {
+                if !engine.container_exists(container).await? {
+                    return Err(Error::Descriptor(format!(
+                        "service `{name}`: volumes_from names container `{container}`, which does not exist on the engine \
+                         (define it as a service in the descriptor, or create it first)"
+                    )));
+                }
+            }
+        }
+    }
+    for (key, network) in &stack.networks {
+        if network.external && engine.existing_networks(&[stack.network_name(key)]).await?.is_empty() {
+            return Err(Error::Descriptor(format!(
+                "network `{key}` is external but `{}` does not exist on the engine (create it with `docker network create`)",
+                stack.network_name(key)
+            )));
+        }
+    }
+    for (key, volume) in &stack.volumes {
+        if volume.external && engine.existing_volumes(&[stack.volume_name(key)]).await?.is_empty() {
+            return Err(Error::Descriptor(format!(
+                "volume `{key}` is external but `{}` does not exist on the engine (create it with `docker volume create`)",
+                stack.volume_name(key)
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn deploy(
+    request: &Request,
+    config: &Config,
+    engine: &DockerEngine,
+    stack: &Stack,
+    summary: DescriptorSummary,
+    progress: &dyn Progress,
+    shutdown: &Shutdown,
+) -> Result<Outcome> {
+    preflight(engine, stack).await?;
+    let (images, image_uses) = ensure_images(request, config, engine, stack, progress).await?;
+    let plan = observe_and_plan(engine, stack, &images).await?;
+    for warning in &plan.warnings {
+        progress.step(&format!("warning: {warning}"));
+    }
+    if plan.is_noop() {
+        progress.step(&format!("no changes: all {} services of `{}` are up to date", plan.services.len(), stack.name));
+    }
+    let observed = engine.observe(&stack.name).await?;
+    for network in &plan.networks {
+        let key = network_key(stack, network);
+        progress.step(&format!("creating network {network}"));
+        engine.create_network(stack, &key).await?;
+    }
+    for volume in &plan.volumes {
+        let key = stack.volumes.keys().find(|k| stack.volume_name(k) == *volume).cloned().unwrap_or_default();
+        progress.step(&format!("creating volume {volume}"));
+        engine.create_volume(stack, &key).await?;
+    }
+    let mut descriptor_labels = std::collections::BTreeMap::new();
+    descriptor_labels.insert(crate::engine::LABEL_REFERENCE.to_string(), summary.reference.clone());
+    descriptor_labels.insert(crate::engine::LABEL_DIGEST.to_string(), summary.digest.clone());
+    if let Some(version) = &summary.version {
+        descriptor_labels.insert(crate::engine::LABEL_VERSION.to_string(), version.clone());
+    }
+    let apply = Apply {
+        engine,
+        stack,
+        plan: &plan,
+        observed: &observed,
+        options: &request.options,
+        progress,
+        shutdown,
+        descriptor_labels,
+    };
+    let applied = apply.run().await;
+    let error = applied.error.map(|e| OutcomeError { exit_code: e.exit_code(), message: e.to_string() });
+    Ok(Outcome {
+        target: stack.name.clone(),
+        action: Action::Deploy,
+        descriptor: summary,
+        plan: Some(plan),
+        report: Some(applied.report),
+        rollback: applied.rollback,
+        classification: None,
+        images: image_uses,
+        error,
+        engine: None,
+    })
+}
+
+fn network_key(stack: &Stack, engine_name: &str) -> String {
+    stack
+        .services
+        .values()
+        .flat_map(crate::engine::spec::service_networks)
+        .find(|k| stack.network_name(k) == engine_name)
+        .unwrap_or_else(|| crate::stack::DEFAULT_NETWORK.to_string())
+}
+
+async fn status(
+    request: &Request,
+    engine: &DockerEngine,
+    stack: &Stack,
+    summary: DescriptorSummary,
+) -> Result<Outcome> {
+    let observed = engine.observe(&stack.name).await?;
+    // What runs now has had all the time it needs: no stability window.
+    let mut watch = Watch::new(engine, stack, Duration::ZERO, request.options.log_lines);
+    for c in &observed {
+        if stack.services.contains_key(&c.service) {
+            watch.track(&c.service, &c.id).await?;
+        }
+    }
+    let report = watch.report(false).await;
+    Ok(Outcome { report: Some(report), ..Outcome::new(stack.name.clone(), Action::Status, summary) })
+}
+
+async fn down(
+    request: &Request,
+    engine: &DockerEngine,
+    stack: &Stack,
+    summary: DescriptorSummary,
+    progress: &dyn Progress,
+) -> Result<Outcome> {
+    let observed = engine.observe(&stack.name).await?;
+    // Dependents go first: the reverse of the start order, one level at a
+    // time; a level's containers go at once (`parallelism` at a time).
+    let levels: Vec<Vec<String>> = stack.start_levels().unwrap_or_default();
+    let level_of = |service: &str| levels.iter().position(|l| l.iter().any(|s| s == service)).unwrap_or(usize::MAX);
+    let mut by_level: std::collections::BTreeMap<std::cmp::Reverse<usize>, Vec<&plan::ObservedContainer>> =
+        Default::default();
+    for c in &observed {
+        by_level.entry(std::cmp::Reverse(level_of(&c.service))).or_default().push(c);
+    }
+    let mut changes = Vec::new();
+    for (_, doomed) in by_level {
+        for c in &doomed {
+            progress.step(&format!("removing {}", c.name));
+        }
+        for batch in doomed.chunks(request.options.parallelism.max(1)) {
+            let removals: Vec<_> = batch.iter().map(|c| engine.remove_container(&c.id, &c.name)).collect();
+            for result in futures_util::future::join_all(removals).await {
+                result?;
+            }
+        }
+        changes.extend(doomed.iter().map(|c| ServiceChange {
+            service: c.service.clone(),
+            container: c.name.clone(),
+            action: ChangeKind::Remove,
+            reasons: vec!["down".into()],
+            level: 0,
+            strategy: None,
+        }));
+    }
+    let networks = engine.target_networks(&stack.name).await?;
+    for network in &networks {
+        progress.step(&format!("removing network {network}"));
+        engine.remove_network(network).await?;
+    }
+    let mut warnings = Vec::new();
+    let volumes = engine.target_volumes(&stack.name).await?;
+    if request.options.remove_volumes {
+        for volume in &volumes {
+            progress.step(&format!("removing volume {volume}"));
+            engine.remove_volume(volume).await?;
+        }
+    } else if !volumes.is_empty() {
+        warnings.push(format!("kept volumes {} (use --volumes to remove them)", volumes.join(", ")));
+    }
+    let plan = Plan { target: stack.name.clone(), services: changes, networks, volumes: vec![], warnings };
+    Ok(Outcome { plan: Some(plan), ..Outcome::new(stack.name.clone(), Action::Down, summary) })
+}

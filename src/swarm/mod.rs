@@ -1,0 +1,471 @@
+//! The Swarm engine: a descriptor deployed as a stack of Swarm services on
+//! a manager node, for targets that span machines.
+//!
+//! dockmaster does not schedule anything itself here. It writes service
+//! specs the way `docker stack deploy` does (so `docker stack ps` and
+//! `docker stack services` keep working), lets Swarm roll them out with the
+//! descriptor's `update_config`, watches tasks until every service has its
+//! replicas running (healthy, where it has a healthcheck) or the deadline
+//! passes, and rolls back through Swarm's own service rollback. Identity,
+//! access, policy, locks, approvals and the audit trail stay in the
+//! pipeline, so a cluster gets the same guarantees as one host.
+
+pub mod spec;
+mod watch;
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::errors::Error as BollardError;
+use bollard::models::{Service as SwarmService, ServiceSpec};
+use bollard::query_parameters::{
+    InspectServiceOptionsBuilder, ListNetworksOptionsBuilder, ListServicesOptionsBuilder, UpdateServiceOptionsBuilder,
+};
+
+use crate::apply::RollbackReport;
+use crate::engine::spec::{network_body, service_networks, LABEL_FIELDS, LABEL_HASH, LABEL_SERVICE, LABEL_TARGET};
+use crate::engine::{DockerEngine, LABEL_DIGEST, LABEL_REFERENCE, LABEL_VERSION};
+use crate::error::{Error, Result};
+use crate::pipeline::{Cx, Engine};
+use crate::plan::{ChangeKind, ObservedContainer, Plan, ServiceChange};
+use crate::policy::Classification;
+use crate::request::{Action, DescriptorSummary, Outcome};
+use crate::stack::Stack;
+use watch::Watched;
+
+/// A Swarm manager reached through its Docker API.
+pub struct SwarmEngine {
+    engine: DockerEngine,
+    environment: String,
+}
+
+impl SwarmEngine {
+    /// Checks that the engine is a Swarm manager: only managers accept
+    /// service changes, and a worker or a node outside any swarm would
+    /// fail every call with a less helpful message.
+    pub async fn new(engine: DockerEngine, environment: &str) -> Result<SwarmEngine> {
+        let info = engine.docker().info().await.map_err(|e| {
+            Error::Unreachable(format!("environment `{environment}`: engine at {} did not answer: {e}", engine.host))
+        })?;
+        let swarm = info.swarm.unwrap_or_default();
+        if swarm.control_available != Some(true) {
+            let state = swarm.local_node_state.map(|s| s.to_string()).unwrap_or_else(|| "unknown".into());
+            let error = swarm.error.filter(|e| !e.is_empty()).map(|e| format!(", error: {e}")).unwrap_or_default();
+            return Err(Error::Unreachable(format!(
+                "environment `{environment}`: the engine at {} is not a Swarm manager (swarm state: {state}{error}); \
+                 run `docker swarm init` there, point engine.host at a manager node, or set engine.kind: docker",
+                engine.host
+            )));
+        }
+        Ok(SwarmEngine { engine, environment: environment.to_string() })
+    }
+
+    /// The target's services, with their task counts.
+    async fn services(&self, target: &str) -> Result<Vec<SwarmService>> {
+        let filters: HashMap<String, Vec<String>> =
+            [("label".to_string(), vec![format!("{LABEL_TARGET}={target}")])].into_iter().collect();
+        let options = ListServicesOptionsBuilder::default().filters(&filters).status(true).build();
+        self.engine.docker().list_services(Some(options)).await.map_err(|e| self.fail("list services", e))
+    }
+
+    async fn inspect(&self, name: &str) -> Result<Option<SwarmService>> {
+        let options = InspectServiceOptionsBuilder::default().build();
+        match self.engine.docker().inspect_service(name, Some(options)).await {
+            Ok(s) => Ok(Some(s)),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(self.fail(&format!("inspect service {name}"), e)),
+        }
+    }
+
+    fn fail(&self, doing: &str, e: BollardError) -> Error {
+        match e {
+            BollardError::DockerResponseServerError { status_code, message } => Error::Engine(format!(
+                "environment `{}`: the Swarm manager refused to {doing}: {message} (HTTP {status_code})",
+                self.environment
+            )),
+            other => Error::Unreachable(format!(
+                "environment `{}`: the Swarm manager at {} stopped answering while trying to {doing}: {other}",
+                self.environment, self.engine.host
+            )),
+        }
+    }
+
+    /// Refuses a stack with fields Swarm cannot honour, naming each.
+    fn check(&self, stack: &Stack) -> Result<()> {
+        let mut problems = Vec::new();
+        for (name, svc) in &stack.services {
+            let fields = spec::unsupported(svc);
+            if !fields.is_empty() {
+                problems.push(format!("  - service `{name}`: {}", fields.join(", ")));
+            }
+        }
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(Error::Descriptor(format!(
+            "environment `{}` deploys to Swarm, which cannot honour these fields (deploy to an environment with \
+             engine.kind: docker, or remove them):\n{}",
+            self.environment,
+            problems.join("\n")
+        )))
+    }
+
+    /// Things a person should know: what Swarm ignores.
+    fn warnings(stack: &Stack) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for (name, svc) in &stack.services {
+            if !svc.depends_on.is_empty() {
+                warnings.push(format!(
+                    "service `{name}`: depends_on is not a start order on Swarm; services start together"
+                ));
+            }
+            if svc.container_name.is_some() {
+                warnings
+                    .push(format!("service `{name}`: container_name is ignored on Swarm (tasks are named by Swarm)"));
+            }
+            if svc.build.is_some() {
+                warnings.push(format!(
+                    "service `{name}`: build is ignored on Swarm; `{}` must be on every node or in a registry",
+                    svc.image
+                ));
+            }
+        }
+        warnings
+    }
+
+    async fn existing_networks(&self, wanted: &[String]) -> Result<Vec<String>> {
+        let list = self
+            .engine
+            .docker()
+            .list_networks(Some(ListNetworksOptionsBuilder::default().build()))
+            .await
+            .map_err(|e| self.fail("list networks", e))?;
+        Ok(list.into_iter().filter_map(|n| n.name).filter(|n| wanted.contains(n)).collect())
+    }
+
+    async fn compute_plan(&self, stack: &Stack) -> Result<Plan> {
+        self.check(stack)?;
+        let observed = Engine::observe(self, &stack.name).await?;
+        let mut services = Vec::new();
+        for (name, svc) in &stack.services {
+            let hash = spec::config_hash(stack, name, svc);
+            let (action, reasons) = match observed.iter().find(|o| &o.service == name) {
+                None => (ChangeKind::Create, vec!["new service".to_string()]),
+                Some(o) if o.config_hash == hash.whole => (ChangeKind::Keep, vec![]),
+                Some(o) => {
+                    let mut changed: Vec<String> = hash
+                        .fields
+                        .iter()
+                        .filter(|(k, v)| o.field_hashes.get(*k) != Some(v))
+                        .map(|(k, _)| k.clone())
+                        .collect();
+                    changed.extend(o.field_hashes.keys().filter(|k| !hash.fields.contains_key(*k)).cloned());
+                    if changed.is_empty() {
+                        changed.push("configuration".into());
+                    }
+                    (ChangeKind::Recreate, changed)
+                }
+            };
+            services.push(ServiceChange {
+                service: name.clone(),
+                container: spec::service_name(stack, name),
+                action,
+                reasons,
+                level: 0,
+                strategy: None,
+            });
+        }
+        for o in observed.iter().filter(|o| !stack.services.contains_key(&o.service)) {
+            services.push(ServiceChange {
+                service: o.service.clone(),
+                container: o.name.clone(),
+                action: ChangeKind::Remove,
+                reasons: vec!["no longer in the descriptor".into()],
+                level: 0,
+                strategy: None,
+            });
+        }
+        let wanted: Vec<String> = owned_networks(stack);
+        let existing = self.existing_networks(&wanted).await?;
+        let networks = wanted.into_iter().filter(|n| !existing.contains(n)).collect();
+        let mut warnings = stack.warnings.clone();
+        warnings.extend(Self::warnings(stack));
+        Ok(Plan { target: stack.name.clone(), services, networks, volumes: vec![], warnings })
+    }
+
+    async fn create_networks(&self, stack: &Stack, plan: &Plan, cx: &Cx<'_>) -> Result<()> {
+        for (key, network) in &stack.networks {
+            if network.external && self.existing_networks(&[stack.network_name(key)]).await?.is_empty() {
+                return Err(Error::Descriptor(format!(
+                    "network `{key}` is external but `{}` does not exist on the swarm (create it with \
+                     `docker network create --driver overlay --attachable`)",
+                    stack.network_name(key)
+                )));
+            }
+        }
+        for name in &plan.networks {
+            let key = stack
+                .services
+                .values()
+                .flat_map(service_networks)
+                .find(|k| stack.network_name(k) == *name)
+                .unwrap_or_else(|| crate::stack::DEFAULT_NETWORK.to_string());
+            let mut body = network_body(stack, &key, &self.engine.extra_labels);
+            if stack.networks.get(&key).and_then(|n| n.driver.as_ref()).is_none() {
+                body.driver = Some("overlay".into());
+            }
+            body.attachable = Some(true);
+            body.labels.get_or_insert_with(HashMap::new).insert(spec::LABEL_NAMESPACE.into(), stack.name.clone());
+            cx.progress.step(&format!("creating overlay network {name}"));
+            self.engine
+                .docker()
+                .create_network(body)
+                .await
+                .map_err(|e| self.fail(&format!("create network {name}"), e))?;
+        }
+        Ok(())
+    }
+
+    /// Creates or updates one service; returns what undoing it takes.
+    async fn apply_one(
+        &self,
+        stack: &Stack,
+        change: &ServiceChange,
+        labels: &BTreeMap<String, String>,
+    ) -> Result<Undo> {
+        let svc = &stack.services[&change.service];
+        let hash = spec::config_hash(stack, &change.service, svc);
+        let mut all_labels = self.engine.extra_labels.clone();
+        all_labels.extend(labels.clone());
+        let body = spec::service_spec(stack, &change.service, svc, &hash, &all_labels);
+        let name = change.container.clone();
+        match change.action {
+            ChangeKind::Create => {
+                self.engine
+                    .docker()
+                    .create_service(body, None)
+                    .await
+                    .map_err(|e| self.fail(&format!("create service {name}"), e))?;
+                Ok(Undo::Created(name))
+            }
+            _ => {
+                let current = self
+                    .inspect(&name)
+                    .await?
+                    .ok_or_else(|| Error::Engine(format!("service {name} disappeared during the deploy")))?;
+                let version = current.version.and_then(|v| v.index).unwrap_or_default();
+                let options = UpdateServiceOptionsBuilder::default().version(version as i32).build();
+                self.engine
+                    .docker()
+                    .update_service(&name, body, options, None)
+                    .await
+                    .map_err(|e| self.fail(&format!("update service {name}"), e))?;
+                Ok(Undo::Updated(name))
+            }
+        }
+    }
+
+    /// Asks Swarm to roll a service back to its previous spec.
+    async fn rollback_service(&self, name: &str) -> Result<()> {
+        let Some(current) = self.inspect(name).await? else { return Ok(()) };
+        let version = current.version.and_then(|v| v.index).unwrap_or_default();
+        let spec: ServiceSpec = current.spec.unwrap_or_default();
+        let options = UpdateServiceOptionsBuilder::default().version(version as i32).rollback("previous").build();
+        self.engine
+            .docker()
+            .update_service(name, spec, options, None)
+            .await
+            .map_err(|e| self.fail(&format!("roll back service {name}"), e))?;
+        Ok(())
+    }
+
+    async fn delete(&self, name: &str) -> Result<()> {
+        match self.engine.docker().delete_service(name).await {
+            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(e) => Err(self.fail(&format!("remove service {name}"), e)),
+        }
+    }
+
+    /// Undoes a failed deploy: services Swarm has not rolled back itself go
+    /// back through Swarm's rollback; services this deploy created go away.
+    async fn undo(&self, cx: &Cx<'_>, stack: &Stack, undo: &[Undo], reason: String) -> Result<RollbackReport> {
+        let mut restored = Vec::new();
+        for u in undo {
+            match u {
+                Undo::Created(name) => {
+                    cx.progress.step(&format!("rollback: removing new service {name}"));
+                    self.delete(name).await?;
+                }
+                Undo::Updated(name) => {
+                    let state = self.inspect(name).await?.and_then(|s| s.update_status).and_then(|u| u.state);
+                    let by_swarm = matches!(
+                        state,
+                        Some(bollard::models::ServiceUpdateStatusStateEnum::ROLLBACK_STARTED)
+                            | Some(bollard::models::ServiceUpdateStatusStateEnum::ROLLBACK_COMPLETED)
+                    );
+                    if by_swarm {
+                        cx.progress.step(&format!("rollback: Swarm is already rolling {name} back"));
+                    } else {
+                        cx.progress.step(&format!("rollback: asking Swarm to roll {name} back"));
+                        self.rollback_service(name).await?;
+                    }
+                    restored.push(name.clone());
+                }
+            }
+        }
+        let services: Vec<String> =
+            stack.services.keys().filter(|s| restored.contains(&spec::service_name(stack, s))).cloned().collect();
+        let report = watch::watch(self, cx, stack, &services, Watched::Rollback).await?;
+        let version = self.observe_versions(&stack.name).await?.into_iter().next();
+        Ok(RollbackReport { reason, version, restored: report })
+    }
+
+    async fn observe_versions(&self, target: &str) -> Result<Vec<String>> {
+        Ok(Engine::observe(self, target).await?.into_iter().filter_map(|o| o.descriptor_version).collect())
+    }
+}
+
+/// What a deploy did to one service, to undo it.
+#[derive(Debug, Clone)]
+enum Undo {
+    Created(String),
+    Updated(String),
+}
+
+/// The engine-side names of the networks a stack creates (not external).
+fn owned_networks(stack: &Stack) -> Vec<String> {
+    let mut names: Vec<String> = stack
+        .services
+        .values()
+        .flat_map(service_networks)
+        .filter(|k| !stack.networks.get(k).is_some_and(|n| n.external))
+        .map(|k| stack.network_name(&k))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
+}
+
+impl Engine for SwarmEngine {
+    fn describe(&self) -> String {
+        format!("swarm {}", self.engine.host)
+    }
+
+    async fn observe(&self, target: &str) -> Result<Vec<ObservedContainer>> {
+        let mut observed = Vec::new();
+        for s in self.services(target).await? {
+            let labels = s.spec.as_ref().and_then(|spec| spec.labels.clone()).unwrap_or_default();
+            let Some(service) = labels.get(LABEL_SERVICE).cloned() else { continue };
+            let status = s.service_status.clone().unwrap_or_default();
+            observed.push(ObservedContainer {
+                id: s.id.clone().unwrap_or_default(),
+                name: s.spec.as_ref().and_then(|spec| spec.name.clone()).unwrap_or_default(),
+                service,
+                config_hash: labels.get(LABEL_HASH).cloned().unwrap_or_default(),
+                field_hashes: labels.get(LABEL_FIELDS).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default(),
+                image_id: labels.get(spec::LABEL_IMAGE).cloned().unwrap_or_default(),
+                running: status.running_tasks.unwrap_or(0) > 0,
+                exit_code: None,
+                descriptor_version: labels.get(LABEL_VERSION).cloned(),
+            });
+        }
+        observed.sort_by(|a, b| a.service.cmp(&b.service));
+        Ok(observed)
+    }
+
+    fn classify(&self, stack: &Stack, observed: &[ObservedContainer]) -> Classification {
+        crate::policy::classify::classify_with(stack, observed, spec::config_hash)
+    }
+
+    async fn plan(&self, _cx: &Cx<'_>, stack: &Stack) -> Result<Plan> {
+        self.compute_plan(stack).await
+    }
+
+    async fn deploy(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
+        let plan = self.compute_plan(stack).await?;
+        for warning in &plan.warnings {
+            cx.progress.step(&format!("warning: {warning}"));
+        }
+        self.create_networks(stack, &plan, cx).await?;
+        let mut labels = BTreeMap::new();
+        labels.insert(LABEL_REFERENCE.to_string(), summary.reference.clone());
+        labels.insert(LABEL_DIGEST.to_string(), summary.digest.clone());
+        if let Some(version) = &summary.version {
+            labels.insert(LABEL_VERSION.to_string(), version.clone());
+        }
+        let mut undo = Vec::new();
+        let mut error = None;
+        for change in plan.services.iter().filter(|c| matches!(c.action, ChangeKind::Create | ChangeKind::Recreate)) {
+            let verb = if change.action == ChangeKind::Create { "creating" } else { "updating" };
+            cx.progress.step(&format!("{verb} service {} ({})", change.container, change.reasons.join(", ")));
+            match self.apply_one(stack, change, &labels).await {
+                Ok(u) => undo.push(u),
+                Err(e) => {
+                    error = Some(e);
+                    break;
+                }
+            }
+        }
+        let services: Vec<String> = stack.services.keys().cloned().collect();
+        let report = watch::watch(self, cx, stack, &services, Watched::Deploy).await?;
+        let mut outcome =
+            Outcome { plan: Some(plan.clone()), ..Outcome::new(stack.name.clone(), Action::Deploy, summary) };
+        if let Some(e) = error {
+            let reason = format!("the deploy stopped halfway: {e}");
+            outcome.rollback = Some(self.undo(cx, stack, &undo, reason).await?);
+            outcome.error = Some(crate::request::OutcomeError { exit_code: e.exit_code(), message: e.to_string() });
+        } else if !report.verdict.is_healthy() {
+            let failing: Vec<String> =
+                report.services.iter().filter(|s| !s.status.is_ok()).map(|s| s.name.clone()).collect();
+            let reason = format!("{} did not become healthy", failing.join(", "));
+            outcome.rollback = Some(self.undo(cx, stack, &undo, reason).await?);
+        } else {
+            for gone in plan.services_with(ChangeKind::Remove) {
+                cx.progress.step(&format!("removing service {} (no longer in the descriptor)", gone.container));
+                self.delete(&gone.container).await?;
+            }
+        }
+        outcome.report = Some(report);
+        Ok(outcome)
+    }
+
+    async fn status(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
+        let services: Vec<String> = stack.services.keys().cloned().collect();
+        let report = watch::watch(self, cx, stack, &services, Watched::Status).await?;
+        Ok(Outcome { report: Some(report), ..Outcome::new(stack.name.clone(), Action::Status, summary) })
+    }
+
+    async fn down(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
+        let mut changes = Vec::new();
+        for s in self.services(&stack.name).await? {
+            let name = s.spec.as_ref().and_then(|spec| spec.name.clone()).unwrap_or_default();
+            let service =
+                s.spec.and_then(|spec| spec.labels).and_then(|l| l.get(LABEL_SERVICE).cloned()).unwrap_or_default();
+            cx.progress.step(&format!("removing service {name}"));
+            self.delete(&name).await?;
+            changes.push(ServiceChange {
+                service,
+                container: name,
+                action: ChangeKind::Remove,
+                reasons: vec!["down".into()],
+                level: 0,
+                strategy: None,
+            });
+        }
+        // A network goes once its tasks are gone: Swarm stops them
+        // asynchronously, so wait for them (bounded) before removing it.
+        let networks = self.engine.target_networks(&stack.name).await?;
+        for network in &networks {
+            cx.progress.step(&format!("removing network {network}"));
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            loop {
+                match self.engine.remove_network(network).await {
+                    Ok(()) => break,
+                    Err(e) if std::time::Instant::now() > deadline => return Err(e),
+                    Err(_) => tokio::time::sleep(std::time::Duration::from_millis(500)).await,
+                }
+            }
+        }
+        let plan = Plan { target: stack.name.clone(), services: changes, networks, volumes: vec![], warnings: vec![] };
+        Ok(Outcome { plan: Some(plan), ..Outcome::new(stack.name.clone(), Action::Down, summary) })
+    }
+}

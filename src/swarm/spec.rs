@@ -1,0 +1,311 @@
+//! A stack's services as Swarm service specs, the way `docker stack
+//! deploy` writes them: `<stack>_<service>` names, the stack namespace
+//! labels that `docker stack ps` and `docker stack services` look for,
+//! overlay networks with the service name as alias.
+//!
+//! What Swarm cannot do for a service (privileged containers, devices,
+//! `network_mode`, `volumes_from`, links, shared namespaces) is refused
+//! with every such field named at once: deploying without it would not be
+//! the descriptor the team wrote.
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::models::{
+    EndpointPortConfig, EndpointSpec, HealthConfig, Limit, Mount, MountBindOptions, MountTmpfsOptions, MountType,
+    MountVolumeOptions, NetworkAttachmentConfig, ResourceObject, ResourcesUlimits, ServiceSpec, ServiceSpecMode,
+    ServiceSpecModeReplicated, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecContainerSpecDnsConfig, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecPlacementPreferences,
+    TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy,
+};
+use sha2::{Digest, Sha256};
+
+use crate::engine::spec::{service_networks, LABEL_FIELDS, LABEL_HASH, LABEL_SERVICE, LABEL_TARGET};
+use crate::plan::ConfigHash;
+use crate::stack::{MountKind, Service, Stack, UpdateConfig};
+
+/// The label `docker stack` uses to find a stack's services, networks,
+/// volumes and tasks.
+pub const LABEL_NAMESPACE: &str = "com.docker.stack.namespace";
+/// The label `docker stack deploy` puts the image reference in.
+pub const LABEL_IMAGE: &str = "com.docker.stack.image";
+
+/// The Swarm service name of a stack's service, as `docker stack deploy`
+/// names it.
+pub fn service_name(stack: &Stack, service: &str) -> String {
+    format!("{}_{service}", stack.name)
+}
+
+/// Fields of a service that Swarm cannot honour, by name; empty when it
+/// deploys as written.
+pub fn unsupported(svc: &Service) -> Vec<&'static str> {
+    let mut fields = Vec::new();
+    let mut flag = |on: bool, name| {
+        if on {
+            fields.push(name);
+        }
+    };
+    flag(svc.privileged, "privileged");
+    flag(!svc.devices.is_empty(), "devices");
+    flag(svc.network_mode.is_some(), "network_mode");
+    flag(!svc.volumes_from.is_empty(), "volumes_from");
+    flag(!svc.links.is_empty(), "links");
+    flag(svc.pid.is_some(), "pid");
+    flag(svc.ipc.is_some(), "ipc");
+    flag(!svc.security_opt.is_empty(), "security_opt");
+    flag(svc.shm_size.is_some(), "shm_size");
+    flag(!svc.secrets.is_empty(), "secrets");
+    flag(!svc.configs.is_empty(), "configs");
+    fields
+}
+
+/// The configuration hash of a Swarm service: the container's fields and
+/// the Swarm settings, so a replica or rollout change is a change too.
+pub fn config_hash(stack: &Stack, service: &str, svc: &Service) -> ConfigHash {
+    let mut hash = crate::plan::config_hash(stack, service, svc);
+    if let Some(swarm) = &svc.swarm {
+        let text = serde_json::to_string(swarm).unwrap_or_default();
+        hash.fields.insert("swarm".into(), hex::encode(&Sha256::digest(text.as_bytes())[..6]));
+        hash.whole = hex::encode(Sha256::digest(format!("{}|{text}", hash.whole).as_bytes()));
+    }
+    hash
+}
+
+/// The spec of one service. `labels` are put on the service (the
+/// descriptor's reference, version and digest; the operator's labels).
+pub fn service_spec(
+    stack: &Stack,
+    service: &str,
+    svc: &Service,
+    hash: &ConfigHash,
+    labels: &BTreeMap<String, String>,
+) -> ServiceSpec {
+    let swarm = svc.swarm.clone().unwrap_or_default();
+    let mut service_labels: HashMap<String, String> = swarm.labels.clone().into_iter().collect();
+    service_labels.extend(labels.clone());
+    service_labels.insert(LABEL_NAMESPACE.into(), stack.name.clone());
+    service_labels.insert(LABEL_IMAGE.into(), svc.image.clone());
+    service_labels.insert(LABEL_TARGET.into(), stack.name.clone());
+    service_labels.insert(LABEL_SERVICE.into(), service.into());
+    service_labels.insert(LABEL_HASH.into(), hash.whole.clone());
+    service_labels.insert(LABEL_FIELDS.into(), serde_json::to_string(&hash.fields).unwrap_or_default());
+
+    let mut container_labels: HashMap<String, String> = svc.labels.clone().into_iter().collect();
+    container_labels.insert(LABEL_NAMESPACE.into(), stack.name.clone());
+
+    let env: Vec<String> = svc.environment.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))).collect();
+    // Swarm writes /etc/hosts entries as "IP HOST"; Compose as "HOST:IP".
+    let hosts: Vec<String> = svc
+        .extra_hosts
+        .iter()
+        .filter_map(|h| h.split_once([':', '=']).map(|(host, ip)| format!("{ip} {host}")))
+        .collect();
+    let container_spec = TaskSpecContainerSpec {
+        image: Some(svc.image.clone()),
+        labels: Some(container_labels),
+        command: svc.entrypoint.clone(),
+        args: svc.command.clone(),
+        hostname: svc.hostname.clone(),
+        env: non_empty(env),
+        dir: svc.working_dir.clone(),
+        user: svc.user.clone(),
+        tty: svc.tty.then_some(true),
+        open_stdin: svc.stdin_open.then_some(true),
+        read_only: svc.read_only.then_some(true),
+        mounts: non_empty(mounts(stack, svc)),
+        stop_signal: svc.stop_signal.clone(),
+        stop_grace_period: svc.stop_grace_period.map(nanos),
+        health_check: svc.healthcheck.as_ref().map(|h| HealthConfig {
+            test: Some(if h.disable { vec!["NONE".to_string()] } else { h.test.clone() }),
+            interval: h.interval.map(nanos),
+            timeout: h.timeout.map(nanos),
+            retries: h.retries.map(i64::from),
+            start_period: h.start_period.map(nanos),
+            start_interval: h.start_interval.map(nanos),
+        }),
+        hosts: non_empty(hosts),
+        dns_config: (!svc.dns.is_empty() || !svc.dns_search.is_empty() || !svc.dns_opt.is_empty()).then(|| {
+            TaskSpecContainerSpecDnsConfig {
+                nameservers: non_empty(svc.dns.clone()),
+                search: non_empty(svc.dns_search.clone()),
+                options: non_empty(svc.dns_opt.clone()),
+            }
+        }),
+        init: svc.init,
+        sysctls: (!svc.sysctls.is_empty()).then(|| svc.sysctls.clone().into_iter().collect()),
+        capability_add: non_empty(svc.cap_add.clone()),
+        capability_drop: non_empty(svc.cap_drop.clone()),
+        ulimits: non_empty(
+            svc.ulimits
+                .iter()
+                .map(|(name, l)| ResourcesUlimits { name: Some(name.clone()), soft: Some(l.soft), hard: Some(l.hard) })
+                .collect(),
+        ),
+        ..Default::default()
+    };
+
+    let r = &svc.resources;
+    let resources = (!r.is_empty()).then(|| TaskSpecResources {
+        limits: Some(Limit { nano_cpus: r.cpus.map(|c| (c * 1e9) as i64), memory_bytes: r.memory, pids: r.pids_limit }),
+        reservations: r.memory_reservation.map(|m| ResourceObject { memory_bytes: Some(m), ..Default::default() }),
+        ..Default::default()
+    });
+
+    let restart_policy = swarm.restart_policy.as_ref().map(|p| TaskSpecRestartPolicy {
+        condition: enum_value(&p.condition),
+        delay: p.delay.map(nanos),
+        max_attempts: p.max_attempts.map(|n| n as i64),
+        window: p.window.map(nanos),
+    });
+    let placement = (!swarm.placement.is_empty()).then(|| TaskSpecPlacement {
+        constraints: non_empty(swarm.placement.constraints.clone()),
+        preferences: non_empty(
+            swarm
+                .placement
+                .spread
+                .iter()
+                .map(|s| TaskSpecPlacementPreferences {
+                    spread: Some(TaskSpecPlacementSpread { spread_descriptor: Some(s.clone()) }),
+                })
+                .collect(),
+        ),
+        max_replicas: swarm.placement.max_replicas_per_node.map(|n| n as i64),
+        ..Default::default()
+    });
+    let networks: Vec<NetworkAttachmentConfig> = service_networks(svc)
+        .iter()
+        .map(|key| {
+            let mut aliases = vec![service.to_string()];
+            if let Some(extra) = svc.networks.get(key) {
+                aliases.extend(extra.aliases.iter().cloned());
+            }
+            NetworkAttachmentConfig {
+                target: Some(stack.network_name(key)),
+                aliases: Some(aliases),
+                ..Default::default()
+            }
+        })
+        .collect();
+    let ports: Vec<EndpointPortConfig> = svc
+        .ports
+        .iter()
+        .map(|p| EndpointPortConfig {
+            protocol: enum_value(&p.protocol),
+            target_port: Some(i64::from(p.target)),
+            published_port: p.published.map(i64::from),
+            publish_mode: enum_value("ingress"),
+            ..Default::default()
+        })
+        .collect();
+
+    ServiceSpec {
+        name: Some(service_name(stack, service)),
+        labels: Some(service_labels),
+        task_template: Some(TaskSpec {
+            container_spec: Some(container_spec),
+            resources,
+            restart_policy,
+            placement,
+            networks: non_empty(networks),
+            log_driver: svc.logging.as_ref().and_then(|l| {
+                l.driver.as_ref().map(|d| TaskSpecLogDriver {
+                    name: Some(d.clone()),
+                    options: (!l.options.is_empty()).then(|| l.options.clone().into_iter().collect()),
+                })
+            }),
+            ..Default::default()
+        }),
+        mode: Some(ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated { replicas: Some(swarm.replicas.unwrap_or(1) as i64) }),
+            ..Default::default()
+        }),
+        update_config: swarm.update_config.as_ref().map(|u| ServiceSpecUpdateConfig {
+            parallelism: u.parallelism.map(|n| n as i64),
+            delay: u.delay.map(nanos),
+            failure_action: u.failure_action.as_deref().and_then(enum_value),
+            monitor: u.monitor.map(nanos),
+            max_failure_ratio: u.max_failure_ratio,
+            order: u.order.as_deref().and_then(enum_value),
+        }),
+        rollback_config: swarm.rollback_config.as_ref().map(rollback_config),
+        endpoint_spec: (!ports.is_empty()).then(|| EndpointSpec { ports: Some(ports), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+fn rollback_config(u: &UpdateConfig) -> ServiceSpecRollbackConfig {
+    ServiceSpecRollbackConfig {
+        parallelism: u.parallelism.map(|n| n as i64),
+        delay: u.delay.map(nanos),
+        failure_action: u.failure_action.as_deref().and_then(enum_value),
+        monitor: u.monitor.map(nanos),
+        max_failure_ratio: u.max_failure_ratio,
+        order: u.order.as_deref().and_then(enum_value),
+    }
+}
+
+/// Volumes, host paths and tmpfs as Swarm mounts. Named volumes carry the
+/// stack namespace so the volume each node creates is the stack's.
+fn mounts(stack: &Stack, svc: &Service) -> Vec<Mount> {
+    let mut out = Vec::new();
+    for m in &svc.volumes {
+        let mount = match m.kind {
+            MountKind::Volume => Mount {
+                target: Some(m.target.clone()),
+                source: m.source.as_ref().map(|key| stack.volume_name(key)),
+                typ: Some(MountType::VOLUME),
+                read_only: Some(m.read_only),
+                volume_options: Some(MountVolumeOptions {
+                    no_copy: m.nocopy.then_some(true),
+                    subpath: m.subpath.clone(),
+                    labels: Some([(LABEL_NAMESPACE.to_string(), stack.name.clone())].into_iter().collect()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            MountKind::Bind => Mount {
+                target: Some(m.target.clone()),
+                source: m.source.clone(),
+                typ: Some(MountType::BIND),
+                read_only: Some(m.read_only),
+                bind_options: m
+                    .propagation
+                    .as_deref()
+                    .and_then(enum_value)
+                    .map(|p| MountBindOptions { propagation: Some(p), ..Default::default() }),
+                ..Default::default()
+            },
+            MountKind::Tmpfs => Mount {
+                target: Some(m.target.clone()),
+                typ: Some(MountType::TMPFS),
+                read_only: Some(m.read_only),
+                tmpfs_options: Some(MountTmpfsOptions {
+                    size_bytes: m.tmpfs_size,
+                    mode: m.tmpfs_mode.map(i64::from),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        };
+        out.push(mount);
+    }
+    // Secrets and configs are refused before this (see `unsupported`).
+    out
+}
+
+/// One of bollard's string enums from the text Docker uses for it
+/// (`start-first`, `on-failure`, `tcp`); `None` for text it does not know.
+fn enum_value<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
+    serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
+}
+
+fn nanos(d: std::time::Duration) -> i64 {
+    d.as_nanos().min(i64::MAX as u128) as i64
+}
+
+fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+    if v.is_empty() {
+        None
+    } else {
+        Some(v)
+    }
+}
