@@ -36,6 +36,8 @@ struct JsonReport<'a> {
     error: Option<&'a crate::request::OutcomeError>,
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     images: &'a [crate::request::ImageUse],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    engine: Option<&'a str>,
 }
 
 /// Renders an outcome as one JSON object (pretty-printed, newline-ended).
@@ -56,6 +58,7 @@ pub fn render(outcome: &Outcome) -> String {
         rollback: outcome.rollback.as_ref(),
         error: outcome.error.as_ref(),
         images: &outcome.images,
+        engine: outcome.engine.as_deref(),
     };
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');

@@ -22,6 +22,9 @@ pub fn render(outcome: &Outcome) -> String {
         d.reference,
         short_digest(&d.digest)
     );
+    if let Some(engine) = &outcome.engine {
+        let _ = writeln!(out, "engine: {engine}");
+    }
     if let Some(c) = &outcome.classification {
         render_classification(&mut out, outcome.action, c);
     }

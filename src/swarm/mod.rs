@@ -252,6 +252,7 @@ impl SwarmEngine {
                     .inspect(&name)
                     .await?
                     .ok_or_else(|| Error::Engine(format!("service {name} disappeared during the deploy")))?;
+                let before = watch::update_start(&current);
                 let version = current.version.and_then(|v| v.index).unwrap_or_default();
                 let options = UpdateServiceOptionsBuilder::default().version(version as i32).build();
                 self.engine
@@ -259,7 +260,7 @@ impl SwarmEngine {
                     .update_service(&name, body, options, None)
                     .await
                     .map_err(|e| self.fail(&format!("update service {name}"), e))?;
-                Ok(Undo::Updated(name))
+                Ok(Undo::Updated(name, before))
             }
         }
     }
@@ -295,7 +296,7 @@ impl SwarmEngine {
                     cx.progress.step(&format!("rollback: removing new service {name}"));
                     self.delete(name).await?;
                 }
-                Undo::Updated(name) => {
+                Undo::Updated(name, _) => {
                     let state = self.inspect(name).await?.and_then(|s| s.update_status).and_then(|u| u.state);
                     let by_swarm = matches!(
                         state,
@@ -314,7 +315,7 @@ impl SwarmEngine {
         }
         let services: Vec<String> =
             stack.services.keys().filter(|s| restored.contains(&spec::service_name(stack, s))).cloned().collect();
-        let report = watch::watch(self, cx, stack, &services, Watched::Rollback).await?;
+        let report = watch::watch(self, cx, stack, &services, &HashMap::new(), Watched::Rollback).await?;
         let version = self.observe_versions(&stack.name).await?.into_iter().next();
         Ok(RollbackReport { reason, version, restored: report })
     }
@@ -328,7 +329,8 @@ impl SwarmEngine {
 #[derive(Debug, Clone)]
 enum Undo {
     Created(String),
-    Updated(String),
+    /// Updated; with when Swarm's updater had last started before.
+    Updated(String, Option<String>),
 }
 
 /// The engine-side names of the networks a stack creates (not external).
@@ -406,7 +408,18 @@ impl Engine for SwarmEngine {
             }
         }
         let services: Vec<String> = stack.services.keys().cloned().collect();
-        let report = watch::watch(self, cx, stack, &services, Watched::Deploy).await?;
+        // This deploy's updates, with the updater's start time before each.
+        let updated: HashMap<String, Option<String>> = plan
+            .services_with(ChangeKind::Recreate)
+            .filter_map(|c| {
+                let at = undo.iter().find_map(|u| match u {
+                    Undo::Updated(name, before) if *name == c.container => Some(before.clone()),
+                    _ => None,
+                })?;
+                Some((c.service.clone(), at))
+            })
+            .collect();
+        let report = watch::watch(self, cx, stack, &services, &updated, Watched::Deploy).await?;
         let mut outcome =
             Outcome { plan: Some(plan.clone()), ..Outcome::new(stack.name.clone(), Action::Deploy, summary) };
         if let Some(e) = error {
@@ -430,7 +443,7 @@ impl Engine for SwarmEngine {
 
     async fn status(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
         let services: Vec<String> = stack.services.keys().cloned().collect();
-        let report = watch::watch(self, cx, stack, &services, Watched::Status).await?;
+        let report = watch::watch(self, cx, stack, &services, &HashMap::new(), Watched::Status).await?;
         Ok(Outcome { report: Some(report), ..Outcome::new(stack.name.clone(), Action::Status, summary) })
     }
 

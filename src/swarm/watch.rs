@@ -35,11 +35,17 @@ pub(super) enum Watched {
 }
 
 /// Watches `services` of the stack and reports their health.
+///
+/// `updated` names the services this deploy updated: for them, Swarm's
+/// update status only counts once it is about this update (the old tasks
+/// still run, and the last update's `completed` still shows, until Swarm's
+/// updater picks the new spec up).
 pub(super) async fn watch(
     engine: &SwarmEngine,
     cx: &Cx<'_>,
     stack: &Stack,
     services: &[String],
+    updated: &HashMap<String, Option<String>>,
     mode: Watched,
 ) -> Result<HealthReport> {
     let started = Instant::now();
@@ -56,6 +62,11 @@ pub(super) async fn watch(
             let tasks = tasks(engine, &swarm_name).await?;
             let mut health =
                 assess(name, &swarm_name, service.as_ref(), &tasks, svc.healthcheck.is_some(), mode, since);
+            let fresh = updated.get(name).is_none_or(|before| update_started(service.as_ref(), before.as_deref()));
+            if mode == Watched::Deploy && !fresh {
+                health.status = ServiceStatus::Starting;
+                health.cause = Some("waiting for Swarm to start the update".into());
+            }
             health.image = svc.image.clone();
             if health.status.is_ok() || health.status.is_failed() {
                 let at = *settled_at.entry(name.clone()).or_insert(started.elapsed().as_secs_f64());
@@ -216,11 +227,29 @@ fn assess(
     health
 }
 
+/// Whether Swarm's update status is about this deploy's update: its
+/// updater (or its rollback) has started since, so the start time it
+/// reports is no longer `before`, the one it reported before the update.
+/// (Compared as text: no clock, neither ours nor the manager's, is trusted.)
+fn update_started(service: Option<&bollard::models::Service>, before: Option<&str>) -> bool {
+    let Some(service) = service else { return true };
+    let started = service.update_status.as_ref().and_then(|u| u.started_at.as_ref()).map(|t| t.to_string());
+    started.is_some_and(|started| Some(started.as_str()) != before)
+}
+
+/// When Swarm's updater last started on a service, as the manager wrote it.
+pub(super) fn update_start(service: &bollard::models::Service) -> Option<String> {
+    service.update_status.as_ref()?.started_at.as_ref().map(|t| t.to_string())
+}
+
+fn time(text: &str) -> Option<SystemTime> {
+    chrono::DateTime::parse_from_rfc3339(text).ok().map(SystemTime::from)
+}
+
 fn state(task: &Task) -> Option<TaskState> {
     task.status.as_ref().and_then(|s| s.state)
 }
 
 fn created(task: &Task) -> Option<SystemTime> {
-    let text = task.created_at.as_ref()?;
-    chrono::DateTime::parse_from_rfc3339(&text.to_string()).ok().map(SystemTime::from)
+    time(&task.created_at.as_ref()?.to_string())
 }
