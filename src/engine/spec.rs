@@ -387,11 +387,13 @@ fn restart_policy(text: &str) -> RestartPolicy {
     RestartPolicy { name: Some(name), maximum_retry_count: count.parse().ok() }
 }
 
-fn nanos(d: std::time::Duration) -> i64 {
+/// A duration as the engine API's nanoseconds (saturating).
+pub(crate) fn nanos(d: std::time::Duration) -> i64 {
     d.as_nanos().min(i64::MAX as u128) as i64
 }
 
-fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
+/// `None` for an empty list: the engine API's "not set".
+pub(crate) fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
     if v.is_empty() {
         None
     } else {

@@ -19,7 +19,7 @@ use bollard::models::{
 };
 use sha2::{Digest, Sha256};
 
-use crate::engine::spec::{service_networks, LABEL_FIELDS, LABEL_HASH, LABEL_SERVICE, LABEL_TARGET};
+use crate::engine::spec::{nanos, non_empty, service_networks, LABEL_FIELDS, LABEL_HASH, LABEL_SERVICE, LABEL_TARGET};
 use crate::plan::ConfigHash;
 use crate::stack::{MountKind, Service, Stack, UpdateConfig};
 
@@ -298,14 +298,60 @@ fn enum_value<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
     serde_json::from_value(serde_json::Value::String(text.to_string())).ok()
 }
 
-fn nanos(d: std::time::Duration) -> i64 {
-    d.as_nanos().min(i64::MAX as u128) as i64
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::descriptor::{compose, Descriptor, DescriptorRef};
 
-fn non_empty<T>(v: Vec<T>) -> Option<Vec<T>> {
-    if v.is_empty() {
-        None
-    } else {
-        Some(v)
+    fn stack(text: &str) -> Stack {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("compose.yaml");
+        std::fs::write(&path, text).unwrap();
+        let descriptor = Descriptor::read(DescriptorRef::File(path.clone()), None, &path).unwrap();
+        compose::load_with_env(&descriptor, "shop", &|_| None).unwrap()
+    }
+
+    const WEB: &str = "services:\n  web:\n    image: app:1\n    command: [serve]\n    entrypoint: [/bin/app]\n    ports: ['8080:80']\n    extra_hosts: ['db.local:10.0.0.5']\n    deploy:\n      replicas: 3\n      labels: {team: a}\n      update_config: {order: start-first, failure_action: rollback, delay: 2s}\n      placement: {constraints: ['node.role == worker'], preferences: [{spread: node.labels.zone}]}\n      restart_policy: {condition: on-failure, max_attempts: 2, window: 10s}\n";
+
+    #[test]
+    fn a_service_becomes_the_spec_docker_stack_deploy_would_write() {
+        let s = stack(WEB);
+        let svc = &s.services["web"];
+        let spec = service_spec(&s, "web", svc, &config_hash(&s, "web", svc), &BTreeMap::new());
+        assert_eq!(spec.name.as_deref(), Some("shop_web"));
+        let labels = spec.labels.unwrap();
+        assert_eq!(labels[LABEL_NAMESPACE], "shop");
+        assert_eq!(labels["team"], "a");
+        assert_eq!(labels[LABEL_SERVICE], "web");
+        assert_eq!(spec.mode.unwrap().replicated.unwrap().replicas, Some(3));
+        let update = spec.update_config.unwrap();
+        assert_eq!(update.order, Some(bollard::models::ServiceSpecUpdateConfigOrderEnum::START_FIRST));
+        assert_eq!(update.failure_action, Some(bollard::models::ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK));
+        assert_eq!(update.delay, Some(2_000_000_000));
+        let task = spec.task_template.unwrap();
+        let container = task.container_spec.unwrap();
+        assert_eq!(container.command, Some(vec!["/bin/app".to_string()]), "entrypoint is Swarm's command");
+        assert_eq!(container.args, Some(vec!["serve".to_string()]), "command is Swarm's args");
+        assert_eq!(container.hosts, Some(vec!["10.0.0.5 db.local".to_string()]));
+        assert_eq!(container.labels.unwrap()[LABEL_NAMESPACE], "shop");
+        let placement = task.placement.unwrap();
+        assert_eq!(placement.constraints, Some(vec!["node.role == worker".to_string()]));
+        assert_eq!(task.restart_policy.unwrap().max_attempts, Some(2));
+        assert_eq!(task.networks.unwrap()[0].target.as_deref(), Some("shop_default"));
+        let port = &spec.endpoint_spec.unwrap().ports.unwrap()[0];
+        assert_eq!((port.target_port, port.published_port), (Some(80), Some(8080)));
+    }
+
+    #[test]
+    fn swarm_settings_are_part_of_the_hash_and_unsupported_fields_are_named() {
+        let s = stack(WEB);
+        let more = stack(&WEB.replace("replicas: 3", "replicas: 4"));
+        let (a, b) = (config_hash(&s, "web", &s.services["web"]), config_hash(&more, "web", &more.services["web"]));
+        assert_ne!(a.whole, b.whole);
+        assert_ne!(a.fields["swarm"], b.fields["swarm"]);
+        assert_eq!(a.fields["image"], b.fields["image"]);
+        let odd = stack("services:\n  x:\n    image: a\n    privileged: true\n    network_mode: host\n    pid: host\n");
+        assert_eq!(unsupported(&odd.services["x"]), vec!["privileged", "network_mode", "pid"]);
+        assert!(unsupported(&s.services["web"]).is_empty());
     }
 }
