@@ -83,6 +83,16 @@ pub struct PolicyRule {
     /// proxy's routing labels, which the platform team owns).
     #[serde(default)]
     pub reserved_labels: Vec<String>,
+    /// The most replicas one service may ask for (`deploy.replicas`; a
+    /// service without it has one): a cap on what a team can take from a
+    /// shared cluster.
+    #[serde(default)]
+    pub max_replicas: Option<u64>,
+    /// Placement constraints every service must carry, written as in the
+    /// descriptor (`node.labels.team == shop`): keeps a team's tasks on its
+    /// own nodes of a shared swarm.
+    #[serde(default)]
+    pub placement_constraints: Vec<String>,
 }
 
 /// Limits a rule requires and caps.

@@ -25,6 +25,7 @@ pub fn check(config: &PolicyConfig, stack: &Stack, descriptor: &str, environment
             privileges(rule, svc, &mut v);
             limits(rule, svc, &mut v);
             images(rule, svc, &mut v);
+            swarm(rule, svc, &mut v);
             for label in svc.labels.keys() {
                 if let Some(prefix) = rule.reserved_labels.iter().find(|p| label.starts_with(p.as_str())) {
                     v("labels", format!("label `{label}` uses the reserved prefix `{prefix}`"));
@@ -141,6 +142,23 @@ fn limits(rule: &PolicyRule, svc: &Service, v: &mut dyn FnMut(&str, String)) {
     }
 }
 
+/// The Swarm rules: a replica cap and required placement constraints
+/// (compared without spaces, so `a==b` and `a == b` are one constraint).
+fn swarm(rule: &PolicyRule, svc: &Service, v: &mut dyn FnMut(&str, String)) {
+    let deploy = svc.swarm.clone().unwrap_or_default();
+    let replicas = deploy.replicas.unwrap_or(1);
+    if let Some(max) = rule.max_replicas.filter(|max| replicas > *max) {
+        v("deploy.replicas", format!("{replicas} replicas; at most {max} are allowed"));
+    }
+    let squash = |c: &str| c.split_whitespace().collect::<String>();
+    let present: Vec<String> = deploy.placement.constraints.iter().map(|c| squash(c)).collect();
+    for required in &rule.placement_constraints {
+        if !present.contains(&squash(required)) {
+            v("deploy.placement.constraints", format!("the constraint `{required}` is required"));
+        }
+    }
+}
+
 fn mib(bytes: i64) -> String {
     format!("{} MiB", bytes / (1024 * 1024))
 }
@@ -208,5 +226,33 @@ mod tests {
         assert!(!under_any(Path::new("/srv/tlo-other/data"), &roots));
         assert!(!under_any(Path::new("/srv/tlo/../other"), &roots));
         assert!(!under_any(Path::new("relative"), &roots));
+    }
+
+    #[test]
+    fn swarm_rules_cap_replicas_and_require_placement() {
+        let config: PolicyConfig = serde_yaml::from_str(
+            "rules: [{name: cluster, max_replicas: 3, placement_constraints: ['node.labels.team == shop']}]",
+        )
+        .unwrap();
+        let stack = |deploy: &str| {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("compose.yaml");
+            std::fs::write(&path, format!("services:\n  web:\n    image: app:1\n    deploy: {deploy}\n")).unwrap();
+            let d =
+                crate::descriptor::Descriptor::read(crate::descriptor::DescriptorRef::File(path.clone()), None, &path)
+                    .unwrap();
+            crate::descriptor::compose::load_with_env(&d, "p", &|_| None).unwrap()
+        };
+        let keys = |deploy: &str| -> Vec<String> {
+            check(&config, &stack(deploy), "x", "default")
+                .into_iter()
+                .map(|v| format!("{}: {}", v.key, v.message))
+                .collect()
+        };
+        assert!(keys("{replicas: 3, placement: {constraints: ['node.labels.team==shop']}}").is_empty());
+        let found = keys("{replicas: 5}");
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(found[0].contains("5 replicas; at most 3"), "{found:?}");
+        assert!(found[1].contains("`node.labels.team == shop` is required"), "{found:?}");
     }
 }
