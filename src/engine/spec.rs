@@ -192,12 +192,7 @@ pub fn container_body(
         dns_search: non_empty(svc.dns_search.clone()),
         dns_options: non_empty(svc.dns_opt.clone()),
         sysctls: if svc.sysctls.is_empty() { None } else { Some(svc.sysctls.clone().into_iter().collect()) },
-        ulimits: non_empty(
-            svc.ulimits
-                .iter()
-                .map(|(name, l)| ResourcesUlimits { name: Some(name.clone()), soft: Some(l.soft), hard: Some(l.hard) })
-                .collect(),
-        ),
+        ulimits: ulimits(svc),
         shm_size: svc.shm_size,
         security_opt: non_empty(svc.security_opt.clone()),
         pid_mode: svc.pid.as_deref().map(|m| namespace(stack, m)),
@@ -212,14 +207,7 @@ pub fn container_body(
         env: non_empty(env),
         exposed_ports: non_empty(exposed),
         labels: Some(labels),
-        healthcheck: svc.healthcheck.as_ref().map(|h| HealthConfig {
-            test: Some(if h.disable { vec!["NONE".to_string()] } else { h.test.clone() }),
-            interval: h.interval.map(nanos),
-            timeout: h.timeout.map(nanos),
-            retries: h.retries.map(i64::from),
-            start_period: h.start_period.map(nanos),
-            start_interval: h.start_interval.map(nanos),
-        }),
+        healthcheck: svc.healthcheck.as_ref().map(health_config),
         hostname: svc.hostname.clone(),
         user: svc.user.clone(),
         working_dir: svc.working_dir.clone(),
@@ -385,6 +373,29 @@ fn restart_policy(text: &str) -> RestartPolicy {
         _ => RestartPolicyNameEnum::NO,
     };
     RestartPolicy { name: Some(name), maximum_retry_count: count.parse().ok() }
+}
+
+/// A healthcheck as the engine API takes it, for containers and Swarm tasks
+/// alike (`disable: true` is the `NONE` test).
+pub(crate) fn health_config(h: &crate::stack::Healthcheck) -> HealthConfig {
+    HealthConfig {
+        test: Some(if h.disable { vec!["NONE".to_string()] } else { h.test.clone() }),
+        interval: h.interval.map(nanos),
+        timeout: h.timeout.map(nanos),
+        retries: h.retries.map(i64::from),
+        start_period: h.start_period.map(nanos),
+        start_interval: h.start_interval.map(nanos),
+    }
+}
+
+/// A service's ulimits as the engine API takes them.
+pub(crate) fn ulimits(svc: &Service) -> Option<Vec<ResourcesUlimits>> {
+    non_empty(
+        svc.ulimits
+            .iter()
+            .map(|(name, l)| ResourcesUlimits { name: Some(name.clone()), soft: Some(l.soft), hard: Some(l.hard) })
+            .collect(),
+    )
 }
 
 /// A duration as the engine API's nanoseconds (saturating).

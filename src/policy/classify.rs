@@ -159,14 +159,9 @@ fn compare(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::descriptor::{compose, Descriptor, DescriptorRef};
 
     fn stack(text: &str) -> Stack {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("compose.yaml");
-        std::fs::write(&path, text).unwrap();
-        let descriptor = Descriptor::read(DescriptorRef::File(path.clone()), None, &path).unwrap();
-        compose::load_with_env(&descriptor, "p", &|_| None).unwrap()
+        crate::descriptor::compose::test_stack(text, "p")
     }
 
     const BASE: &str = "services:\n  web:\n    image: app:1\n    ports: ['8080:80']\n  db:\n    image: db:1\n";

@@ -235,13 +235,10 @@ mod tests {
         )
         .unwrap();
         let stack = |deploy: &str| {
-            let dir = tempfile::tempdir().unwrap();
-            let path = dir.path().join("compose.yaml");
-            std::fs::write(&path, format!("services:\n  web:\n    image: app:1\n    deploy: {deploy}\n")).unwrap();
-            let d =
-                crate::descriptor::Descriptor::read(crate::descriptor::DescriptorRef::File(path.clone()), None, &path)
-                    .unwrap();
-            crate::descriptor::compose::load_with_env(&d, "p", &|_| None).unwrap()
+            crate::descriptor::compose::test_stack(
+                &format!("services:\n  web:\n    image: app:1\n    deploy: {deploy}\n"),
+                "p",
+            )
         };
         let keys = |deploy: &str| -> Vec<String> {
             check(&config, &stack(deploy), "x", "default")

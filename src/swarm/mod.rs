@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::errors::Error as BollardError;
 use bollard::models::{Service as SwarmService, ServiceSpec};
 use bollard::query_parameters::{
-    InspectServiceOptionsBuilder, ListNetworksOptionsBuilder, ListServicesOptionsBuilder, UpdateServiceOptionsBuilder,
+    InspectServiceOptionsBuilder, ListServicesOptionsBuilder, UpdateServiceOptionsBuilder,
 };
 
 use crate::apply::RollbackReport;
@@ -132,16 +132,6 @@ impl SwarmEngine {
         warnings
     }
 
-    async fn existing_networks(&self, wanted: &[String]) -> Result<Vec<String>> {
-        let list = self
-            .engine
-            .docker()
-            .list_networks(Some(ListNetworksOptionsBuilder::default().build()))
-            .await
-            .map_err(|e| self.fail("list networks", e))?;
-        Ok(list.into_iter().filter_map(|n| n.name).filter(|n| wanted.contains(n)).collect())
-    }
-
     async fn compute_plan(&self, stack: &Stack) -> Result<Plan> {
         self.check(stack)?;
         let observed = Engine::observe(self, &stack.name).await?;
@@ -184,8 +174,8 @@ impl SwarmEngine {
                 strategy: None,
             });
         }
-        let wanted: Vec<String> = owned_networks(stack);
-        let existing = self.existing_networks(&wanted).await?;
+        let wanted = crate::plan::wanted_networks(stack);
+        let existing = self.engine.existing_networks(&wanted).await?;
         let networks = wanted.into_iter().filter(|n| !existing.contains(n)).collect();
         let mut warnings = stack.warnings.clone();
         warnings.extend(Self::warnings(stack));
@@ -194,7 +184,7 @@ impl SwarmEngine {
 
     async fn create_networks(&self, stack: &Stack, plan: &Plan, cx: &Cx<'_>) -> Result<()> {
         for (key, network) in &stack.networks {
-            if network.external && self.existing_networks(&[stack.network_name(key)]).await?.is_empty() {
+            if network.external && self.engine.existing_networks(&[stack.network_name(key)]).await?.is_empty() {
                 return Err(Error::Descriptor(format!(
                     "network `{key}` is external but `{}` does not exist on the swarm (create it with \
                      `docker network create --driver overlay --attachable`)",
@@ -331,20 +321,6 @@ enum Undo {
     Created(String),
     /// Updated; with when Swarm's updater had last started before.
     Updated(String, Option<String>),
-}
-
-/// The engine-side names of the networks a stack creates (not external).
-fn owned_networks(stack: &Stack) -> Vec<String> {
-    let mut names: Vec<String> = stack
-        .services
-        .values()
-        .flat_map(service_networks)
-        .filter(|k| !stack.networks.get(k).is_some_and(|n| n.external))
-        .map(|k| stack.network_name(&k))
-        .collect();
-    names.sort();
-    names.dedup();
-    names
 }
 
 impl Engine for SwarmEngine {

@@ -11,15 +11,17 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
-    EndpointPortConfig, EndpointSpec, HealthConfig, Limit, Mount, MountBindOptions, MountTmpfsOptions, MountType,
-    MountVolumeOptions, NetworkAttachmentConfig, ResourceObject, ResourcesUlimits, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated, ServiceSpecRollbackConfig, ServiceSpecUpdateConfig, TaskSpec, TaskSpecContainerSpec,
+    EndpointPortConfig, EndpointSpec, Limit, Mount, MountBindOptions, MountTmpfsOptions, MountType, MountVolumeOptions,
+    NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
+    ServiceSpecRollbackConfig, ServiceSpecUpdateConfig, TaskSpec, TaskSpecContainerSpec,
     TaskSpecContainerSpecDnsConfig, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecPlacementPreferences,
     TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy,
 };
 use sha2::{Digest, Sha256};
 
-use crate::engine::spec::{nanos, non_empty, service_networks, LABEL_FIELDS, LABEL_HASH, LABEL_SERVICE, LABEL_TARGET};
+use crate::engine::spec::{
+    health_config, nanos, non_empty, service_networks, ulimits, LABEL_FIELDS, LABEL_HASH, LABEL_SERVICE, LABEL_TARGET,
+};
 use crate::plan::ConfigHash;
 use crate::stack::{MountKind, Service, Stack, UpdateConfig};
 
@@ -114,14 +116,7 @@ pub fn service_spec(
         mounts: non_empty(mounts(stack, svc)),
         stop_signal: svc.stop_signal.clone(),
         stop_grace_period: svc.stop_grace_period.map(nanos),
-        health_check: svc.healthcheck.as_ref().map(|h| HealthConfig {
-            test: Some(if h.disable { vec!["NONE".to_string()] } else { h.test.clone() }),
-            interval: h.interval.map(nanos),
-            timeout: h.timeout.map(nanos),
-            retries: h.retries.map(i64::from),
-            start_period: h.start_period.map(nanos),
-            start_interval: h.start_interval.map(nanos),
-        }),
+        health_check: svc.healthcheck.as_ref().map(health_config),
         hosts: non_empty(hosts),
         dns_config: (!svc.dns.is_empty() || !svc.dns_search.is_empty() || !svc.dns_opt.is_empty()).then(|| {
             TaskSpecContainerSpecDnsConfig {
@@ -134,12 +129,7 @@ pub fn service_spec(
         sysctls: (!svc.sysctls.is_empty()).then(|| svc.sysctls.clone().into_iter().collect()),
         capability_add: non_empty(svc.cap_add.clone()),
         capability_drop: non_empty(svc.cap_drop.clone()),
-        ulimits: non_empty(
-            svc.ulimits
-                .iter()
-                .map(|(name, l)| ResourcesUlimits { name: Some(name.clone()), soft: Some(l.soft), hard: Some(l.hard) })
-                .collect(),
-        ),
+        ulimits: ulimits(svc),
         ..Default::default()
     };
 
@@ -301,14 +291,9 @@ fn enum_value<T: serde::de::DeserializeOwned>(text: &str) -> Option<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::descriptor::{compose, Descriptor, DescriptorRef};
 
     fn stack(text: &str) -> Stack {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("compose.yaml");
-        std::fs::write(&path, text).unwrap();
-        let descriptor = Descriptor::read(DescriptorRef::File(path.clone()), None, &path).unwrap();
-        compose::load_with_env(&descriptor, "shop", &|_| None).unwrap()
+        crate::descriptor::compose::test_stack(text, "shop")
     }
 
     const WEB: &str = "services:\n  web:\n    image: app:1\n    command: [serve]\n    entrypoint: [/bin/app]\n    ports: ['8080:80']\n    extra_hosts: ['db.local:10.0.0.5']\n    deploy:\n      replicas: 3\n      labels: {team: a}\n      update_config: {order: start-first, failure_action: rollback, delay: 2s}\n      placement: {constraints: ['node.role == worker'], preferences: [{spread: node.labels.zone}]}\n      restart_policy: {condition: on-failure, max_attempts: 2, window: 10s}\n";

@@ -44,6 +44,18 @@ mod units;
 mod v1;
 mod value;
 
+/// Loads descriptor text (written to a temporary file, no environment) as
+/// project `project`, for other modules' tests; panics when it does not load.
+#[cfg(test)]
+pub(crate) fn test_stack(text: &str, project: &str) -> Stack {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let path = dir.path().join("compose.yaml");
+    std::fs::write(&path, text).expect("write the descriptor");
+    let reference = crate::descriptor::DescriptorRef::File(path.clone());
+    let descriptor = Descriptor::read(reference, None, &path).expect("read the descriptor");
+    load_with_env(&descriptor, project, &|_| None).unwrap_or_else(|e| panic!("descriptor must load: {e}\n{text}"))
+}
+
 #[cfg(test)]
 mod composition_tests;
 #[cfg(test)]
