@@ -303,9 +303,12 @@ async fn stages(
     trail.principal =
         identify(config, request.user.as_deref(), request.password.as_ref(), changes_things, progress).await?;
     trail.decision = authorize(request, config, trail.principal.as_ref(), request.action, progress)?;
-    let descriptor = resolve(config, &request.descriptor).await?;
+    let mut descriptor = resolve(config, &request.descriptor).await?;
     trail.summary = Some(summarize(request, &descriptor));
     let mut stack = load(request, config, &descriptor)?;
+    // The digest covers every file the load read, not the main one alone.
+    descriptor.digest = descriptor.digest_with(&stack.inputs);
+    trail.summary = Some(summarize(request, &descriptor));
     if let Some(project) = &request.project {
         stack.name = descriptor::project_name(project);
     }
@@ -390,8 +393,9 @@ async fn act<E: Engine>(
             if let DescriptorRef::Named { version, .. } = &mut target.descriptor {
                 *version = Some(previous);
             }
-            let descriptor = resolve(config, &target.descriptor).await?;
+            let mut descriptor = resolve(config, &target.descriptor).await?;
             let mut previous_stack = load(&target, config, &descriptor)?;
+            descriptor.digest = descriptor.digest_with(&previous_stack.inputs);
             previous_stack.name = stack.name.clone();
             // The version gone back to must still meet today's policy.
             guard(&target, config, &previous_stack, trail)?;
@@ -424,6 +428,26 @@ fn load(request: &Request, config: &Config, descriptor: &Descriptor) -> Result<S
     }
     let env = |name: &str| request.variables.get(name).map(|s| s.0.clone()).or_else(|| std::env::var(name).ok());
     compose::load_with_options(descriptor, &request.descriptor.default_project(), &options, &env)
+}
+
+/// Refuses a stack that no engine can run ([`Stack::unrunnable`]), before
+/// anything changes, naming every place.
+pub(crate) fn refuse_unrunnable(stack: &Stack) -> Result<()> {
+    refuse_problems(stack.unrunnable(), "no engine can run the descriptor as written")
+}
+
+/// One descriptor error listing every problem under `what`, or `Ok` when
+/// there is none: a person fixes them all in one go.
+pub(crate) fn refuse_problems(problems: Vec<String>, what: &str) -> Result<()> {
+    match problems.as_slice() {
+        [] => Ok(()),
+        [one] => Err(Error::Descriptor(format!("{what}: {one}; nothing was changed"))),
+        many => Err(Error::Descriptor(format!(
+            "{what} ({} problems; nothing was changed):\n  - {}",
+            many.len(),
+            many.join("\n  - ")
+        ))),
+    }
 }
 
 /// The target (project) name of a stack in an environment: environments

@@ -386,6 +386,7 @@ mod tests {
             networks: BTreeMap::new(),
             volumes,
             warnings: vec![],
+            inputs: Default::default(),
         }
     }
 

@@ -58,6 +58,12 @@ pub struct Stack {
     /// prints them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// The files the loader read besides the descriptor (included, extended
+    /// and override files, env files), with each one's hex SHA-256, so the
+    /// descriptor's digest covers them
+    /// ([`crate::descriptor::Descriptor::digest_with`]).
+    #[serde(skip)]
+    pub inputs: BTreeMap<std::path::PathBuf, String>,
 }
 
 /// One service: the desired configuration of its container.
@@ -487,6 +493,32 @@ impl Stack {
             Some(v) if v.external => key.to_string(),
             _ => format!("{}_{}", self.name, key),
         }
+    }
+
+    /// What no engine can run as written, one line per place: a volume
+    /// whose path inside the container is relative (`- db-data`).
+    ///
+    /// Compose's `config` accepts such a file, so the loader does too and
+    /// `dockmaster config` shows it; the engine would refuse it only when
+    /// the container is created, halfway through a deploy. Every engine
+    /// stage and the registry's publish check call this first, so nothing
+    /// changes.
+    pub fn unrunnable(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (name, svc) in &self.services {
+            for (i, mount) in svc.volumes.iter().enumerate() {
+                if !mount.target.starts_with('/') {
+                    out.push(format!(
+                        "service \"{name}\", key \"volumes[{i}]\": the path inside the container must be absolute, \
+                         found {:?}; write SOURCE:/absolute/path, e.g. \"{}:/var/lib/{}\"",
+                        mount.target,
+                        mount.source.as_deref().unwrap_or(&mount.target),
+                        mount.target.rsplit('/').next().unwrap_or("data"),
+                    ));
+                }
+            }
+        }
+        out
     }
 
     /// The container name of a service: `container_name`, or

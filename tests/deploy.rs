@@ -738,3 +738,39 @@ fn an_environment_layers_its_override_files_and_profiles_and_env_files_reach_the
     plan.assert_exit(0);
     assert_eq!(plan.json().changed("created"), names(&["app"]), "default has its own target, without the profile");
 }
+
+#[test]
+fn what_one_engine_cannot_run_is_shown_by_config_and_refused_by_plan_and_deploy_before_anything_changes() {
+    let Some(run) = TestRun::start("cannot-run") else { return };
+    // Three things Compose's `config` reads but one engine cannot run: an
+    // external secret (only Swarm keeps them), a volume with a relative path
+    // in the container, and two replicas. All three are named at once.
+    let file = run.compose(&format!(
+        "services:\n  web:\n    image: {FIXTURE_IMAGE}\n    command: [\"sh\", \"-c\", \"{IDLE}\"]\n    \
+         volumes: [cache]\n    secrets: [tls]\n    deploy:\n      replicas: 2\n\
+         secrets:\n  tls:\n    external: true\n    name: prod-tls\n"
+    ));
+    let config = run.dockmaster(["config", &file]);
+    config.assert_exit(0);
+    config.check(config.stdout.contains("external: true") && config.stdout.contains("prod-tls"), "config shows it");
+    config.check(config.stderr.contains("must be absolute, found \"cache\""), "config warns of the relative path");
+    for action in ["plan", "deploy"] {
+        let out = match action {
+            "plan" => run.dockmaster(["plan", &file, "--output", "json"]),
+            _ => run.deploy(&file, &[]),
+        };
+        out.assert_exit(3);
+        let needle =
+            "service \"web\", key \"volumes[0]\": the path inside the container must be absolute, found \"cache\"";
+        out.check(out.stderr.contains(needle), format!("{action} names the relative path: {needle}"));
+        out.check(out.stderr.contains("deploy.replicas is 2"), format!("{action} names the replicas"));
+        out.check(
+            out.stderr.contains("secret `tls` is external (`prod-tls` on the engine)")
+                && out.stderr.contains("kind: swarm"),
+            format!("{action} names the external secret and the way to deploy it"),
+        );
+    }
+    assert!(containers_with_label(&run.label()).is_empty(), "no container was created");
+    assert!(networks_with_label(&run.label()).is_empty(), "no network was created");
+    assert!(volumes_with_label(&run.label()).is_empty(), "no volume was created");
+}

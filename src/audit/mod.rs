@@ -187,7 +187,7 @@ pub fn masked(config: &AuditConfig, stack: &Stack, secrets: &[&str]) -> Stack {
             match &mut mount.source {
                 crate::stack::FileSource::Content(text) => *text = MASK.to_string(),
                 crate::stack::FileSource::Environment { value, .. } => *value = MASK.to_string(),
-                crate::stack::FileSource::File(_) => {}
+                crate::stack::FileSource::File(_) | crate::stack::FileSource::External { .. } => {}
             }
         }
     }

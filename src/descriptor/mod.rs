@@ -147,6 +147,31 @@ impl Descriptor {
             .map_err(|_| Error::Descriptor(format!("{}: descriptor is not UTF-8 text", path.display())))?;
         Ok(Descriptor { reference, version, path: path.to_path_buf(), text, digest })
     }
+
+    /// The digest of the descriptor together with the other files its load
+    /// read (`inputs`, see [`crate::stack::Stack::inputs`]): what an approval
+    /// binds and the audit trail records. A descriptor that reads no other
+    /// file keeps the digest of its bytes, so it matches the registry's
+    /// ETag. Paths inside the descriptor's folder count relative to it, so
+    /// the same folder elsewhere gives the same digest.
+    pub fn digest_with(&self, inputs: &std::collections::BTreeMap<PathBuf, String>) -> String {
+        let dir = self.path.parent().and_then(|d| std::path::absolute(d).ok()).unwrap_or_default();
+        let absolute = std::path::absolute(&self.path).unwrap_or_else(|_| self.path.clone());
+        let others: std::collections::BTreeMap<String, &String> = inputs
+            .iter()
+            .filter(|(path, _)| **path != absolute && **path != self.path)
+            .map(|(path, digest)| (path.strip_prefix(&dir).unwrap_or(path).display().to_string(), digest))
+            .collect();
+        if others.is_empty() {
+            return self.digest.clone();
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(self.digest.as_bytes());
+        for (path, digest) in others {
+            hasher.update(format!("\n{path}\0{digest}").as_bytes());
+        }
+        format!("sha256:{}", hex::encode(hasher.finalize()))
+    }
 }
 
 /// Finds a descriptor: a path is read as is, a named reference is looked up

@@ -87,6 +87,7 @@ pub fn compose_document(stack: &Stack) -> Value {
                     FileSource::File(path) => json!({"file": path}),
                     FileSource::Environment { variable, .. } => json!({"environment": variable}),
                     FileSource::Content(text) => json!({"content": text}),
+                    FileSource::External { name } => json!({"name": name, "external": true}),
                 };
                 (f.name.clone(), source)
             })
@@ -94,6 +95,58 @@ pub fn compose_document(stack: &Stack) -> Value {
         doc.insert(section.into(), Value::Object(declared));
     }
     Value::Object(doc)
+}
+
+/// The Swarm settings of `deploy:` (replicas, rollout, placement, Swarm's
+/// restart policy, service labels), as the loader reads them back.
+fn swarm_deploy(sw: &crate::stack::SwarmDeploy) -> Map<String, Value> {
+    let mut d = Map::new();
+    if let Some(n) = sw.replicas {
+        d.insert("replicas".into(), json!(n));
+    }
+    for (key, config) in [("update_config", &sw.update_config), ("rollback_config", &sw.rollback_config)] {
+        let Some(c) = config else { continue };
+        let mut u = Map::new();
+        put_if(&mut u, "parallelism", c.parallelism.is_some(), json!(c.parallelism));
+        if let Some(delay) = c.delay {
+            u.insert("delay".into(), json!(duration(delay)));
+        }
+        put_if(&mut u, "failure_action", c.failure_action.is_some(), json!(c.failure_action));
+        if let Some(monitor) = c.monitor {
+            u.insert("monitor".into(), json!(duration(monitor)));
+        }
+        put_if(&mut u, "max_failure_ratio", c.max_failure_ratio.is_some(), json!(c.max_failure_ratio));
+        put_if(&mut u, "order", c.order.is_some(), json!(c.order));
+        d.insert(key.into(), Value::Object(u));
+    }
+    let p = &sw.placement;
+    if !p.is_empty() {
+        let mut placement = Map::new();
+        put_if(&mut placement, "constraints", !p.constraints.is_empty(), json!(p.constraints));
+        let spread: Vec<Value> = p.spread.iter().map(|s| json!({"spread": s})).collect();
+        put_if(&mut placement, "preferences", !spread.is_empty(), json!(spread));
+        put_if(
+            &mut placement,
+            "max_replicas_per_node",
+            p.max_replicas_per_node.is_some(),
+            json!(p.max_replicas_per_node),
+        );
+        d.insert("placement".into(), Value::Object(placement));
+    }
+    if let Some(r) = &sw.restart_policy {
+        let mut restart = Map::new();
+        restart.insert("condition".into(), json!(r.condition));
+        if let Some(delay) = r.delay {
+            restart.insert("delay".into(), json!(duration(delay)));
+        }
+        put_if(&mut restart, "max_attempts", r.max_attempts.is_some(), json!(r.max_attempts));
+        if let Some(window) = r.window {
+            restart.insert("window".into(), json!(duration(window)));
+        }
+        d.insert("restart_policy".into(), Value::Object(restart));
+    }
+    put_if(&mut d, "labels", !sw.labels.is_empty(), json!(sw.labels));
+    d
 }
 
 fn put_if(m: &mut Map<String, Value>, key: &str, condition: bool, value: Value) {
@@ -259,6 +312,7 @@ fn service(stack: &Stack, name: &str, s: &Service) -> Value {
     put_if(&mut m, "tty", s.tty, json!(true));
     put_if(&mut m, "stdin_open", s.stdin_open, json!(true));
     put_if(&mut m, "extra_hosts", !s.extra_hosts.is_empty(), json!(s.extra_hosts));
+    let mut deploy = s.swarm.as_ref().map(swarm_deploy).unwrap_or_default();
     let r = &s.resources;
     if !r.is_empty() {
         let mut limits = Map::new();
@@ -275,8 +329,9 @@ fn service(stack: &Stack, name: &str, s: &Service) -> Value {
         if let Some(mem) = r.memory_reservation {
             resources["reservations"] = json!({"memory": mem.to_string()});
         }
-        m.insert("deploy".into(), json!({"resources": resources}));
+        deploy.insert("resources".into(), resources);
     }
+    put_if(&mut m, "deploy", !deploy.is_empty(), Value::Object(deploy));
     if let Some(l) = &s.logging {
         let mut logging = Map::new();
         if let Some(d) = &l.driver {
@@ -413,7 +468,7 @@ mod tests {
         std::fs::create_dir_all(first.parent().unwrap()).unwrap();
         std::fs::write(
             &first,
-            "name: shop\nservices:\n  db:\n    image: db:1\n    healthcheck: {test: [\"CMD\", \"true\"], interval: 1m30s, retries: 3}\n    volumes: [\"data:/var/lib/db:nocopy\", \"./conf:/conf:z,ro\"]\n    tmpfs: [\"/run:size=64m,mode=1777,noexec\"]\n    init: true\n    read_only: true\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    devices: [\"/dev/fuse\"]\n    dns: [1.1.1.1]\n    dns_search: [example.com]\n    dns_opt: [\"ndots:2\"]\n    sysctls: {net.core.somaxconn: 1024}\n    ulimits: {nofile: {soft: 1, hard: 2}, nproc: 3}\n    shm_size: 64m\n    security_opt: [\"no-new-privileges:true\"]\n    pid: host\n    ipc: shareable\n    secrets: [cert, {source: token, target: tok, uid: \"7\", mode: 0400}]\n    configs: [motd]\n  web:\n    image: web:1\n    ports: [\"127.0.0.1:8080:80\"]\n    environment: {MODE: prod}\n    depends_on: {db: {condition: service_healthy}}\n    volumes_from: [\"db:ro\"]\n    deploy: {resources: {limits: {cpus: \"0.5\", memory: 64m}}}\nvolumes:\n  data: {}\nnetworks:\n  front:\n    enable_ipv6: true\n    ipam: {config: [{subnet: 10.9.0.0/24, gateway: 10.9.0.1, aux_addresses: {a: 10.9.0.5}}]}\nsecrets:\n  cert: {file: ./cert.pem}\n  token: {environment: TOKEN}\nconfigs:\n  motd: {content: hello}\n",
+            "name: shop\nservices:\n  db:\n    image: db:1\n    healthcheck: {test: [\"CMD\", \"true\"], interval: 1m30s, retries: 3}\n    volumes: [\"data:/var/lib/db:nocopy\", \"./conf:/conf:z,ro\"]\n    tmpfs: [\"/run:size=64m,mode=1777,noexec\"]\n    init: true\n    read_only: true\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    devices: [\"/dev/fuse\"]\n    dns: [1.1.1.1]\n    dns_search: [example.com]\n    dns_opt: [\"ndots:2\"]\n    sysctls: {net.core.somaxconn: 1024}\n    ulimits: {nofile: {soft: 1, hard: 2}, nproc: 3}\n    shm_size: 64m\n    security_opt: [\"no-new-privileges:true\"]\n    pid: host\n    ipc: shareable\n    secrets: [cert, {source: token, target: tok, uid: \"7\", mode: 0400}, ext]\n    configs: [motd]\n  web:\n    image: web:1\n    ports: [\"127.0.0.1:8080:80\"]\n    environment: {MODE: prod}\n    depends_on: {db: {condition: service_healthy}}\n    volumes_from: [\"db:ro\"]\n    deploy: {resources: {limits: {cpus: \"0.5\", memory: 64m}}, replicas: 3, labels: {team: a}, update_config: {order: start-first, failure_action: rollback, delay: 2s, parallelism: 2, monitor: 1m30s, max_failure_ratio: 0.5}, rollback_config: {parallelism: 0}, placement: {constraints: ['node.role == worker'], preferences: [{spread: node.labels.zone}], max_replicas_per_node: 2}, restart_policy: {condition: on-failure, max_attempts: 2, window: 10s, delay: 500ms}}\nvolumes:\n  data: {}\nnetworks:\n  front:\n    enable_ipv6: true\n    ipam: {config: [{subnet: 10.9.0.0/24, gateway: 10.9.0.1, aux_addresses: {a: 10.9.0.5}}]}\nsecrets:\n  cert: {file: ./cert.pem}\n  token: {environment: TOKEN}\n  ext: {external: true, name: prod-ext}\nconfigs:\n  motd: {content: hello}\n",
         )
         .unwrap();
         let load = |path: &std::path::Path| {
@@ -436,6 +491,8 @@ mod tests {
                 .collect()
         };
         assert_eq!(unnamed(&again), unnamed(&stack));
-        assert_eq!(stack.services["db"].secrets.len(), 2, "the example exercises what it means to");
+        assert_eq!(stack.services["db"].secrets.len(), 3, "the example exercises what it means to");
+        let swarm = stack.services["web"].swarm.as_ref().expect("web has Swarm settings");
+        assert_eq!((swarm.replicas, swarm.placement.spread.len()), (Some(3), 1), "the example exercises them");
     }
 }

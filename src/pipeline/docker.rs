@@ -14,7 +14,7 @@ use crate::pipeline::Progress;
 use crate::plan::{self, ChangeKind, ImageIds, Plan, ServiceChange};
 use crate::request::{Action, DescriptorSummary, ImageUse, Outcome, OutcomeError, Request};
 use crate::shutdown::Shutdown;
-use crate::stack::Stack;
+use crate::stack::{FileSource, Stack};
 
 impl Engine for DockerEngine {
     fn describe(&self) -> String {
@@ -26,12 +26,13 @@ impl Engine for DockerEngine {
     }
 
     async fn plan(&self, _cx: &Cx<'_>, stack: &Stack) -> Result<Plan> {
+        refuse_unsupported(stack)?;
         let images = local_images(self, stack).await?;
         observe_and_plan(self, stack, &images).await
     }
 
     async fn deploy(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
-        refuse_replicas(stack)?;
+        refuse_unsupported(stack)?;
         deploy(cx.request, cx.config, self, stack, summary, cx.progress, cx.shutdown).await
     }
 
@@ -44,18 +45,35 @@ impl Engine for DockerEngine {
     }
 }
 
-/// One engine runs one container per service: more replicas need a
-/// `swarm` environment, and saying so beats deploying one silently.
-fn refuse_replicas(stack: &Stack) -> Result<()> {
+/// What one engine cannot run, refused before anything changes, every
+/// problem at once: more than one replica (one engine runs one container
+/// per service; saying so beats deploying one silently) and `external`
+/// secrets or configs (only Swarm keeps them), and what no engine runs
+/// ([`Stack::unrunnable`]).
+fn refuse_unsupported(stack: &Stack) -> Result<()> {
+    let mut problems = stack.unrunnable();
     for (name, svc) in &stack.services {
         if let Some(n) = svc.swarm.as_ref().and_then(|s| s.replicas).filter(|n| *n > 1) {
-            return Err(Error::Descriptor(format!(
+            problems.push(format!(
                 "service `{name}`: deploy.replicas is {n}, but this environment's engine runs one container per \
                  service; deploy to an environment whose engine has `kind: swarm`, or set replicas to 1"
-            )));
+            ));
+        }
+        for (section, files) in [("secrets", &svc.secrets), ("configs", &svc.configs)] {
+            for file in files {
+                if let FileSource::External { name: engine_name } = &file.source {
+                    let what = &section[..section.len() - 1];
+                    problems.push(format!(
+                        "service `{name}`: {what} `{}` is external (`{engine_name}` on the engine), and only Swarm \
+                         keeps {section}; give it `file:` or `environment:` in the top-level `{section}:`, or deploy \
+                         to an environment whose engine has `kind: swarm`",
+                        file.name
+                    ));
+                }
+            }
         }
     }
-    Ok(())
+    super::refuse_problems(problems, "this environment's engine cannot run the descriptor as written")
 }
 
 /// The image ID each service's image has on the engine now (`None` when

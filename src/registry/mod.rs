@@ -133,14 +133,16 @@ pub fn assemble(previous: Option<&str>, fragment: &Value) -> Result<String> {
 }
 
 /// Checks a descriptor text with the loader, as a deploy would read it
-/// (variables left to their defaults): the error names the key and line.
+/// (variables left to their defaults), and refuses what no engine runs:
+/// the error names the key and line.
 pub fn validate(text: &str, what: &str) -> Result<()> {
     let dir = tempfile_dir()?;
     let path = dir.join("descriptor.yml");
     std::fs::write(&path, text).map_err(|e| Error::Engine(format!("cannot write a temporary file: {e}")))?;
     let reference = crate::descriptor::DescriptorRef::File(path.clone());
     let result = crate::descriptor::Descriptor::read(reference, None, &path)
-        .and_then(|d| crate::descriptor::compose::load_with_env(&d, "registry", &|_| None).map(|_| ()));
+        .and_then(|d| crate::descriptor::compose::load_with_env(&d, "registry", &|_| None))
+        .and_then(|stack| crate::pipeline::refuse_unrunnable(&stack));
     let _ = std::fs::remove_dir_all(&dir);
     result.map_err(|e| {
         let message = e.to_string().replace(&path.display().to_string(), what);

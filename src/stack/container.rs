@@ -63,6 +63,14 @@ pub enum FileSource {
     /// Text written in the descriptor (`content:`, configs only), written
     /// into the container before it starts.
     Content(String),
+    /// `external: true`: an object that already exists on the engine under
+    /// this name. Only Swarm keeps secrets and configs, so a plain engine
+    /// refuses it at plan and deploy (see [`crate::stack::Stack::engine_refusals`]),
+    /// while `dockmaster config` shows it as Compose does.
+    External {
+        /// The engine-side name (`name:`, else the key).
+        name: String,
+    },
 }
 
 impl FileSource {
@@ -70,7 +78,7 @@ impl FileSource {
     /// a host file.
     pub fn inline_text(&self) -> Option<&str> {
         match self {
-            FileSource::File(_) => None,
+            FileSource::File(_) | FileSource::External { .. } => None,
             FileSource::Environment { value, .. } => Some(value),
             FileSource::Content(text) => Some(text),
         }

@@ -91,6 +91,7 @@ impl SwarmEngine {
 
     /// Refuses a stack with fields Swarm cannot honour, naming each.
     fn check(&self, stack: &Stack) -> Result<()> {
+        crate::pipeline::refuse_unrunnable(stack)?;
         let mut problems = Vec::new();
         for (name, svc) in &stack.services {
             let fields = spec::unsupported(svc);

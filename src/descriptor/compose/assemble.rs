@@ -78,8 +78,10 @@ impl Assembly {
 
 /// Reads a file from disk for `include`, `extends` or an override.
 pub(crate) fn read_file(path: &Path, why: &str, from: &Path) -> Result<String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| Error::Descriptor(format!("{}: cannot read {why} {}: {e}", from.display(), path.display())))
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::Descriptor(format!("{}: cannot read {why} {}: {e}", from.display(), path.display())))?;
+    super::inputs::record(path, &text);
+    Ok(text)
 }
 
 /// Assembles the descriptor at `path` (text `text`) with the override

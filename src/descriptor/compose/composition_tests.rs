@@ -181,3 +181,45 @@ fn an_env_file_replaces_dot_env() {
     let err = load_in(dir.path(), "compose.yaml", &missing).unwrap_err().to_string();
     assert!(err.contains("cannot read") && err.contains("missing.env"), "{err}");
 }
+
+#[test]
+fn the_digest_covers_every_file_the_load_read() {
+    let dir = folder(&[
+        ("compose.yaml", "include: [parts/db.yaml]\nservices:\n  web:\n    image: web:1\n    env_file: web.env\n"),
+        ("parts/db.yaml", "services:\n  db:\n    image: db:1\n    extends: {file: base.yaml, service: base}\n"),
+        ("parts/base.yaml", "services:\n  base:\n    environment: [A=1]\n"),
+        ("web.env", "GREETING=hello\n"),
+        ("solo.yaml", "services:\n  one:\n    image: one:1\n"),
+    ]);
+    let digest = |dir: &Path| {
+        let path = dir.join("compose.yaml");
+        let descriptor = Descriptor::read(DescriptorRef::File(path.clone()), None, &path).unwrap();
+        let stack = load_with_options(&descriptor, "proj", &LoadOptions::default(), &env).unwrap();
+        (descriptor.digest.clone(), descriptor.digest_with(&stack.inputs), stack.inputs)
+    };
+    let (main, whole, inputs) = digest(dir.path());
+    let read: Vec<String> =
+        inputs.keys().map(|p| p.file_name().unwrap_or_default().to_string_lossy().into_owned()).collect();
+    for file in ["db.yaml", "base.yaml", "web.env"] {
+        assert!(read.iter().any(|r| r == file), "{file} not recorded in {read:?}");
+    }
+    assert_ne!(main, whole, "other files change the digest");
+    // Edit a file two steps away (extended by an included file).
+    std::fs::write(dir.path().join("parts/base.yaml"), "services:\n  base:\n    environment: [A=2]\n").unwrap();
+    let (main_after, whole_after, _) = digest(dir.path());
+    assert_eq!(main, main_after, "the main file did not change");
+    assert_ne!(whole, whole_after, "an edit to an extended file changes the digest");
+    // The same folder elsewhere gives the same digest.
+    let copy = folder(&[
+        ("compose.yaml", "include: [parts/db.yaml]\nservices:\n  web:\n    image: web:1\n    env_file: web.env\n"),
+        ("parts/db.yaml", "services:\n  db:\n    image: db:1\n    extends: {file: base.yaml, service: base}\n"),
+        ("parts/base.yaml", "services:\n  base:\n    environment: [A=2]\n"),
+        ("web.env", "GREETING=hello\n"),
+    ]);
+    assert_eq!(digest(copy.path()).1, whole_after);
+    // A descriptor that reads nothing else keeps the digest of its bytes.
+    let solo = dir.path().join("solo.yaml");
+    let descriptor = Descriptor::read(DescriptorRef::File(solo.clone()), None, &solo).unwrap();
+    let stack = load_with_options(&descriptor, "proj", &LoadOptions::default(), &env).unwrap();
+    assert_eq!(descriptor.digest_with(&stack.inputs), descriptor.digest);
+}

@@ -156,6 +156,7 @@ impl Resolver<'_, '_> {
         let Ok(text) = std::fs::read_to_string(path) else {
             return Ok(None);
         };
+        super::inputs::record(path, &text);
         let mut doc = read_document(path, &text, self.lookup, self.warnings)?;
         paths::rebase(&mut doc.tree, &folder_of(path));
         self.files.insert(path.to_path_buf(), doc.clone());

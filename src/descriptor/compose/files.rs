@@ -6,7 +6,9 @@
 //! (`environment:`) or written inline (`content:`, configs only) is written
 //! into the container before it starts. dockmaster does the same. Secrets
 //! land in `/run/secrets/<name>` unless a target says otherwise, configs in
-//! `/<name>`. `external` secrets and configs live in Swarm and are refused.
+//! `/<name>`. `external` secrets and configs live in Swarm: the loader keeps
+//! them (as `docker compose config` does) and a plain engine refuses them
+//! before anything changes.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -87,8 +89,8 @@ pub(crate) fn resolve_environment(tree: &mut Value, lookup: &Lookup<'_>) {
 pub(crate) enum Declared {
     /// Its content, ready to give to a container.
     Ready(FileSource),
-    /// `external: true`: it lives in Swarm.
-    External,
+    /// `external: true`: it lives in Swarm, under this name.
+    External(String),
     /// `environment: VAR` with `VAR` not set.
     Unset(String),
 }
@@ -107,11 +109,12 @@ pub(crate) fn declarations(
     for (name, v) in super::toplevel::section(value, place, kind.what())? {
         let at = place.key(&name);
         let mut source = None;
+        let (mut engine_name, mut legacy_name, mut external) = (None, None, false);
         let mut set = |s: Declared, key: &str| -> Parsed<()> {
             if source.replace(s).is_some() {
                 return Err(at.fault_at_key(
                     key,
-                    format!("a {} takes one of `file`, `environment` or `content`; keep one", kind.what()),
+                    format!("a {} takes one of `file`, `environment`, `content` or `external`; keep one", kind.what()),
                 ));
             }
             Ok(())
@@ -137,12 +140,17 @@ pub(crate) fn declarations(
                     set(Declared::Ready(FileSource::Content(string(setting, &kat)?)), &key)?
                 }
                 "name" => {
-                    opt_string(setting, &kat)?;
+                    engine_name = opt_string(setting, &kat)?;
                 }
                 "external" => {
-                    // `external: {name: x}` is the legacy spelling of `external: true`.
+                    // `external: {name: x}` is the legacy spelling of `external: true`
+                    // with `name: x`.
+                    if let Some(legacy) = setting.get("name") {
+                        legacy_name = opt_string(legacy, &kat.key("name"))?;
+                    }
                     if setting.is_mapping() || (!setting.is_null() && boolean(setting, &kat)?) {
-                        set(Declared::External, &key)?;
+                        external = true;
+                        set(Declared::External(String::new()), &key)?;
                     }
                 }
                 "labels" => {
@@ -162,6 +170,18 @@ pub(crate) fn declarations(
                 k if k.starts_with("x-") => {}
                 k => return Err(unknown_key(&at, k, &declaration_keys(kind))),
             }
+        }
+        if let (Some(a), Some(b)) = (&engine_name, &legacy_name) {
+            if a != b {
+                return Err(at.fault_at_key(
+                    "external",
+                    format!("`name: {a}` and `external.name: {b}` disagree; keep `name:` only"),
+                ));
+            }
+        }
+        if external {
+            let engine_name = engine_name.or(legacy_name).filter(|n| !n.is_empty()).unwrap_or_else(|| name.clone());
+            source = Some(Declared::External(engine_name));
         }
         let Some(source) = source else {
             return Err(at.fault(format!(
@@ -234,15 +254,7 @@ pub(crate) fn references(
         }
         mount.source = match declared.get(&mount.name) {
             Some(Declared::Ready(source)) => source.clone(),
-            Some(Declared::External) => {
-                return Err(at.fault(format!(
-                    "{} {:?} is external: external {}s live in Swarm, which dockmaster does not deploy to; \
-                     declare it with `file:` or `environment:`",
-                    kind.what(),
-                    mount.name,
-                    kind.what()
-                )))
-            }
+            Some(Declared::External(name)) => FileSource::External { name: name.clone() },
             Some(Declared::Unset(variable)) => {
                 return Err(at.fault(format!(
                     "{} {:?} takes its value from variable {variable:?}, which is not set; set it in the \
@@ -322,13 +334,22 @@ mod tests {
         );
         let configs = declared(Kind::Config, "{c: {content: hello}}").unwrap();
         assert_eq!(configs["c"], Declared::Ready(FileSource::Content("hello".into())));
-        let unusable = declared(Kind::Secret, "{a: {environment: MISSING}, b: {external: true}}").unwrap();
+        let unusable = declared(
+            Kind::Secret,
+            "{a: {environment: MISSING}, b: {external: true}, c: {external: true, name: prod-c}, \
+             d: {external: {name: legacy-d}}}",
+        )
+        .unwrap();
         assert_eq!(unusable["a"], Declared::Unset("MISSING".into()));
-        assert_eq!(unusable["b"], Declared::External);
+        assert_eq!(unusable["b"], Declared::External("b".into()));
+        assert_eq!(unusable["c"], Declared::External("prod-c".into()));
+        assert_eq!(unusable["d"], Declared::External("legacy-d".into()));
         for (kind, bad, needle) in [
             (Kind::Secret, "{a: {content: x}}", "unknown key"),
             (Kind::Secret, "{a: {}}", "needs `file:`"),
             (Kind::Config, "{a: {file: x, content: y}}", "keep one"),
+            (Kind::Secret, "{a: {file: x, external: true}}", "keep one"),
+            (Kind::Secret, "{a: {external: {name: x}, name: y}}", "disagree"),
         ] {
             let err = declared(kind, bad).unwrap_err();
             assert!(err.message.contains(needle), "{bad}: {}", err.message);
@@ -363,8 +384,12 @@ mod tests {
         let unusable = declared(Kind::Secret, "{a: {environment: MISSING}, b: {external: true}}").unwrap();
         let err = references(Kind::Secret, &yaml("[a]"), &at, &unusable, &mut warnings).unwrap_err();
         assert!(err.message.contains("\"MISSING\", which is not set"), "{}", err.message);
-        let err = references(Kind::Secret, &yaml("[b]"), &at, &unusable, &mut warnings).unwrap_err();
-        assert!(err.message.contains("Swarm"), "{}", err.message);
+        let got = references(Kind::Secret, &yaml("[b]"), &at, &unusable, &mut warnings).unwrap();
+        assert_eq!(
+            (&got[0].source, got[0].target.as_str()),
+            (&FileSource::External { name: "b".into() }, "/run/secrets/b"),
+            "an external secret is kept for the engine to judge"
+        );
         let err = references(Kind::Secret, &yaml("[{source: b, uid: app}]"), &at, &secrets, &mut warnings).unwrap_err();
         assert!(err.message.contains("not a numeric user"), "{}", err.message);
         let err = references(Kind::Secret, &yaml("[a, a]"), &at, &secrets, &mut warnings).unwrap_err();

@@ -29,6 +29,7 @@ mod dotenv;
 mod extends;
 mod fault;
 mod files;
+mod inputs;
 mod interpolate;
 mod kernel;
 mod merge;
@@ -127,6 +128,19 @@ pub fn load_with_options(
     options: &LoadOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Stack> {
+    let (stack, read) = inputs::recording(|| load_recorded(descriptor, default_project, options, env));
+    let mut stack = stack?;
+    stack.inputs = read;
+    Ok(stack)
+}
+
+/// [`load_with_options`], with the files read recorded by the caller.
+fn load_recorded(
+    descriptor: &Descriptor,
+    default_project: &str,
+    options: &LoadOptions,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Stack> {
     let path = descriptor.path.as_path();
     let dir = descriptor_dir(path);
     let variables = match &options.env_file {
@@ -148,6 +162,11 @@ pub fn load_with_options(
         read_stack(&assembly.tree, assembly.main.format, default_project, &dir, &lookup, warnings).map_err(fail)?;
     select::select(&mut stack, &active, &scaled_to_zero).map_err(fail)?;
     checks::check(&mut stack).map_err(fail)?;
+    for problem in stack.unrunnable() {
+        stack
+            .warnings
+            .push(format!("{problem} (Compose reads this file too, but no engine runs it: plan and deploy stop here)"));
+    }
     Ok(stack)
 }
 
@@ -168,7 +187,10 @@ fn read_env_file(
     required: bool,
 ) -> Result<BTreeMap<String, String>> {
     let text = match std::fs::read_to_string(file) {
-        Ok(text) => text,
+        Ok(text) => {
+            inputs::record(file, &text);
+            text
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(BTreeMap::new()),
         Err(e) => {
             return Err(Error::Descriptor(format!("{}: cannot read {}: {e}", descriptor.display(), file.display())))
@@ -234,6 +256,7 @@ fn read_stack(
         networks: BTreeMap::new(),
         volumes: BTreeMap::new(),
         warnings,
+        inputs: BTreeMap::new(),
     };
     if let Some(v) = get("networks") {
         let at = root.key("networks");

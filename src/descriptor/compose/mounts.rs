@@ -79,10 +79,25 @@ fn is_host_path(source: &str) -> bool {
 /// The path inside the container, checked absolute and cleaned as Compose
 /// cleans it (`/etc/` → `/etc`).
 fn container_path(target: &str, place: &Place, written: &str) -> Parsed<String> {
+    if target.is_empty() {
+        return Err(place.fault(format!("invalid volume {written:?}: the path inside the container is empty")));
+    }
     if !target.starts_with('/') {
         return Err(place.fault(format!(
             "invalid volume {written:?}: the path inside the container must be absolute, found {target:?}"
         )));
+    }
+    Ok(clean(Path::new(target)).to_string_lossy().into_owned())
+}
+
+/// The path inside the container of a volume or bind mount, cleaned. A
+/// relative one is kept as written, as `docker compose config` keeps it
+/// (`- db-data` is an anonymous volume at `db-data`): no engine can mount
+/// it, so [`crate::stack::Stack::unrunnable`] stops plan and deploy on it,
+/// but `dockmaster config` shows the file as Compose reads it.
+fn volume_target(target: &str, place: &Place, written: &str) -> Parsed<String> {
+    if target.starts_with('/') || target.is_empty() {
+        return container_path(target, place, written);
     }
     Ok(clean(Path::new(target)).to_string_lossy().into_owned())
 }
@@ -123,7 +138,7 @@ fn short(text: &str, place: &Place, cx: &PathContext<'_>) -> Parsed<Mount> {
                 .fault(format!("invalid volume {text:?}: write SOURCE:TARGET[:MODE], e.g. \"data:/var/lib/data:ro\"")))
         }
     };
-    let target = container_path(target, place, text)?;
+    let target = volume_target(target, place, text)?;
     let (kind, source) = match source {
         None => (MountKind::Volume, None),
         Some("") => return Err(place.fault(format!("invalid volume {text:?}: the source is empty"))),
@@ -206,7 +221,7 @@ fn long(value: &Value, place: &Place, cx: &PathContext<'_>) -> Parsed<Mount> {
     if mount.target.is_empty() {
         return Err(place.fault("a volume in long syntax needs `target`, the path inside the container"));
     }
-    mount.target = container_path(&mount.target, &place.key("target"), &mount.target)?;
+    mount.target = volume_target(&mount.target, &place.key("target"), &mount.target)?;
     if kind == MountKind::Bind && mount.source.is_none() {
         return Err(place.fault("a bind mount needs `source`, the path on the host"));
     }
@@ -463,9 +478,18 @@ mod tests {
     }
 
     #[test]
+    fn relative_container_paths_are_kept_as_compose_keeps_them() {
+        // `docker compose config` reads these; the engines refuse them
+        // before anything changes (Stack::unrunnable).
+        let got = load("- db-data\n- data:rel/./x/\n- {type: volume, source: d, target: t}\n").unwrap();
+        let targets: Vec<(&str, Option<&str>)> = got.iter().map(|m| (m.target.as_str(), m.source.as_deref())).collect();
+        assert_eq!(targets, [("db-data", None), ("rel/x", Some("data")), ("t", Some("d"))]);
+    }
+
+    #[test]
     fn bad_volumes_say_why() {
         for (yaml, needle) in [
-            ("- data:relative", "must be absolute"),
+            ("- {type: volume, target: ''}", "needs `target`"),
             ("- a:/b:c:d", "SOURCE:TARGET"),
             ("- data:/x:z", "bind mounts"),
             ("- ./x:/x:nocopy", "volumes only"),

@@ -111,6 +111,7 @@ mod tests {
             networks: Default::default(),
             volumes: Default::default(),
             warnings: vec![],
+            inputs: Default::default(),
         }
     }
 

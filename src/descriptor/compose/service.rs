@@ -427,7 +427,10 @@ fn merge_environment(
         let home = (cx.lookup)("HOME");
         let path = host_path(&file.path, cx.dir, home.as_deref()).map_err(|why| file.place.fault(why))?;
         let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
+            Ok(text) => {
+                super::inputs::record(&path, &text);
+                text
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !file.required => continue,
             Err(e) => {
                 return Err(file.place.fault(format!(

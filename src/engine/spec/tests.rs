@@ -14,6 +14,7 @@ fn stack_with(svc: Service) -> Stack {
         networks: BTreeMap::new(),
         volumes: BTreeMap::new(),
         warnings: vec![],
+        inputs: Default::default(),
     }
 }
 
