@@ -138,13 +138,74 @@ fn a_stack_deploys_to_swarm_a_failed_update_is_rolled_back_by_swarm_and_down_rem
     history.assert_exit(0);
     history.check(history.stdout.contains("swarm unix://"), "the audit trail names the swarm engine");
 
-    // 6. Down removes the services and the overlay network.
+    // 6. Secrets and configs: an external secret must exist first; the
+    // stack's own are created, given to the tasks, replaced when their
+    // content changes, and removed when no longer used.
+    let external = format!("{}-tls", run.project);
+    run.write("stack/token.txt", "t0ken");
+    let with_files = |motd: &str| {
+        format!(
+            "{}    secrets: [tls, token]\n    configs: [{{source: motd, target: /etc/motd}}]\n\
+             secrets:\n  tls:\n    external: true\n    name: {external}\n  token:\n    file: ./token.txt\n\
+             configs:\n  motd:\n    content: {motd}\n",
+            stack("true")
+        )
+    };
+    let file = run.compose(&with_files("hello"));
+    let out = run.deploy(&file, &["--env", "cluster"]);
+    out.assert_exit(3);
+    out.check(out.stderr.contains(&format!("docker secret create {external}")), "the refusal says what to create");
+    let own = |what: &str| {
+        docker_lines(&[what, "ls", "--filter", &format!("label=dockmaster.target={target}"), "--format", "{{.Name}}"])
+    };
+    assert!(own("secret").is_empty() && own("config").is_empty(), "nothing was created before the refusal");
+    let value = run.write("external-tls", "external-value");
+    let created = docker(&["secret", "create", "--label", &run.label(), &external, &value]);
+    assert!(created.status.success(), "docker secret create: {}", String::from_utf8_lossy(&created.stderr));
+    let out = run.deploy(&file, &["--env", "cluster"]);
+    out.assert_exit(0);
+    let report = out.json();
+    report
+        .check(report.changed("recreated") == ["web"], format!("only web changes: {:?}", report.changed("recreated")));
+    let web_task = || {
+        docker_lines(&["ps", "-q", "--filter", &format!("label=com.docker.swarm.service.name={target}_web")])
+            .into_iter()
+            .next()
+            .expect("a running web task")
+    };
+    let task = web_task();
+    for (path, expected) in
+        [("/run/secrets/tls", "external-value"), ("/run/secrets/token", "t0ken"), ("/etc/motd", "hello")]
+    {
+        assert_eq!(docker_lines(&["exec", &task, "cat", path]).join(""), expected, "{path} in the task");
+    }
+    let configs = own("config");
+    assert!(configs.len() == 1 && configs[0].starts_with(&format!("{target}_motd_")), "{configs:?}");
+    assert_eq!(own("secret").len(), 1, "the token secret is the stack's own; tls is not");
+    let file = run.compose(&with_files("bye"));
+    let out = run.deploy(&file, &["--env", "cluster"]);
+    out.assert_exit(0);
+    out.json().check(out.json().changed("recreated") == ["web"], "new content updates the service");
+    let replaced = own("config");
+    assert!(replaced.len() == 1 && replaced != configs, "the old config is removed: {configs:?} then {replaced:?}");
+    let spec_configs = inspect_service(
+        &format!("{target}_web"),
+        "{{range .Spec.TaskTemplate.ContainerSpec.Configs}}{{.ConfigName}}{{end}}",
+    );
+    assert_eq!(spec_configs, replaced[0], "the service uses the new config");
+
+    // 7. Down removes the services, the overlay network and the stack's own
+    // secrets and configs; the external secret stays.
     let down = run.dockmaster(["down", &file, "--env", "cluster"]);
     down.assert_exit(0);
     let left = docker_lines(&["service", "ls", "--filter", &format!("label=dockmaster.target={target}"), "-q"]);
     assert!(left.is_empty(), "services left after down: {left:?}");
+    assert!(own("secret").is_empty() && own("config").is_empty(), "own secrets or configs left after down");
+    let kept = docker_lines(&["secret", "ls", "--filter", &format!("name={external}"), "--format", "{{.Name}}"]);
+    assert_eq!(kept, std::slice::from_ref(&external), "the external secret is not the stack's to remove");
+    let _ = docker(&["secret", "rm", &external]);
 
-    // 7. Without swarm mode, a swarm environment is refused with what to do.
+    // 8. Without swarm mode, a swarm environment is refused with what to do.
     if swarm.initialised_here {
         swarm.leave();
         let out = run.deploy(&file, &["--env", "cluster"]);

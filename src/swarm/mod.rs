@@ -10,6 +10,7 @@
 //! access, policy, locks, approvals and the audit trail stay in the
 //! pipeline, so a cluster gets the same guarantees as one host.
 
+mod files;
 pub mod spec;
 mod watch;
 
@@ -135,6 +136,8 @@ impl SwarmEngine {
 
     async fn compute_plan(&self, stack: &Stack) -> Result<Plan> {
         self.check(stack)?;
+        // External secrets and configs must exist before anything changes.
+        self.ensure_files(stack, None).await?;
         let observed = Engine::observe(self, &stack.name).await?;
         let mut services = Vec::new();
         for (name, svc) in &stack.services {
@@ -222,12 +225,13 @@ impl SwarmEngine {
         stack: &Stack,
         change: &ServiceChange,
         labels: &BTreeMap<String, String>,
+        files: &files::Ids,
     ) -> Result<Undo> {
         let svc = &stack.services[&change.service];
         let hash = spec::config_hash(stack, &change.service, svc);
         let mut all_labels = self.engine.extra_labels.clone();
         all_labels.extend(labels.clone());
-        let body = spec::service_spec(stack, &change.service, svc, &hash, &all_labels);
+        let body = spec::service_spec(stack, &change.service, svc, &hash, &all_labels, files);
         let name = change.container.clone();
         match change.action {
             ChangeKind::Create => {
@@ -364,6 +368,7 @@ impl Engine for SwarmEngine {
         for warning in &plan.warnings {
             cx.progress.step(&format!("warning: {warning}"));
         }
+        let files = self.ensure_files(stack, Some(cx.progress)).await?;
         self.create_networks(stack, &plan, cx).await?;
         let mut labels = BTreeMap::new();
         labels.insert(LABEL_REFERENCE.to_string(), summary.reference.clone());
@@ -376,7 +381,7 @@ impl Engine for SwarmEngine {
         for change in plan.services.iter().filter(|c| matches!(c.action, ChangeKind::Create | ChangeKind::Recreate)) {
             let verb = if change.action == ChangeKind::Create { "creating" } else { "updating" };
             cx.progress.step(&format!("{verb} service {} ({})", change.container, change.reasons.join(", ")));
-            match self.apply_one(stack, change, &labels).await {
+            match self.apply_one(stack, change, &labels, &files).await {
                 Ok(u) => undo.push(u),
                 Err(e) => {
                     error = Some(e);
@@ -415,6 +420,11 @@ impl Engine for SwarmEngine {
             }
         }
         outcome.report = Some(report);
+        // What the services no longer use (old content, or this deploy's
+        // own after a rollback) goes; a failure here changes no verdict.
+        if let Err(e) = self.prune_files(&stack.name, cx.progress).await {
+            cx.progress.step(&format!("warning: unused secrets and configs were not removed: {e}"));
+        }
         Ok(outcome)
     }
 
@@ -455,6 +465,7 @@ impl Engine for SwarmEngine {
                 }
             }
         }
+        self.prune_files(&stack.name, cx.progress).await?;
         let plan = Plan { target: stack.name.clone(), services: changes, networks, volumes: vec![], warnings: vec![] };
         Ok(Outcome { plan: Some(plan), ..Outcome::new(stack.name.clone(), Action::Down, summary) })
     }

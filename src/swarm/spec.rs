@@ -3,7 +3,8 @@
 //! labels that `docker stack ps` and `docker stack services` look for,
 //! overlay networks with the service name as alias.
 //!
-//! What Swarm cannot do for a service (privileged containers, devices,
+//! Secrets and configs become Swarm objects (see [`super::files`]). What
+//! Swarm cannot do for a service (privileged containers, devices,
 //! `network_mode`, `volumes_from`, links, shared namespaces) is refused
 //! with every such field named at once: deploying without it would not be
 //! the descriptor the team wrote.
@@ -55,8 +56,6 @@ pub fn unsupported(svc: &Service) -> Vec<&'static str> {
     flag(svc.ipc.is_some(), "ipc");
     flag(!svc.security_opt.is_empty(), "security_opt");
     flag(svc.shm_size.is_some(), "shm_size");
-    flag(!svc.secrets.is_empty(), "secrets");
-    flag(!svc.configs.is_empty(), "configs");
     fields
 }
 
@@ -64,6 +63,14 @@ pub fn unsupported(svc: &Service) -> Vec<&'static str> {
 /// the Swarm settings, so a replica or rollout change is a change too.
 pub fn config_hash(stack: &Stack, service: &str, svc: &Service) -> ConfigHash {
     let mut hash = crate::plan::config_hash(stack, service, svc);
+    // Secrets and configs by the Swarm objects behind them: new content in
+    // a host file is a new object, and so a change.
+    let objects = super::files::names_for_hash(stack, service, svc);
+    if !objects.is_empty() {
+        let text = objects.join("|");
+        hash.fields.insert("swarm_files".into(), hex::encode(&Sha256::digest(text.as_bytes())[..6]));
+        hash.whole = hex::encode(Sha256::digest(format!("{}|{text}", hash.whole).as_bytes()));
+    }
     if let Some(swarm) = &svc.swarm {
         let text = serde_json::to_string(swarm).unwrap_or_default();
         hash.fields.insert("swarm".into(), hex::encode(&Sha256::digest(text.as_bytes())[..6]));
@@ -80,7 +87,9 @@ pub fn service_spec(
     svc: &Service,
     hash: &ConfigHash,
     labels: &BTreeMap<String, String>,
+    files: &super::files::Ids,
 ) -> ServiceSpec {
+    let (secrets, configs) = super::files::references(stack, service, svc, files);
     let swarm = svc.swarm.clone().unwrap_or_default();
     let mut service_labels: HashMap<String, String> = swarm.labels.clone().into_iter().collect();
     service_labels.extend(labels.clone());
@@ -130,6 +139,8 @@ pub fn service_spec(
         capability_add: non_empty(svc.cap_add.clone()),
         capability_drop: non_empty(svc.cap_drop.clone()),
         ulimits: ulimits(svc),
+        secrets: non_empty(secrets),
+        configs: non_empty(configs),
         ..Default::default()
     };
 
@@ -278,7 +289,7 @@ fn mounts(stack: &Stack, svc: &Service) -> Vec<Mount> {
         };
         out.push(mount);
     }
-    // Secrets and configs are refused before this (see `unsupported`).
+    // Secrets and configs are Swarm objects, not mounts (see `files`).
     out
 }
 
@@ -302,7 +313,7 @@ mod tests {
     fn a_service_becomes_the_spec_docker_stack_deploy_would_write() {
         let s = stack(WEB);
         let svc = &s.services["web"];
-        let spec = service_spec(&s, "web", svc, &config_hash(&s, "web", svc), &BTreeMap::new());
+        let spec = service_spec(&s, "web", svc, &config_hash(&s, "web", svc), &BTreeMap::new(), &Default::default());
         assert_eq!(spec.name.as_deref(), Some("shop_web"));
         let labels = spec.labels.unwrap();
         assert_eq!(labels[LABEL_NAMESPACE], "shop");

@@ -58,7 +58,19 @@ pub(super) async fn watch(
         for name in services {
             let svc = &stack.services[name];
             let swarm_name = spec::service_name(stack, name);
-            let service = engine.inspect(&swarm_name).await?;
+            let mut service = engine.inspect(&swarm_name).await?;
+            // A rollback that finished before this deploy (or this status)
+            // is history: the service runs its previous spec, which is the
+            // one the descriptor asks for now. Only this deploy's own
+            // updates can fail by being rolled back.
+            if mode != Watched::Rollback && !updated.contains_key(name) {
+                if let Some(s) = service
+                    .as_mut()
+                    .filter(|s| s.update_status.as_ref().and_then(|u| u.state) == Some(UpdateState::ROLLBACK_COMPLETED))
+                {
+                    s.update_status = None;
+                }
+            }
             let tasks = tasks(engine, &swarm_name).await?;
             let mut health =
                 assess(name, &swarm_name, service.as_ref(), &tasks, svc.healthcheck.is_some(), mode, since);
