@@ -189,5 +189,8 @@ mod tests {
         let err = validate("web:\n  image: x\n  ports: [\"not-a-port\"]\n", "the fragment").unwrap_err();
         assert!(err.to_string().contains("the fragment"), "{err}");
         validate("web:\n  image: x\n  net: host\n", "the fragment").unwrap();
+        // Compose reads it, but no engine runs it: not worth publishing.
+        let err = validate("services:\n  web:\n    image: x\n    volumes: [db-data]\n", "the fragment").unwrap_err();
+        assert!(err.to_string().contains("must be absolute, found \"db-data\""), "{err}");
     }
 }
