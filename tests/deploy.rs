@@ -774,3 +774,28 @@ fn what_one_engine_cannot_run_is_shown_by_config_and_refused_by_plan_and_deploy_
     assert!(networks_with_label(&run.label()).is_empty(), "no network was created");
     assert!(volumes_with_label(&run.label()).is_empty(), "no volume was created");
 }
+
+#[test]
+fn the_reported_digest_changes_when_an_included_file_changes() {
+    let Some(run) = TestRun::start("digest-include") else { return };
+    let part = |greeting: &str| {
+        format!(
+            "services:\n  db:\n    image: {FIXTURE_IMAGE}\n    command: [\"sh\", \"-c\", \"{IDLE}\"]\n    \
+             environment:\n      GREETING: {greeting}\n"
+        )
+    };
+    run.write("stack/parts/db.yaml", &part("one"));
+    let file = run.compose(&format!(
+        "include: [parts/db.yaml]\nservices:\n  web:\n    image: {FIXTURE_IMAGE}\n    command: [\"sh\", \"-c\", \"{IDLE}\"]\n"
+    ));
+    let digest = || {
+        let out = run.dockmaster(["plan", &file, "--output", "json"]);
+        out.assert_exit(0);
+        out.json().value["descriptor"]["digest"].as_str().unwrap_or_default().to_string()
+    };
+    let before = digest();
+    assert!(before.starts_with("sha256:"), "{before}");
+    assert_eq!(digest(), before, "the same files give the same digest");
+    run.write("stack/parts/db.yaml", &part("two"));
+    assert_ne!(digest(), before, "an edit to the included file is a new digest, so an old approval does not cover it");
+}
