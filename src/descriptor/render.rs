@@ -94,7 +94,21 @@ pub fn compose_document(stack: &Stack) -> Value {
             .collect();
         doc.insert(section.into(), Value::Object(declared));
     }
-    Value::Object(doc)
+    let mut doc = Value::Object(doc);
+    escape_dollars(&mut doc);
+    doc
+}
+
+/// Writes every literal `$` in a value as `$$`, as `docker compose config`
+/// does: values are interpolated when a file loads (keys are not), so
+/// without this the printed file would load back with `$HOME` replaced.
+fn escape_dollars(value: &mut Value) {
+    match value {
+        Value::String(text) if text.contains('$') => *text = text.replace('$', "$$"),
+        Value::Array(items) => items.iter_mut().for_each(escape_dollars),
+        Value::Object(map) => map.values_mut().for_each(escape_dollars),
+        _ => {}
+    }
 }
 
 /// The Swarm settings of `deploy:` (replicas, rollout, placement, Swarm's
@@ -468,7 +482,7 @@ mod tests {
         std::fs::create_dir_all(first.parent().unwrap()).unwrap();
         std::fs::write(
             &first,
-            "name: shop\nservices:\n  db:\n    image: db:1\n    healthcheck: {test: [\"CMD\", \"true\"], interval: 1m30s, retries: 3}\n    volumes: [\"data:/var/lib/db:nocopy\", \"./conf:/conf:z,ro\"]\n    tmpfs: [\"/run:size=64m,mode=1777,noexec\"]\n    init: true\n    read_only: true\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    devices: [\"/dev/fuse\"]\n    dns: [1.1.1.1]\n    dns_search: [example.com]\n    dns_opt: [\"ndots:2\"]\n    sysctls: {net.core.somaxconn: 1024}\n    ulimits: {nofile: {soft: 1, hard: 2}, nproc: 3}\n    shm_size: 64m\n    security_opt: [\"no-new-privileges:true\"]\n    pid: host\n    ipc: shareable\n    secrets: [cert, {source: token, target: tok, uid: \"7\", mode: 0400}, ext]\n    configs: [motd]\n  web:\n    image: web:1\n    ports: [\"127.0.0.1:8080:80\"]\n    environment: {MODE: prod}\n    depends_on: {db: {condition: service_healthy}}\n    volumes_from: [\"db:ro\"]\n    deploy: {resources: {limits: {cpus: \"0.5\", memory: 64m}}, replicas: 3, labels: {team: a}, update_config: {order: start-first, failure_action: rollback, delay: 2s, parallelism: 2, monitor: 1m30s, max_failure_ratio: 0.5}, rollback_config: {parallelism: 0}, placement: {constraints: ['node.role == worker'], preferences: [{spread: node.labels.zone}], max_replicas_per_node: 2}, restart_policy: {condition: on-failure, max_attempts: 2, window: 10s, delay: 500ms}}\nvolumes:\n  data: {}\nnetworks:\n  front:\n    enable_ipv6: true\n    ipam: {config: [{subnet: 10.9.0.0/24, gateway: 10.9.0.1, aux_addresses: {a: 10.9.0.5}}]}\nsecrets:\n  cert: {file: ./cert.pem}\n  token: {environment: TOKEN}\n  ext: {external: true, name: prod-ext}\nconfigs:\n  motd: {content: hello}\n",
+            "name: shop\nservices:\n  db:\n    image: db:1\n    healthcheck: {test: [\"CMD\", \"true\"], interval: 1m30s, retries: 3}\n    volumes: [\"data:/var/lib/db:nocopy\", \"./conf:/conf:z,ro\"]\n    tmpfs: [\"/run:size=64m,mode=1777,noexec\"]\n    init: true\n    read_only: true\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    devices: [\"/dev/fuse\"]\n    dns: [1.1.1.1]\n    dns_search: [example.com]\n    dns_opt: [\"ndots:2\"]\n    sysctls: {net.core.somaxconn: 1024}\n    ulimits: {nofile: {soft: 1, hard: 2}, nproc: 3}\n    shm_size: 64m\n    security_opt: [\"no-new-privileges:true\"]\n    pid: host\n    ipc: shareable\n    secrets: [cert, {source: token, target: tok, uid: \"7\", mode: 0400}, ext]\n    configs: [motd]\n  web:\n    image: web:1\n    ports: [\"127.0.0.1:8080:80\"]\n    environment: {MODE: prod, PRICE: \"$$5 ${TOKEN}\"}\n    command: [echo, \"$$HOME\"]\n    labels: {cost: \"$$$$\"}\n    depends_on: {db: {condition: service_healthy}}\n    volumes_from: [\"db:ro\"]\n    deploy: {resources: {limits: {cpus: \"0.5\", memory: 64m}}, replicas: 3, labels: {team: a}, update_config: {order: start-first, failure_action: rollback, delay: 2s, parallelism: 2, monitor: 1m30s, max_failure_ratio: 0.5}, rollback_config: {parallelism: 0}, placement: {constraints: ['node.role == worker'], preferences: [{spread: node.labels.zone}], max_replicas_per_node: 2}, restart_policy: {condition: on-failure, max_attempts: 2, window: 10s, delay: 500ms}}\nvolumes:\n  data: {}\nnetworks:\n  front:\n    enable_ipv6: true\n    ipam: {config: [{subnet: 10.9.0.0/24, gateway: 10.9.0.1, aux_addresses: {a: 10.9.0.5}}]}\nsecrets:\n  cert: {file: ./cert.pem}\n  token: {environment: TOKEN}\n  ext: {external: true, name: prod-ext}\nconfigs:\n  motd: {content: hello}\n",
         )
         .unwrap();
         let load = |path: &std::path::Path| {
@@ -492,7 +506,13 @@ mod tests {
         };
         assert_eq!(unnamed(&again), unnamed(&stack));
         assert_eq!(stack.services["db"].secrets.len(), 3, "the example exercises what it means to");
-        let swarm = stack.services["web"].swarm.as_ref().expect("web has Swarm settings");
+        let web = &stack.services["web"];
+        assert_eq!(web.environment["PRICE"].as_deref(), Some("$5 s3cret"), "the example has literal dollars");
+        assert_eq!(
+            (web.command.as_deref(), web.labels["cost"].as_str()),
+            (Some(&["echo".to_string(), "$HOME".to_string()][..]), "$$")
+        );
+        let swarm = web.swarm.as_ref().expect("web has Swarm settings");
         assert_eq!((swarm.replicas, swarm.placement.spread.len()), (Some(3), 1), "the example exercises them");
     }
 }
