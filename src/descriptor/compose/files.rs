@@ -114,7 +114,12 @@ pub(crate) fn declarations(
             if source.replace(s).is_some() {
                 return Err(at.fault_at_key(
                     key,
-                    format!("a {} takes one of `file`, `environment`, `content` or `external`; keep one", kind.what()),
+                    match kind {
+                        Kind::Secret => "a secret takes one of `file`, `environment` or `external`; keep one",
+                        Kind::Config => {
+                            "a config takes one of `file`, `environment`, `content` or `external`; keep one"
+                        }
+                    },
                 ));
             }
             Ok(())
