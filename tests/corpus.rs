@@ -12,6 +12,8 @@
 //! Needs no engine. Without the corpus the test fails under CI and prints a
 //! note elsewhere.
 
+#[path = "corpus/container.rs"]
+mod container;
 #[path = "corpus/golden.rs"]
 mod golden;
 
@@ -159,11 +161,13 @@ fn compare(
         return out;
     }
     for (name, golden_svc) in services {
-        let expected = golden::golden_facts(golden_svc, &paths);
+        let mut expected = golden::golden_facts(golden_svc, &paths);
+        expected.extend(container::golden(golden_svc, &paths));
         // Compose v2 prints the order that links, volumes_from and
         // network_mode imply as depends_on; 1.29.2 does not.
         let implied = stack.format != Format::V1;
-        let got = golden::model_facts(stack, &name, &stack.services[&name], implied);
+        let mut got = golden::model_facts(stack, &name, &stack.services[&name], implied);
+        got.extend(container::model(&stack.services[&name]));
         let fields: std::collections::BTreeSet<&str> = expected.keys().chain(got.keys()).copied().collect();
         for field in fields {
             // A built image without `image:` is named by dockmaster, not by `config`.
@@ -282,7 +286,7 @@ fn the_compose_corpus_loads_refuses_and_matches_its_goldens() {
     assert_eq!(loaded, valid - REFUSED_VALID.len());
     assert_eq!(rejected, invalid);
     assert!(goldens >= 70, "only {goldens} goldens compared");
-    assert!(compared >= 600, "only {compared} fields compared");
+    assert!(compared >= 700, "only {compared} fields compared");
     assert_eq!(matched, goldens);
 }
 
@@ -298,6 +302,7 @@ fn the_comparison_names_the_field_that_differs() {
     netbox.image.push_str("-changed");
     netbox.environment.insert("DB_HOST".into(), Some("elsewhere".into()));
     netbox.volumes[0].read_only = false;
+    netbox.user = Some("root".into());
     let redis = stack.services.get_mut("redis").expect("redis service");
     redis.healthcheck.as_mut().expect("a healthcheck").retries = Some(99);
     let differences = compare(&dir, tree_path, &stack, &g, &mut compared).join("\n");
@@ -306,7 +311,17 @@ fn the_comparison_names_the_field_that_differs() {
         "service \"netbox\": field \"environment\"",
         "service \"netbox\": field \"volumes\"",
         "service \"redis\": field \"healthcheck\"",
+        "service \"netbox\": field \"user\"",
     ] {
         assert!(differences.contains(field), "{field} not reported in:\n{differences}");
     }
+    // The Swarm side of `deploy:` is compared too.
+    let tree_path = "trees/docker-compose-v1/tests/fixtures/v3-full/docker-compose.yml";
+    let mut stack = load(&dir, tree_path).expect("v3-full loads");
+    let g = golden(&dir, "compose-v2.40.3", tree_path).expect("v3-full has a golden");
+    assert!(compare(&dir, tree_path, &stack, &g, &mut compared).is_empty());
+    let web = stack.services.get_mut("web").expect("web service");
+    web.swarm.as_mut().expect("web has Swarm settings").placement.spread.clear();
+    let differences = compare(&dir, tree_path, &stack, &g, &mut compared).join("\n");
+    assert!(differences.contains("service \"web\": field \"deploy\""), "{differences}");
 }

@@ -1,4 +1,4 @@
-//! The fields dockmaster's model supports, read two ways into one shape:
+//! The fields dockmaster's model supports (with `container.rs`), read two ways into one shape:
 //! from a golden `config` output (Compose v2.40.3 or docker-compose
 //! 1.29.2) and from a loaded [`Stack`]. Comparing the two shapes field by
 //! field says which field differs.
@@ -26,7 +26,7 @@ pub struct Paths<'a> {
     pub home: &'a str,
 }
 
-fn text(v: &Value) -> Option<String> {
+pub fn text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -35,7 +35,7 @@ fn text(v: &Value) -> Option<String> {
     }
 }
 
-fn list(v: Option<&Value>) -> Vec<Value> {
+pub fn list(v: Option<&Value>) -> Vec<Value> {
     match v {
         Some(Value::Sequence(items)) => items.clone(),
         Some(other) if !other.is_null() => vec![other.clone()],
@@ -43,7 +43,7 @@ fn list(v: Option<&Value>) -> Vec<Value> {
     }
 }
 
-fn show<T: std::fmt::Debug>(value: T) -> String {
+pub fn show<T: std::fmt::Debug>(value: T) -> String {
     format!("{value:?}")
 }
 
@@ -127,7 +127,7 @@ pub fn bytes(text: &str) -> Option<i64> {
 }
 
 /// A host path from a golden file, made absolute as dockmaster makes it.
-fn host_path(source: &str, paths: &Paths<'_>) -> String {
+pub fn host_path(source: &str, paths: &Paths<'_>) -> String {
     let joined = if let Some(rest) = source.strip_prefix('~') {
         format!("{}{rest}", paths.home)
     } else if source.starts_with('/') {
