@@ -181,7 +181,13 @@ fn golden_ports(v: &Value) -> Vec<(String, String, String, String)> {
         .collect()
 }
 
-/// `(kind, source, target, read_only, selinux)` for one golden mount.
+/// A mount's options as one comparable text: SELinux label, `nocopy`,
+/// propagation, sub-path.
+fn mount_options(selinux: &str, nocopy: bool, propagation: &str, subpath: &str) -> String {
+    format!("{selinux}|{}|{propagation}|{subpath}", if nocopy { "nocopy" } else { "" })
+}
+
+/// `(kind, source, target, read_only, options)` for one golden mount.
 fn golden_mount(v: &Value, paths: &Paths<'_>) -> (String, String, String, bool, String) {
     if let Value::Mapping(_) = v {
         let field = |k: &str| v.get(k).and_then(text).unwrap_or_default();
@@ -191,23 +197,32 @@ fn golden_mount(v: &Value, paths: &Paths<'_>) -> (String, String, String, bool, 
             source = host_path(&source, paths);
         }
         let read_only = v.get("read_only").and_then(Value::as_bool).unwrap_or(false);
-        let selinux = v.get("bind").and_then(|b| b.get("selinux")).and_then(text).unwrap_or_default();
-        return (kind, source, field("target"), read_only, selinux);
+        let option = |section: &str, k: &str| v.get(section).and_then(|b| b.get(k)).and_then(text).unwrap_or_default();
+        let nocopy = v.get("volume").and_then(|b| b.get("nocopy")).and_then(Value::as_bool).unwrap_or(false);
+        let options = mount_options(
+            &option("bind", "selinux"),
+            nocopy,
+            &option("bind", "propagation"),
+            &option("volume", "subpath"),
+        );
+        return (kind, source, field("target"), read_only, options);
     }
     let spec = text(v).unwrap_or_default();
     let parts: Vec<&str> = spec.split(':').collect();
     match parts.as_slice() {
-        [target] => ("volume".into(), String::new(), target.to_string(), false, String::new()),
+        [target] => ("volume".into(), String::new(), target.to_string(), false, mount_options("", false, "", "")),
         [source, target, rest @ ..] => {
             let options: Vec<&str> = rest.first().map(|m| m.split(',').collect()).unwrap_or_default();
             let bind = source.starts_with(['/', '.', '~']);
-            let selinux = options.iter().find(|o| **o == "z" || **o == "Z").map(|s| s.to_string()).unwrap_or_default();
+            let pick =
+                |set: &[&str]| options.iter().find(|o| set.contains(o)).map(|s| s.to_string()).unwrap_or_default();
+            let propagations = ["private", "rprivate", "shared", "rshared", "slave", "rslave"];
             (
                 if bind { "bind" } else { "volume" }.into(),
                 if bind { host_path(source, paths) } else { source.to_string() },
                 target.to_string(),
                 options.contains(&"ro"),
-                selinux,
+                mount_options(&pick(&["z", "Z"]), options.contains(&"nocopy"), &pick(&propagations), ""),
             )
         }
         [] => Default::default(),
@@ -304,7 +319,7 @@ pub fn golden_facts(svc: &Value, paths: &Paths<'_>) -> Facts {
     let mut mounts: Vec<_> = list(get("volumes")).iter().map(|v| golden_mount(v, paths)).collect();
     for t in list(get("tmpfs")).iter().filter_map(text) {
         let target = t.split(':').next().unwrap_or_default().to_string();
-        mounts.push(("tmpfs".into(), String::new(), target, false, String::new()));
+        mounts.push(("tmpfs".into(), String::new(), target, false, mount_options("", false, "", "")));
     }
     mounts.sort();
     if !mounts.is_empty() {
@@ -467,7 +482,12 @@ pub fn model_facts(stack: &Stack, name: &str, svc: &Service, implied: bool) -> F
                 m.source.clone().unwrap_or_default(),
                 m.target.clone(),
                 m.read_only,
-                m.selinux.clone().unwrap_or_default(),
+                mount_options(
+                    m.selinux.as_deref().unwrap_or_default(),
+                    m.nocopy,
+                    m.propagation.as_deref().unwrap_or_default(),
+                    m.subpath.as_deref().unwrap_or_default(),
+                ),
             )
         })
         .collect();
