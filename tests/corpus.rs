@@ -52,8 +52,8 @@ const REFUSED_VALID: &[(&str, &str, &str)] = &[
         "trees/compose-go-full-example/loader/full-example.yml",
         "is not supported yet by dockmaster",
         "compose-go's kitchen sink: it deliberately mixes network_mode and networks (corpus README), which \
-         Compose v2.40.3 and 1.29.2 refuse too; before that, dockmaster stops at Swarm-only settings it does \
-         not honour (an overlay IPAM driver, replicas: 6)",
+         Compose v2.40.3 and 1.29.2 refuse too; dockmaster stops earlier, at a setting it does not honour (a \
+         network's non-default IPAM driver)",
     ),
     (
         "trees/compose-go/loader/testdata/extends/base.yaml",
