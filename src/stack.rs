@@ -20,7 +20,7 @@ mod container;
 mod resources;
 mod swarm;
 
-pub use container::{Device, FileMount, FileSource, Ulimit};
+pub use container::{Device, FileKind, FileMount, FileSource, Ulimit};
 pub use resources::{Network, Subnet, Volume};
 pub use swarm::{Placement, SwarmDeploy, SwarmRestart, UpdateConfig};
 
@@ -471,6 +471,14 @@ pub struct Logging {
 
 /// The name of the network a stack's services join when they name none.
 pub const DEFAULT_NETWORK: &str = "default";
+
+impl Service {
+    /// The service's secrets, then its configs, each with its kind.
+    pub fn files(&self) -> impl Iterator<Item = (FileKind, &FileMount)> {
+        let secrets = self.secrets.iter().map(|f| (FileKind::Secret, f));
+        secrets.chain(self.configs.iter().map(|f| (FileKind::Config, f)))
+    }
+}
 
 impl Stack {
     /// The engine-side name of a network declared under `key`.

@@ -59,17 +59,15 @@ fn refuse_unsupported(stack: &Stack) -> Result<()> {
                  service; deploy to an environment whose engine has `kind: swarm`, or set replicas to 1"
             ));
         }
-        for (section, files) in [("secrets", &svc.secrets), ("configs", &svc.configs)] {
-            for file in files {
-                if let FileSource::External { name: engine_name } = &file.source {
-                    let what = &section[..section.len() - 1];
-                    problems.push(format!(
-                        "service `{name}`: {what} `{}` is external (`{engine_name}` on the engine), and only Swarm \
-                         keeps {section}; give it `file:` or `environment:` in the top-level `{section}:`, or deploy \
-                         to an environment whose engine has `kind: swarm`",
-                        file.name
-                    ));
-                }
+        for (kind, file) in svc.files() {
+            if let FileSource::External { name: engine_name } = &file.source {
+                let (what, section) = (kind.what(), kind.section());
+                problems.push(format!(
+                    "service `{name}`: {what} `{}` is external (`{engine_name}` on the engine), and only Swarm \
+                     keeps {section}; give it `file:` or `environment:` in the top-level `{section}:`, or deploy \
+                     to an environment whose engine has `kind: swarm`",
+                    file.name
+                ));
             }
         }
     }

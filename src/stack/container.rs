@@ -43,6 +43,44 @@ pub struct FileMount {
     pub mode: Option<u32>,
 }
 
+/// Secrets or configs: the two differ in their defaults and, on Swarm, in
+/// the store that keeps them; everything else about them is shared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FileKind {
+    /// `secrets:`
+    Secret,
+    /// `configs:`
+    Config,
+}
+
+impl FileKind {
+    /// `secret` or `config`, for messages.
+    pub fn what(self) -> &'static str {
+        match self {
+            FileKind::Secret => "secret",
+            FileKind::Config => "config",
+        }
+    }
+
+    /// The descriptor section: `secrets` or `configs`.
+    pub fn section(self) -> &'static str {
+        match self {
+            FileKind::Secret => "secrets",
+            FileKind::Config => "configs",
+        }
+    }
+
+    /// Where a file lands when the reference names no target, or a
+    /// relative one: `/run/secrets/<name>` for secrets, `/<name>` for configs.
+    pub fn target(self, name: &str) -> String {
+        match (self, name.starts_with('/')) {
+            (_, true) => name.to_string(),
+            (FileKind::Secret, false) => format!("/run/secrets/{name}"),
+            (FileKind::Config, false) => format!("/{name}"),
+        }
+    }
+}
+
 /// Where a secret's or config's content comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -31,28 +31,10 @@ use super::SwarmEngine;
 use crate::engine::spec::LABEL_TARGET;
 use crate::error::{Error, Result};
 use crate::pipeline::Progress;
-use crate::stack::{FileMount, FileSource, Service, Stack};
+use crate::stack::{FileKind as Kind, FileMount, FileSource, Service, Stack};
 
 /// Swarm's limit on secret and config names.
 const NAME_LIMIT: usize = 64;
-
-/// Secrets or configs: Swarm keeps them in two separate stores.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
-    /// `secrets:`
-    Secret,
-    /// `configs:`
-    Config,
-}
-
-impl Kind {
-    fn what(self) -> &'static str {
-        match self {
-            Kind::Secret => "secret",
-            Kind::Config => "config",
-        }
-    }
-}
 
 /// One object a service needs, as Swarm names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,11 +43,6 @@ pub struct Wanted {
     pub name: String,
     /// The content for the stack's own objects; `None` for external ones.
     pub data: Option<Vec<u8>>,
-}
-
-/// Every service's files, each with its kind: secrets first, then configs.
-fn files(svc: &Service) -> impl Iterator<Item = (Kind, &FileMount)> {
-    svc.secrets.iter().map(|f| (Kind::Secret, f)).chain(svc.configs.iter().map(|f| (Kind::Config, f)))
 }
 
 /// The Swarm object behind one of a service's secrets or configs: its name
@@ -97,25 +74,25 @@ pub fn wanted(stack: &Stack, service: &str, kind: Kind, file: &FileMount) -> Res
 /// new content gives a new name and so a service update. A file that cannot
 /// be read counts by its path (the deploy then stops on it).
 pub fn names_for_hash(stack: &Stack, service: &str, svc: &Service) -> Vec<String> {
-    files(svc)
+    svc.files()
         .map(|(kind, f)| wanted(stack, service, kind, f).map(|w| w.name).unwrap_or_else(|_| f.name.clone()))
         .collect()
 }
 
-/// The IDs of the objects a deploy uses, by kind and engine-side name.
-pub type Ids = HashMap<(Kind, String), String>;
+/// The objects a deploy uses: for each secret or config key of the
+/// stack, its engine-side name and, once it exists, its ID.
+pub type Objects = HashMap<(Kind, String), (String, Option<String>)>;
 
-/// The `secrets` and `configs` of a service's container spec.
+/// The `secrets` and `configs` of a service's container spec, referring to
+/// `objects` (from [`SwarmEngine::ensure_files`]). A file missing from them
+/// is referred to by its key alone, which Swarm refuses by name.
 pub fn references(
-    stack: &Stack,
-    service: &str,
     svc: &Service,
-    ids: &Ids,
+    objects: &Objects,
 ) -> (Vec<TaskSpecContainerSpecSecrets>, Vec<TaskSpecContainerSpecConfigs>) {
     let (mut secrets, mut configs) = (Vec::new(), Vec::new());
-    for (kind, f) in files(svc) {
-        let Ok(w) = wanted(stack, service, kind, f) else { continue };
-        let id = ids.get(&(kind, w.name.clone())).cloned();
+    for (kind, f) in svc.files() {
+        let (name, id) = objects.get(&(kind, f.name.clone())).cloned().unwrap_or_else(|| (f.name.clone(), None));
         let mode = Some(f.mode.unwrap_or(0o444));
         let (uid, gid) =
             (Some(f.uid.clone().unwrap_or_else(|| "0".into())), Some(f.gid.clone().unwrap_or_else(|| "0".into())));
@@ -123,12 +100,12 @@ pub fn references(
             Kind::Secret => secrets.push(TaskSpecContainerSpecSecrets {
                 file: Some(TaskSpecContainerSpecFile { name: Some(f.target.clone()), uid, gid, mode }),
                 secret_id: id,
-                secret_name: Some(w.name),
+                secret_name: Some(name),
             }),
             Kind::Config => configs.push(TaskSpecContainerSpecConfigs {
                 file: Some(TaskSpecContainerSpecFile1 { name: Some(f.target.clone()), uid, gid, mode }),
                 config_id: id,
-                config_name: Some(w.name),
+                config_name: Some(name),
                 ..Default::default()
             }),
         }
@@ -136,8 +113,8 @@ pub fn references(
     (secrets, configs)
 }
 
-/// What exists on the swarm: name → (ID, labels).
-type Existing = HashMap<String, (String, HashMap<String, String>)>;
+/// What exists on the swarm: name → ID.
+type Existing = HashMap<String, String>;
 
 impl SwarmEngine {
     /// Every secret or config of one kind on the swarm, with a label filter.
@@ -149,21 +126,13 @@ impl SwarmEngine {
             Kind::Secret => {
                 let options = ListSecretsOptionsBuilder::default().filters(&filters).build();
                 for s in docker.list_secrets(Some(options)).await.map_err(|e| self.fail("list secrets", e))? {
-                    let spec = s.spec.unwrap_or_default();
-                    out.insert(
-                        spec.name.unwrap_or_default(),
-                        (s.id.unwrap_or_default(), spec.labels.unwrap_or_default()),
-                    );
+                    out.insert(s.spec.and_then(|spec| spec.name).unwrap_or_default(), s.id.unwrap_or_default());
                 }
             }
             Kind::Config => {
                 let options = ListConfigsOptionsBuilder::default().filters(&filters).build();
                 for c in docker.list_configs(Some(options)).await.map_err(|e| self.fail("list configs", e))? {
-                    let spec = c.spec.unwrap_or_default();
-                    out.insert(
-                        spec.name.unwrap_or_default(),
-                        (c.id.unwrap_or_default(), spec.labels.unwrap_or_default()),
-                    );
+                    out.insert(c.spec.and_then(|spec| spec.name).unwrap_or_default(), c.id.unwrap_or_default());
                 }
             }
         }
@@ -172,46 +141,48 @@ impl SwarmEngine {
 
     /// Checks that every external secret and config exists and every host
     /// file can be read; with `create`, also creates the stack's own objects
-    /// that are missing (saying so on `create`'s progress). Returns the IDs
-    /// the service specs refer to.
-    pub(super) async fn ensure_files(&self, stack: &Stack, create: Option<&dyn Progress>) -> Result<Ids> {
-        // (kind, engine-side name) → (a service using it, its key, content).
-        type Use = (String, String, Option<Vec<u8>>);
-        let mut wanted_all: BTreeMap<(Kind, String), Use> = BTreeMap::new();
+    /// that are missing (saying so on `create`'s progress). Returns the
+    /// objects the service specs refer to.
+    pub(super) async fn ensure_files(&self, stack: &Stack, create: Option<&dyn Progress>) -> Result<Objects> {
+        // (kind, key) → (a service using it, what Swarm needs for it).
+        let mut wanted_all: BTreeMap<(Kind, String), (String, Wanted)> = BTreeMap::new();
         for (service, svc) in &stack.services {
-            for (kind, f) in files(svc) {
-                let w = wanted(stack, service, kind, f)?;
-                wanted_all.entry((kind, w.name.clone())).or_insert((service.clone(), f.name.clone(), w.data));
+            for (kind, f) in svc.files() {
+                if let std::collections::btree_map::Entry::Vacant(slot) = wanted_all.entry((kind, f.name.clone())) {
+                    slot.insert((service.clone(), wanted(stack, service, kind, f)?));
+                }
             }
         }
-        let mut ids = Ids::new();
+        let mut objects = Objects::new();
         let mut missing = Vec::new();
         for kind in [Kind::Secret, Kind::Config] {
             if !wanted_all.keys().any(|(k, _)| *k == kind) {
                 continue;
             }
             let existing = self.existing(kind, None).await?;
-            for ((k, name), (service, key, data)) in wanted_all.iter().filter(|((k, _), _)| *k == kind) {
-                if let Some((id, _)) = existing.get(name) {
-                    ids.insert((*k, name.clone()), id.clone());
-                    continue;
-                }
-                let Some(data) = data else {
-                    missing.push(format!(
-                        "service `{service}`: {what} `{key}` is external, but no {what} `{name}` exists on the swarm; \
-                         create it first (`docker {what} create {name} FILE`)",
-                        what = kind.what()
-                    ));
-                    continue;
+            for ((_, key), (service, w)) in wanted_all.iter().filter(|((k, _), _)| *k == kind) {
+                let name = &w.name;
+                let id = match (existing.get(name), &w.data, create) {
+                    (Some(id), _, _) => Some(id.clone()),
+                    (None, None, _) => {
+                        missing.push(format!(
+                            "service `{service}`: {what} `{key}` is external, but no {what} `{name}` exists on the \
+                             swarm; create it first (`docker {what} create {name} FILE`)",
+                            what = kind.what()
+                        ));
+                        None
+                    }
+                    (None, Some(data), Some(progress)) => {
+                        progress.step(&format!("creating {} {name}", kind.what()));
+                        Some(self.create_file(stack, kind, name, data).await?)
+                    }
+                    (None, Some(_), None) => None,
                 };
-                let Some(progress) = create else { continue };
-                progress.step(&format!("creating {} {name}", kind.what()));
-                let id = self.create_file(stack, kind, name, data).await?;
-                ids.insert((*k, name.clone()), id);
+                objects.insert((kind, key.clone()), (name.clone(), id));
             }
         }
         crate::pipeline::refuse_problems(missing, &format!("environment `{}`", self.environment))?;
-        Ok(ids)
+        Ok(objects)
     }
 
     async fn create_file(&self, stack: &Stack, kind: Kind, name: &str, data: &[u8]) -> Result<String> {
@@ -246,7 +217,7 @@ impl SwarmEngine {
             }
         }
         for kind in [Kind::Secret, Kind::Config] {
-            for (name, (id, _)) in self.existing(kind, Some(format!("{LABEL_TARGET}={target}"))).await? {
+            for (name, id) in self.existing(kind, Some(format!("{LABEL_TARGET}={target}"))).await? {
                 if used.contains(&id) {
                     continue;
                 }
@@ -287,9 +258,9 @@ mod tests {
         let motd = wanted(&s, "web", Kind::Config, &web.configs[0]).unwrap();
         assert_eq!(motd.data.as_deref(), Some(&b"hello"[..]));
         assert_eq!(motd.name, format!("shop_motd_{}", &hex::encode(Sha256::digest(b"hello"))[..10]));
-        let mut ids = Ids::new();
-        ids.insert((Kind::Secret, "prod-tls".into()), "id-tls".into());
-        let (secrets, configs) = references(&s, "web", web, &ids);
+        let mut objects = Objects::new();
+        objects.insert((Kind::Secret, "tls".into()), ("prod-tls".into(), Some("id-tls".into())));
+        let (secrets, configs) = references(web, &objects);
         assert_eq!(secrets[0].secret_id.as_deref(), Some("id-tls"));
         let file = secrets[0].file.as_ref().unwrap();
         assert_eq!((file.name.as_deref(), file.mode), (Some("/run/secrets/tls"), Some(0o444)));

@@ -225,7 +225,7 @@ impl SwarmEngine {
         stack: &Stack,
         change: &ServiceChange,
         labels: &BTreeMap<String, String>,
-        files: &files::Ids,
+        files: &files::Objects,
     ) -> Result<Undo> {
         let svc = &stack.services[&change.service];
         let hash = spec::config_hash(stack, &change.service, svc);

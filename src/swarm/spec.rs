@@ -87,9 +87,9 @@ pub fn service_spec(
     svc: &Service,
     hash: &ConfigHash,
     labels: &BTreeMap<String, String>,
-    files: &super::files::Ids,
+    files: &super::files::Objects,
 ) -> ServiceSpec {
-    let (secrets, configs) = super::files::references(stack, service, svc, files);
+    let (secrets, configs) = super::files::references(svc, files);
     let swarm = svc.swarm.clone().unwrap_or_default();
     let mut service_labels: HashMap<String, String> = swarm.labels.clone().into_iter().collect();
     service_labels.extend(labels.clone());

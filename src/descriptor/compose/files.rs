@@ -19,42 +19,8 @@ use super::fault::{Parsed, Place};
 use super::interpolate::Lookup;
 use super::mounts::{file_mode, host_path};
 use super::value::{boolean, is_empty, mapping, opt_string, string, type_name, unknown_key, unsupported_key};
+pub(crate) use crate::stack::FileKind as Kind;
 use crate::stack::{FileMount, FileSource};
-
-/// Secrets or configs: the two differ only in their defaults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// `secrets:`
-    Secret,
-    /// `configs:`
-    Config,
-}
-
-impl Kind {
-    fn what(self) -> &'static str {
-        match self {
-            Kind::Secret => "secret",
-            Kind::Config => "config",
-        }
-    }
-
-    fn section(self) -> &'static str {
-        match self {
-            Kind::Secret => "secrets",
-            Kind::Config => "configs",
-        }
-    }
-
-    /// Where a file lands when the reference names no target, or a
-    /// relative one.
-    fn target(self, name: &str) -> String {
-        match (self, name.starts_with('/')) {
-            (_, true) => name.to_string(),
-            (Kind::Secret, false) => format!("/run/secrets/{name}"),
-            (Kind::Config, false) => format!("/{name}"),
-        }
-    }
-}
 
 /// What loading the declarations needs.
 pub(crate) struct Sources<'a> {
