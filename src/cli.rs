@@ -82,6 +82,9 @@ pub enum Command {
         /// `applications`, `releases APPLICATION` or `versions APPLICATION RELEASE`.
         #[arg(value_name = "LIST", num_args = 1..=3, required = true)]
         what: Vec<String>,
+        /// For `versions`: the environment whose running version is selected.
+        #[arg(long, default_value = "default", env = "DOCKMASTER_ENV")]
+        env: String,
     },
     /// Run the long-lived service: health (/healthz, /readyz) and Rundeck
     /// option lists (/options/...) over HTTP, until SIGINT/SIGTERM.
@@ -223,10 +226,17 @@ pub struct TargetArgs {
     #[arg(long, default_value = "default", env = "DOCKMASTER_ENV")]
     pub env: String,
 
-    /// Project (target) name, overriding the descriptor's `name:` and the
-    /// name derived from the reference.
+    /// Project (target) name of a compose file, overriding its `name:`.
+    /// A named descriptor always deploys to its own target: there `-p` is
+    /// refused unless it names that target (see docs/access.md).
     #[arg(long, short = 'p', value_name = "NAME")]
     pub project: Option<String>,
+
+    /// Take over engine objects of the target that carry no dockmaster
+    /// owner labels (made by an earlier version, or by hand). Needs the
+    /// `admin` right under access rules.
+    #[arg(long)]
+    pub adopt: bool,
 
     /// Report format.
     #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text, env = "DOCKMASTER_OUTPUT")]

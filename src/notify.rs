@@ -173,6 +173,7 @@ pub async fn send_all(webhooks: &[Webhook], outcome: &Outcome, progress: &dyn Pr
 pub async fn send_error(
     webhooks: &[Webhook],
     request: &crate::request::Request,
+    target: Option<&str>,
     error: &Error,
     progress: &dyn Progress,
 ) {
@@ -182,7 +183,13 @@ pub async fn send_error(
         source: request.descriptor.to_string(),
         digest: String::new(),
     };
-    let target = request.project.clone().unwrap_or_else(|| request.descriptor.default_project());
+    // The target the pipeline decided, when it got that far; else the one
+    // it would have decided without loading the descriptor.
+    let target = match target {
+        Some(t) => t.to_string(),
+        None => crate::target::of(&request.descriptor, &request.environment, request.project.as_deref(), None)
+            .unwrap_or_else(|_| request.descriptor.default_project()),
+    };
     let outcome = Outcome {
         error: Some(crate::request::OutcomeError { exit_code: error.exit_code(), message: error.to_string() }),
         ..Outcome::new(target, request.action, summary)

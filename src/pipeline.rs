@@ -129,7 +129,9 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
     if matches!(request.action, Action::Deploy | Action::Rollback | Action::Down) {
         match &result {
             Ok(outcome) => crate::notify::send_all(&config.notify.webhooks, outcome, progress).await,
-            Err(e) => crate::notify::send_error(&config.notify.webhooks, request, e, progress).await,
+            Err(e) => {
+                crate::notify::send_error(&config.notify.webhooks, request, trail.target.as_deref(), e, progress).await
+            }
         }
     }
     result
@@ -286,7 +288,16 @@ pub fn record_event(
 pub fn scope(reference: &DescriptorRef) -> String {
     match reference {
         DescriptorRef::Named { application, release, .. } => format!("{application}/{release}"),
-        DescriptorRef::File(path) => path.display().to_string(),
+        DescriptorRef::File(path) => crate::target::canonical_file(path),
+    }
+}
+
+/// What version-naming access rules see: `APPLICATION/RELEASE/VERSION` for
+/// a named descriptor with a version, else [`scope`].
+pub fn versioned_scope(reference: &DescriptorRef, version: Option<&str>) -> String {
+    match (reference, version) {
+        (DescriptorRef::Named { application, release, .. }, Some(v)) => format!("{application}/{release}/{v}"),
+        _ => scope(reference),
     }
 }
 
@@ -309,23 +320,48 @@ async fn stages(
     // The digest covers every file the load read, not the main one alone.
     descriptor.digest = descriptor.digest_with(&stack.inputs);
     trail.summary = Some(summarize(request, &descriptor));
-    if let Some(project) = &request.project {
-        stack.name = descriptor::project_name(project);
+    let declared = stack.name.clone();
+    stack.name =
+        crate::target::of(&request.descriptor, &request.environment, request.project.as_deref(), Some(&declared))?;
+    if matches!(request.descriptor, DescriptorRef::Named { .. }) && declared != request.descriptor.default_project() {
+        progress.step(&format!(
+            "note: the descriptor's `name: {declared}` does not choose the target of a named descriptor; it deploys to `{}`",
+            stack.name
+        ));
     }
-    stack.name = target_name(&stack.name, &request.environment);
     trail.target = Some(stack.name.clone());
+    // Rules that name a version see the version that was resolved.
+    if descriptor.version.is_some() {
+        trail.decision = authorize_version(request, config, trail.principal.as_ref(), descriptor.version.as_deref())?
+            .or(trail.decision.take());
+    }
     if matches!(request.action, Action::Deploy | Action::Rollback | Action::Plan | Action::Approve) {
         guard(request, config, &stack, trail)?;
     }
     if request.action == Action::Deploy {
         trail.descriptor = Some(masked_descriptor(request, config, &stack));
     }
+    if request.adopt {
+        authorize_adopt(request, config, trail.principal.as_ref())?;
+    }
     let engine_config = config.engine(&request.environment);
-    let docker = DockerEngine::connect_to(&engine_config, &request.environment, config.labels.clone()).await?;
+    let owner = crate::target::Owner::of(&request.descriptor, &request.environment);
+    let mut labels = config.labels.clone();
+    labels.extend(owner.labels());
+    let docker = DockerEngine::connect_to(&engine_config, &request.environment, labels).await?;
     let cx = Cx { request, config, progress, shutdown };
     let mut outcome = match engine_config.kind {
         EngineKind::Docker => {
             trail.engine = Some(docker.describe());
+            if request.action != Action::Approve {
+                let files_share = config.access.is_none();
+                let adopted = crate::ownership::check(&docker, &stack, &owner, files_share, request.adopt).await?;
+                if !adopted.is_empty() {
+                    progress.step(&format!("adopting (--adopt): {}", adopted.join("; ")));
+                    trail.decision =
+                        Some(format!("{}; adopted {}", trail.decision.clone().unwrap_or_default(), adopted.join("; ")));
+                }
+            }
             act(&docker, &cx, &stack, &descriptor, store, trail).await?
         }
         EngineKind::Swarm => {
@@ -447,16 +483,6 @@ pub(crate) fn refuse_problems(problems: Vec<String>, what: &str) -> Result<()> {
             many.len(),
             many.join("\n  - ")
         ))),
-    }
-}
-
-/// The target (project) name of a stack in an environment: environments
-/// share the local engine, so each but `default` gets its own suffix.
-pub fn target_name(project: &str, environment: &str) -> String {
-    if environment == "default" {
-        project.to_string()
-    } else {
-        descriptor::project_name(&format!("{project}-{environment}"))
     }
 }
 
@@ -650,7 +676,11 @@ pub fn authorize(
         }
         return Ok(None);
     };
-    let scope = scope(&request.descriptor);
+    let requested = match &request.descriptor {
+        DescriptorRef::Named { version, .. } => version.as_deref(),
+        DescriptorRef::File(_) => None,
+    };
+    let scope = versioned_scope(&request.descriptor, requested);
     match crate::access::authorize(access, principal, action.as_str(), &scope, &request.environment) {
         crate::access::Decision::Allow { rule } => {
             let line = format!("{} may {} {scope} (access rule {rule})", principal.uid, action.as_str());
@@ -658,6 +688,43 @@ pub fn authorize(
             Ok(Some(format!("allowed by access.rules[{rule}]")))
         }
         crate::access::Decision::Deny { reason } => Err(Error::Denied(reason)),
+    }
+}
+
+/// Authorizes the request again once `latest` has been resolved to a
+/// version, so rules that name versions (`TLO/Milestone/666`) allow and
+/// deny what actually runs. `None` when nothing new was decided.
+fn authorize_version(
+    request: &Request,
+    config: &Config,
+    principal: Option<&Principal>,
+    resolved: Option<&str>,
+) -> Result<Option<String>> {
+    let (Some(access), Some(principal), DescriptorRef::Named { version: None, .. }) =
+        (&config.access, principal, &request.descriptor)
+    else {
+        return Ok(None);
+    };
+    let scope = versioned_scope(&request.descriptor, resolved);
+    match crate::access::authorize(access, principal, request.action.as_str(), &scope, &request.environment) {
+        crate::access::Decision::Allow { rule } => Ok(Some(format!("allowed by access.rules[{rule}]"))),
+        crate::access::Decision::Deny { reason } => {
+            Err(Error::Denied(format!("{reason} (the latest version of {} is {scope})", request.descriptor)))
+        }
+    }
+}
+
+/// `--adopt` takes objects dockmaster did not label as its own: under
+/// access rules only someone with the `admin` right may.
+fn authorize_adopt(request: &Request, config: &Config, principal: Option<&Principal>) -> Result<()> {
+    let (Some(access), Some(principal)) = (&config.access, principal) else { return Ok(()) };
+    let scope = scope(&request.descriptor);
+    match crate::access::authorize(access, principal, "admin", &scope, &request.environment) {
+        crate::access::Decision::Allow { .. } => Ok(()),
+        crate::access::Decision::Deny { reason } => Err(Error::Denied(format!(
+            "--adopt needs the `admin` right on {scope} in `{}`: {reason}",
+            request.environment
+        ))),
     }
 }
 

@@ -48,6 +48,24 @@ impl Action {
     }
 }
 
+impl std::str::FromStr for Action {
+    type Err = crate::error::Error;
+
+    /// The one mapping from a typed verb to an action, for every way in:
+    /// an unknown verb is an error, never a default.
+    fn from_str(text: &str) -> crate::error::Result<Action> {
+        const ALL: [Action; 6] =
+            [Action::Deploy, Action::Plan, Action::Status, Action::Down, Action::Rollback, Action::Approve];
+        let word = text.trim();
+        ALL.into_iter().find(|a| a.as_str().eq_ignore_ascii_case(word)).ok_or_else(|| {
+            crate::error::Error::Usage(format!(
+                "`{word}` is not an action; one of: {}",
+                ALL.map(Action::as_str).join(", ")
+            ))
+        })
+    }
+}
+
 /// A secret value (a password): its `Debug` form is redacted so it cannot
 /// reach a log, a report or an error message by accident.
 #[derive(Clone, PartialEq, Eq)]
@@ -232,6 +250,10 @@ pub struct Request {
     /// Always treated as secret: their values are masked wherever they
     /// end up in the audit trail.
     pub variables: std::collections::BTreeMap<String, Secret>,
+    /// Take over engine objects that carry no owner labels (made by an
+    /// earlier dockmaster or by hand): an administrator's explicit choice
+    /// (`--adopt`), see [`crate::ownership`].
+    pub adopt: bool,
 }
 
 /// What the pipeline hands back to the way in, which renders it.

@@ -203,16 +203,24 @@ fn param<'a>(query: &'a HashMap<String, String>, name: &str) -> Result<&'a str> 
 }
 
 async fn applications(State(state): State<Arc<AppState>>) -> Response {
-    choices(options::applications(&state.config))
+    choices(options::applications(&state.config).await)
 }
 
 async fn releases(State(state): State<Arc<AppState>>, Query(query): Query<HashMap<String, String>>) -> Response {
-    choices(param(&query, "application").and_then(|app| options::releases(&state.config, app)))
+    let result = match param(&query, "application") {
+        Ok(app) => options::releases(&state.config, app).await,
+        Err(e) => Err(e),
+    };
+    choices(result)
 }
 
+/// `?application=&release=` and optionally `&env=` (default `default`):
+/// the running version in that environment is selected.
 async fn versions(State(state): State<Arc<AppState>>, Query(query): Query<HashMap<String, String>>) -> Response {
-    let result = param(&query, "application")
-        .and_then(|app| Ok((app, param(&query, "release")?)))
-        .and_then(|(app, rel)| options::versions(&state.config, app, rel));
+    let env = query.get("env").map(String::as_str).filter(|e| !e.is_empty()).unwrap_or("default");
+    let result = match param(&query, "application").and_then(|app| Ok((app, param(&query, "release")?))) {
+        Ok((app, rel)) => options::versions(&state.config, app, rel, env).await,
+        Err(e) => Err(e),
+    };
     choices(result)
 }

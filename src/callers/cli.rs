@@ -41,21 +41,22 @@ async fn try_run(cli: Cli) -> Result<i32> {
     }
     let (action, target, options) = match &cli.command {
         Command::Rundeck => return Ok(super::rundeck::run(cli.config.clone()).await),
-        Command::Options { what } => return print_options(&config, what),
+        Command::Options { what, env } => return print_options(&config, what, env).await,
         Command::Config { reference, format, project, profiles, env_file, overrides } => {
             let options = LoadOptions {
                 profiles: profiles.clone(),
                 env_file: env_file.clone(),
                 overrides: overrides.iter().map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())).collect(),
+                ..Default::default()
             };
-            return print_config(&config, reference, *format, project.as_deref(), &options);
+            return print_config(&config, reference, *format, project.as_deref(), &options).await;
         }
         Command::Serve { listen } => return crate::serve::run(config, listen.clone()).await.map(|()| 0),
         Command::Deploy(args) => (Action::Deploy, &args.target, deploy_options(&config, args)?),
         Command::Rollback(args) => (Action::Rollback, &args.deploy.target, deploy_options(&config, &args.deploy)?),
         Command::Plan(target) => (Action::Plan, target, config.deploy_options()?),
         Command::Status(target) => (Action::Status, target, config.deploy_options()?),
-        Command::Review(args) => return super::review::run(&config, args),
+        Command::Review(args) => return super::review::run(&config, args).await,
         Command::Healthcheck { address } => return healthcheck(&config, address.clone()).await,
         Command::Publish { file, applications, releases, registry, .. } => {
             return publish(&config, file, applications, releases, registry.clone()).await
@@ -175,7 +176,7 @@ fn deploy_options(config: &Config, args: &DeployArgs) -> Result<DeployOptions> {
 
 /// `dockmaster config`: the normalised model, with the loader's warnings on
 /// stderr. Environment values are printed: this is the user's own file.
-fn print_config(
+async fn print_config(
     config: &Config,
     reference: &str,
     format: ConfigFormat,
@@ -183,7 +184,7 @@ fn print_config(
     options: &LoadOptions,
 ) -> Result<i32> {
     let reference = DescriptorRef::parse(reference)?;
-    let descriptor = crate::descriptor::resolve(&reference, &config.descriptor_root())?;
+    let descriptor = pipeline::resolve(config, &reference).await?;
     let env = |name: &str| std::env::var(name).ok();
     let mut stack = load_with_options(&descriptor, &reference.default_project(), options, &env)?;
     if let Some(name) = project {
@@ -208,13 +209,13 @@ fn print_config(
     Ok(0)
 }
 
-fn print_options(config: &Config, what: &[String]) -> Result<i32> {
+async fn print_options(config: &Config, what: &[String], env: &str) -> Result<i32> {
     use super::options;
     let words: Vec<&str> = what.iter().map(String::as_str).collect();
     let choices = match words.as_slice() {
-        ["applications"] => options::applications(config)?,
-        ["releases", application] => options::releases(config, application)?,
-        ["versions", application, release] => options::versions(config, application, release)?,
+        ["applications"] => options::applications(config).await?,
+        ["releases", application] => options::releases(config, application).await?,
+        ["versions", application, release] => options::versions(config, application, release, env).await?,
         _ => {
             return Err(Error::Usage(
                 "options takes `applications`, `releases APPLICATION` or `versions APPLICATION RELEASE`".into(),
@@ -244,8 +245,10 @@ fn request(action: Action, target: &TargetArgs, options: DeployOptions) -> Resul
             profiles: target.profiles.clone(),
             env_file: target.env_file.clone(),
             overrides: target.overrides.iter().map(|f| std::path::absolute(f).unwrap_or_else(|_| f.clone())).collect(),
+            ..Default::default()
         },
         variables: Default::default(),
+        adopt: target.adopt,
     })
 }
 

@@ -29,7 +29,7 @@ pub async fn run(config: &Config, user: Option<&str>, args: &HistoryArgs) -> Res
         query.since = Some(since_secs(since)?);
     }
     if let Some(reference) = &args.reference {
-        query.target = Some(target_of(config, reference, args)?);
+        query.target = Some(target_of(config, reference, args).await?);
     }
     let path = audit::database(config);
     if !path.is_file() {
@@ -56,19 +56,19 @@ pub async fn run(config: &Config, user: Option<&str>, args: &HistoryArgs) -> Res
     Ok(0)
 }
 
-/// The target a reference deploys to, as the pipeline names it.
-fn target_of(config: &Config, reference: &str, args: &HistoryArgs) -> Result<String> {
+/// The target a reference deploys to, as the pipeline names it: a named
+/// descriptor's from its scope alone, a file's from `-p` or its `name:`.
+async fn target_of(config: &Config, reference: &str, args: &HistoryArgs) -> Result<String> {
     let reference = DescriptorRef::parse(reference)?;
-    let project = match &args.project {
-        Some(p) => crate::descriptor::project_name(p),
-        // The descriptor's own `name:` wins when it can be read.
-        None => crate::descriptor::resolve(&reference, &config.descriptor_root())
+    let declared = match (&reference, &args.project) {
+        (DescriptorRef::File(_), None) => pipeline::resolve(config, &reference)
+            .await
             .ok()
             .and_then(|d| compose::load(&d, &reference.default_project()).ok())
-            .map(|s| s.name)
-            .unwrap_or_else(|| reference.default_project()),
+            .map(|s| s.name),
+        _ => None,
     };
-    Ok(pipeline::target_name(&project, &args.env))
+    crate::target::of(&reference, &args.env, args.project.as_deref(), declared.as_deref())
 }
 
 /// `--since`: a duration back from now, or a time.

@@ -9,7 +9,7 @@
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::descriptor::{self, compose, folder, DescriptorRef};
+use crate::descriptor::{folder, DescriptorRef};
 use crate::error::Result;
 
 /// One choice in a Rundeck option list.
@@ -28,30 +28,38 @@ fn plain(names: Vec<String>) -> Vec<Choice> {
     names.into_iter().map(|n| Choice { name: n.clone(), value: n, selected: false }).collect()
 }
 
-/// The applications in the descriptor folder.
-pub fn applications(config: &Config) -> Result<Vec<Choice>> {
-    Ok(plain(folder::applications(&config.descriptor_root())?))
+/// The applications: from the registry when `registry.url` is set, else
+/// the descriptor folder.
+pub async fn applications(config: &Config) -> Result<Vec<Choice>> {
+    match &config.registry.url {
+        Some(base) => Ok(plain(crate::registry::client::list(config, base, &[]).await?)),
+        None => Ok(plain(folder::applications(&config.descriptor_root())?)),
+    }
 }
 
 /// The releases of an application.
-pub fn releases(config: &Config, application: &str) -> Result<Vec<Choice>> {
-    Ok(plain(folder::releases(&config.descriptor_root(), application)?))
+pub async fn releases(config: &Config, application: &str) -> Result<Vec<Choice>> {
+    match &config.registry.url {
+        Some(base) => Ok(plain(crate::registry::client::list(config, base, &[application]).await?)),
+        None => Ok(plain(folder::releases(&config.descriptor_root(), application)?)),
+    }
 }
 
-/// The versions of a release, newest first; the one running now (from the
-/// audit trail of its target) is selected.
-pub fn versions(config: &Config, application: &str, release: &str) -> Result<Vec<Choice>> {
-    let root = config.descriptor_root();
-    let reference = DescriptorRef::Named { application: application.into(), release: release.into(), version: None };
-    let mut list = folder::versions(&root.join(application).join(release))?;
+/// The versions of a release, newest first; the one running now in
+/// `environment` (from the audit trail of its target) is selected.
+pub async fn versions(config: &Config, application: &str, release: &str, environment: &str) -> Result<Vec<Choice>> {
+    config.check_environment(environment)?;
+    let mut list: Vec<String> = match &config.registry.url {
+        Some(base) => crate::registry::client::list(config, base, &[application, release]).await?,
+        None => {
+            let root = config.descriptor_root();
+            folder::releases(&root, application)?;
+            folder::versions(&root.join(application).join(release))?.into_iter().map(|(v, _)| v).collect()
+        }
+    };
     list.reverse();
-    // The target is the latest descriptor's project name (its `name:` key,
-    // or application-release).
-    let target = descriptor::resolve(&reference, &root)
-        .ok()
-        .and_then(|d| compose::load(&d, &reference.default_project()).ok())
-        .map(|stack| stack.name)
-        .unwrap_or_else(|| reference.default_project());
+    let reference = DescriptorRef::Named { application: application.into(), release: release.into(), version: None };
+    let target = crate::target::of(&reference, environment, None, None)?;
     let query = crate::audit::Query {
         target: Some(target),
         actions: Some(vec!["deploy".into(), "rollback".into()]),
@@ -68,7 +76,7 @@ pub fn versions(config: &Config, application: &str, release: &str) -> Result<Vec
     let (running, _) = crate::audit::rollback_candidates(&past);
     Ok(list
         .into_iter()
-        .map(|(v, _)| Choice { selected: running.as_deref() == Some(v.as_str()), name: v.clone(), value: v })
+        .map(|v| Choice { selected: running.as_deref() == Some(v.as_str()), name: v.clone(), value: v })
         .collect())
 }
 
@@ -83,8 +91,8 @@ pub fn render(choices: &[Choice]) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn versions_come_newest_first_with_the_running_one_selected() {
+    #[tokio::test]
+    async fn versions_come_newest_first_with_the_running_one_selected() {
         let root = tempfile::tempdir().unwrap();
         let state = tempfile::tempdir().unwrap();
         let dir = root.path().join("TLO GE/Milestone");
@@ -101,21 +109,23 @@ mod tests {
         let deployed = crate::audit::Record {
             action: "deploy".into(),
             reference: "TLO GE/Milestone/2".into(),
-            target: Some("tlo-ge-milestone".into()),
+            target: Some(crate::target::named("TLO GE", "Milestone", "default")),
             version: Some("2".into()),
             verdict: "healthy".into(),
             user: "alice".into(),
             ..Default::default()
         };
         crate::audit::open(&config).unwrap().append(&deployed).unwrap();
-        let v = versions(&config, "TLO GE", "Milestone").unwrap();
+        let v = versions(&config, "TLO GE", "Milestone", "default").await.unwrap();
         let order: Vec<(&str, bool)> = v.iter().map(|c| (c.value.as_str(), c.selected)).collect();
         assert_eq!(order, vec![("10", false), ("2", true), ("1", false)]);
-        let apps: Vec<String> = applications(&config).unwrap().into_iter().map(|c| c.value).collect();
+        let apps: Vec<String> = applications(&config).await.unwrap().into_iter().map(|c| c.value).collect();
         assert_eq!(apps, vec!["TLO EE", "TLO GE"]);
         let json: serde_json::Value = serde_json::from_str(&render(&v)).unwrap();
         assert_eq!(json[1], serde_json::json!({"name": "2", "value": "2", "selected": true}));
         assert_eq!(json[0], serde_json::json!({"name": "10", "value": "10"}));
-        assert!(releases(&config, "../etc").is_err());
+        assert!(releases(&config, "../etc").await.is_err());
+        let qa = versions(&config, "TLO GE", "Milestone", "qa").await;
+        assert!(qa.is_err(), "an environment the configuration does not name is refused");
     }
 }

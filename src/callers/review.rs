@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::cli::{OutputFormat, ReviewArgs};
 use crate::config::Config;
-use crate::descriptor::{self, compose, Descriptor, DescriptorRef};
+use crate::descriptor::{compose, Descriptor, DescriptorRef};
 use crate::error::{Result, EXIT_DENIED};
 use crate::policy::{self, ChangeClass, Classification};
 
@@ -37,8 +37,8 @@ pub struct Review {
 }
 
 /// Runs `review` and returns the exit code: 0 only for self-service.
-pub fn run(config: &Config, args: &ReviewArgs) -> Result<i32> {
-    let review = review(config, args)?;
+pub async fn run(config: &Config, args: &ReviewArgs) -> Result<i32> {
+    let review = review(config, args).await?;
     let text = match args.output {
         OutputFormat::Json => serde_json::to_string_pretty(&review).unwrap_or_default() + "\n",
         OutputFormat::Text => render(&review),
@@ -48,10 +48,10 @@ pub fn run(config: &Config, args: &ReviewArgs) -> Result<i32> {
 }
 
 /// Builds the review without printing it.
-pub fn review(config: &Config, args: &ReviewArgs) -> Result<Review> {
+pub async fn review(config: &Config, args: &ReviewArgs) -> Result<Review> {
     config.check_environment(&args.env)?;
     let against = DescriptorRef::parse(&args.against)?;
-    let old = descriptor::resolve(&against, &config.descriptor_root())?;
+    let old = crate::pipeline::resolve(config, &against).await?;
     let project = against.default_project();
     let old_stack = compose::load(&old, &project)?;
     let file = DescriptorRef::File(args.file.clone());

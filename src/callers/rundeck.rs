@@ -43,6 +43,14 @@ fn setting(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
         .find(|v| !v.is_empty())
 }
 
+/// Reads a setting only the job's author may make: the plugin
+/// configuration (`RD_CONFIG_<NAME>`). A job option of the same name is
+/// ignored, so whoever runs the job cannot choose the configuration file
+/// or move the target.
+fn plugin_setting(env: &dyn Fn(&str) -> Option<String>, name: &str) -> Option<String> {
+    env(&format!("RD_CONFIG_{name}")).map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
 /// What a Rundeck step asks for, read from its environment.
 #[derive(Debug)]
 pub struct StepRequest {
@@ -73,19 +81,19 @@ pub fn step_request(env: &dyn Fn(&str) -> Option<String>, config_fallback: Optio
             }
         },
     };
-    let action = match setting(env, "ACTION").as_deref().unwrap_or("deploy") {
-        "deploy" => Action::Deploy,
-        "plan" => Action::Plan,
-        "status" => Action::Status,
-        "rollback" => Action::Rollback,
-        "down" => Action::Down,
-        other => {
-            return Err(Error::Usage(format!(
-                "action `{other}` (RD_CONFIG_ACTION) is not one of deploy, plan, status, rollback, down"
-            )))
-        }
-    };
-    let config_path = setting(env, "CONFIG").map(PathBuf::from).or_else(|| config_fallback.map(Path::to_path_buf));
+    let action: Action = setting(env, "ACTION")
+        .as_deref()
+        .unwrap_or("deploy")
+        .parse()
+        .map_err(|e: Error| Error::Usage(format!("step action (RD_CONFIG_ACTION): {e}")))?;
+    if action == Action::Approve {
+        return Err(Error::Usage(
+            "step action (RD_CONFIG_ACTION): `approve` is not a step action; one of deploy, plan, status, rollback, down"
+                .into(),
+        ));
+    }
+    let config_path =
+        plugin_setting(env, "CONFIG").map(PathBuf::from).or_else(|| config_fallback.map(Path::to_path_buf));
     let config = Config::load(config_path.as_deref())?;
     let mut options = config.deploy_options()?;
     if let Some(t) = setting(env, "TIMEOUT") {
@@ -129,12 +137,13 @@ pub fn step_request(env: &dyn Fn(&str) -> Option<String>, config_fallback: Optio
             descriptor: descriptor_ref,
             user: Some(user),
             password: None,
-            project: setting(env, "PROJECT"),
+            project: plugin_setting(env, "PROJECT"),
             environment,
             origin,
             options,
             load,
             variables,
+            adopt: false,
         },
         config,
     })

@@ -40,6 +40,20 @@ impl Verb {
         }
     }
 
+    /// The pipeline action a verb asks for; `None` for the verbs chat
+    /// answers itself (`history`, `help`). Exhaustive: a new verb must say.
+    pub fn action(self) -> Option<crate::request::Action> {
+        use crate::request::Action;
+        match self {
+            Verb::Deploy => Some(Action::Deploy),
+            Verb::Plan => Some(Action::Plan),
+            Verb::Status => Some(Action::Status),
+            Verb::Rollback => Some(Action::Rollback),
+            Verb::Approve => Some(Action::Approve),
+            Verb::History | Verb::Help => None,
+        }
+    }
+
     /// Every verb, in help order.
     pub const ALL: [Verb; 7] =
         [Verb::Deploy, Verb::Plan, Verb::Status, Verb::Rollback, Verb::History, Verb::Approve, Verb::Help];

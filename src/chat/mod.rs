@@ -26,7 +26,7 @@ use crate::config::Config;
 use crate::descriptor::DescriptorRef;
 use crate::error::{Error, Result};
 use crate::pipeline;
-use crate::request::{Action, Origin, Outcome, Request};
+use crate::request::{Origin, Outcome, Request};
 use crate::shutdown::Shutdown;
 use command::Verb;
 
@@ -253,16 +253,12 @@ impl Chat {
     }
 
     fn request(&self, speaker: &Speaker, uid: &str, command: &command::Command, verb: Verb) -> Result<Request> {
-        let action = match verb {
-            Verb::Deploy => Action::Deploy,
-            Verb::Plan => Action::Plan,
-            Verb::Status => Action::Status,
-            Verb::Rollback => Action::Rollback,
-            _ => Action::Approve,
-        };
+        let action = verb
+            .action()
+            .ok_or_else(|| Error::Usage(format!("`{}` is answered by chat itself, not the pipeline", verb.as_str())))?;
         Ok(Request {
             action,
-            descriptor: DescriptorRef::parse(&command.reference)?,
+            descriptor: DescriptorRef::parse_named(&command.reference)?,
             project: None,
             user: Some(uid.to_string()),
             password: None,
@@ -271,6 +267,7 @@ impl Chat {
             options: self.config.deploy_options()?,
             load: Default::default(),
             variables: Default::default(),
+            adopt: false,
         })
     }
 
@@ -376,7 +373,7 @@ impl Chat {
             Ok(p) => p,
             Err(e) => return self.refuse(speaker, command, Some(uid), e),
         };
-        let reference = match DescriptorRef::parse(&command.reference) {
+        let reference = match DescriptorRef::parse_named(&command.reference) {
             Ok(r) => r,
             Err(e) => return text(&e.to_string(), true),
         };
@@ -388,7 +385,10 @@ impl Chat {
                 return self.refuse(speaker, command, Some(uid), Error::Denied(reason));
             }
         }
-        let target = pipeline::target_name(&reference.default_project(), &command.environment);
+        let target = match crate::target::of(&reference, &command.environment, None, None) {
+            Ok(t) => t,
+            Err(e) => return text(&e.to_string(), true),
+        };
         let query = crate::audit::Query { target: Some(target.clone()), limit: Some(10), ..Default::default() };
         let path = crate::audit::database(&self.config);
         let records = match path.is_file() {

@@ -50,6 +50,29 @@ impl DescriptorRef {
         if lower.ends_with(".yml") || lower.ends_with(".yaml") || Path::new(trimmed).is_file() {
             return Ok(DescriptorRef::File(PathBuf::from(trimmed)));
         }
+        DescriptorRef::parse_named(trimmed)
+    }
+
+    /// Parses `APPLICATION/RELEASE[/VERSION]` and nothing else: the form
+    /// chat and HTTP ways in take, where a file path would let a remote
+    /// user read files on the server. Never looks at the file system.
+    pub fn parse_named(text: &str) -> Result<DescriptorRef> {
+        let trimmed = text.trim();
+        if trimmed.is_empty() {
+            return Err(Error::Usage("empty descriptor reference: give APPLICATION/RELEASE[/VERSION]".into()));
+        }
+        let lower = trimmed.to_ascii_lowercase();
+        if trimmed.starts_with(['/', '~', '.', '\\'])
+            || lower.ends_with(".yml")
+            || lower.ends_with(".yaml")
+            || trimmed.chars().any(char::is_control)
+        {
+            return Err(Error::Usage(format!(
+                "`{}` looks like a file path; only APPLICATION/RELEASE[/VERSION] references are taken here, \
+                 e.g. `TLO GE/Milestone/3`",
+                trimmed.chars().take(80).collect::<String>()
+            )));
+        }
         let parts: Vec<&str> = trimmed.split('/').map(str::trim).collect();
         let bad = || {
             Error::Usage(format!(

@@ -120,6 +120,47 @@ pub async fn resolve(config: &Config, base: &str, reference: &DescriptorRef) -> 
     }
 }
 
+/// The names the registry lists under `descriptor/application/<path…>`:
+/// applications, the releases of one, or the version numbers of a release
+/// (oldest first). An unknown application or release is an empty list.
+pub async fn list(config: &Config, base: &str, path: &[&str]) -> Result<Vec<String>> {
+    let mut url = reqwest::Url::parse(base.trim_end_matches('/'))
+        .map_err(|e| Error::Usage(format!("registry.url `{base}`: {e}")))?;
+    url.path_segments_mut()
+        .map_err(|_| Error::Usage(format!("registry.url `{base}` cannot take a path")))?
+        .pop_if_empty()
+        .extend(["descriptor", "application"])
+        .extend(path);
+    let response = client(config)?
+        .get(url)
+        .send()
+        .await
+        .map_err(|e| Error::Unreachable(format!("registry {base} unreachable: {}", e.without_url())))?;
+    if response.status() == reqwest::StatusCode::NOT_FOUND {
+        return Ok(Vec::new());
+    }
+    if !response.status().is_success() {
+        return Err(Error::Unreachable(format!(
+            "registry {base} answered {} listing {}",
+            response.status(),
+            path.join("/")
+        )));
+    }
+    let body: serde_json::Value = response
+        .json()
+        .await
+        .map_err(|e| Error::Unreachable(format!("registry {base}: the list is not JSON: {}", e.without_url())))?;
+    let items = body.as_array().cloned().unwrap_or_default();
+    Ok(items
+        .iter()
+        .filter_map(|item| match item {
+            serde_json::Value::String(name) => Some(name.clone()),
+            // Versions come as objects with their number.
+            other => other.get("version").map(|v| v.to_string().trim_matches('"').to_string()),
+        })
+        .collect())
+}
+
 fn read(reference: &DescriptorRef, version: Option<String>, path: &Path) -> Result<Descriptor> {
     Descriptor::read(reference.clone(), version, path)
 }

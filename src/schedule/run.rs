@@ -34,6 +34,7 @@ pub async fn run_once(config: &Config, job: &Job, origin: Origin, shutdown: &Shu
             options,
             load: Default::default(),
             variables: Default::default(),
+            adopt: false,
         })
     };
     let result = match job.policy {
@@ -53,7 +54,7 @@ pub async fn run_once(config: &Config, job: &Job, origin: Origin, shutdown: &Shu
     };
     match &result {
         Ok(outcome) => crate::notify::send_all(&job.notify, outcome, &Silent).await,
-        Err(e) => crate::notify::send_error(&job.notify, &request(Action::Deploy)?, e, &Silent).await,
+        Err(e) => crate::notify::send_error(&job.notify, &request(Action::Deploy)?, None, e, &Silent).await,
     }
     result
 }

@@ -1,0 +1,212 @@
+//! Ownership: dockmaster changes only engine objects its request owns.
+//!
+//! Every container, network and volume dockmaster creates carries the
+//! owner labels of [`crate::target::Owner`]. Before a request reads or
+//! changes a target, every object it would touch is looked at: the
+//! target's own (by its label) and every name the descriptor would create
+//! (container names, networks, volumes). An object owned by another scope
+//! or environment is refused, naming its owner (exit 4). An object with no
+//! owner labels (made by an older dockmaster, by `docker compose` or by
+//! hand) is refused too, unless an administrator adopts it (`--adopt`).
+
+use std::collections::{BTreeMap, HashMap};
+
+use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder};
+
+use crate::engine::spec::LABEL_TARGET;
+use crate::engine::DockerEngine;
+use crate::error::{Error, Result};
+use crate::stack::Stack;
+use crate::target::Owner;
+
+/// One engine object a request would touch, with its labels.
+#[derive(Debug, Clone)]
+struct Object {
+    kind: &'static str,
+    name: String,
+    labels: HashMap<String, String>,
+}
+
+/// What the check found that the request may only touch by adopting it.
+#[derive(Debug, Default)]
+pub struct Findings {
+    /// Objects owned by another scope or environment: never touched.
+    pub foreign: Vec<String>,
+    /// Objects without owner labels: touched only with `--adopt`.
+    pub unowned: Vec<String>,
+}
+
+/// Looks at every object the request would touch and refuses foreign ones
+/// (exit 4), and unowned ones unless `adopt`. `files_share`: compose files
+/// may change each other's objects (no access rules are configured).
+/// Returns the unowned objects adopted, for the progress and the record.
+pub async fn check(
+    engine: &DockerEngine,
+    stack: &Stack,
+    owner: &Owner,
+    files_share: bool,
+    adopt: bool,
+) -> Result<Vec<String>> {
+    let objects = touched(engine, stack).await?;
+    let findings = judge(&objects, owner, files_share);
+    if !findings.foreign.is_empty() {
+        return Err(Error::Denied(format!(
+            "target `{}` ({}) would touch engine objects that belong to someone else; dockmaster never changes \
+             or removes them, and nothing was changed:\n  - {}\nDeploy under your own application/release, or \
+             rename what collides (container_name, a volume's or network's `name:`)",
+            stack.name,
+            owner.describe(),
+            findings.foreign.join("\n  - ")
+        )));
+    }
+    if !findings.unowned.is_empty() && !adopt {
+        return Err(Error::Denied(format!(
+            "target `{}` would touch engine objects that dockmaster did not create (or created before it \
+             labelled owners), and nothing was changed:\n  - {}\nAn administrator who has checked they belong \
+             to {} can adopt them with --adopt (it needs the `admin` right when access rules are on)",
+            stack.name,
+            findings.unowned.join("\n  - "),
+            owner.describe()
+        )));
+    }
+    Ok(findings.unowned)
+}
+
+/// Sorts objects into foreign and unowned, as seen by `owner`.
+fn judge(objects: &[Object], owner: &Owner, files_share: bool) -> Findings {
+    let mut findings = Findings::default();
+    for object in objects {
+        match Owner::from_labels(&object.labels) {
+            Some(theirs) if owner.may_change(&theirs, files_share) => {}
+            Some(theirs) => {
+                findings.foreign.push(format!("{} `{}` belongs to {}", object.kind, object.name, theirs.describe()))
+            }
+            None => {
+                let made_by = match object.labels.get(LABEL_TARGET) {
+                    Some(t) => format!("made by an earlier dockmaster for target `{t}`"),
+                    None => match object.labels.get("com.docker.compose.project") {
+                        Some(p) => format!("made by docker compose for project `{p}`"),
+                        None => "not made by dockmaster".to_string(),
+                    },
+                };
+                findings.unowned.push(format!("{} `{}` ({made_by})", object.kind, object.name))
+            }
+        }
+    }
+    findings
+}
+
+/// Every object of the target (by label) and every object the stack would
+/// create by name, each once.
+async fn touched(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
+    let docker = engine.docker();
+    let fail = |what: &str, e: bollard::errors::Error| {
+        Error::Unreachable(format!("cannot {what} on the engine at {}: {e}", engine.host))
+    };
+    let by_label: HashMap<String, Vec<String>> =
+        [("label".to_string(), vec![format!("{LABEL_TARGET}={}", stack.name)])].into_iter().collect();
+    let mut objects: BTreeMap<(&'static str, String), HashMap<String, String>> = BTreeMap::new();
+
+    // Containers: the target's, and every name the stack would take.
+    let names: Vec<String> = stack.services.keys().map(|s| stack.container_name(s)).collect();
+    let by_name: HashMap<String, Vec<String>> =
+        [("name".to_string(), names.iter().map(|n| format!("^/?{}$", regex_quote(n))).collect())].into_iter().collect();
+    for filters in [&by_label, &by_name] {
+        if filters.values().all(Vec::is_empty) {
+            continue;
+        }
+        let options = ListContainersOptionsBuilder::default().all(true).filters(filters).build();
+        for c in docker.list_containers(Some(options)).await.map_err(|e| fail("list containers", e))? {
+            let name = c.names.and_then(|n| n.into_iter().next()).unwrap_or_default();
+            let name = name.trim_start_matches('/').to_string();
+            let labelled = filters.contains_key("label");
+            if labelled || names.contains(&name) {
+                objects.insert(("container", name), c.labels.unwrap_or_default());
+            }
+        }
+    }
+
+    // Networks the stack would create, and the target's.
+    let networks: Vec<String> = crate::plan::wanted_networks(stack)
+        .iter()
+        .filter(|key| !stack.networks.get(*key).is_some_and(|n| n.external))
+        .map(|key| stack.network_name(key))
+        .collect();
+    let list = docker
+        .list_networks(Some(ListNetworksOptionsBuilder::default().build()))
+        .await
+        .map_err(|e| fail("list networks", e))?;
+    for n in list {
+        let name = n.name.unwrap_or_default();
+        let labels = n.labels.unwrap_or_default();
+        if networks.contains(&name) || labels.get(LABEL_TARGET) == Some(&stack.name) {
+            objects.insert(("network", name), labels);
+        }
+    }
+
+    // Volumes the stack would create, and the target's.
+    let volumes = crate::plan::wanted_volumes(stack);
+    let list = docker
+        .list_volumes(Some(ListVolumesOptionsBuilder::default().build()))
+        .await
+        .map_err(|e| fail("list volumes", e))?;
+    for v in list.volumes.unwrap_or_default() {
+        if volumes.contains(&v.name) || v.labels.get(LABEL_TARGET) == Some(&stack.name) {
+            objects.insert(("volume", v.name), v.labels);
+        }
+    }
+    Ok(objects.into_iter().map(|((kind, name), labels)| Object { kind, name, labels }).collect())
+}
+
+/// `text` with the engine's name-filter regular-expression characters
+/// escaped (container names may hold `.`).
+fn regex_quote(text: &str) -> String {
+    let mut out = String::new();
+    for c in text.chars() {
+        if !c.is_ascii_alphanumeric() && c != '_' && c != '-' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::descriptor::DescriptorRef;
+
+    fn object(kind: &'static str, name: &str, labels: &[(&str, &str)]) -> Object {
+        Object { kind, name: name.into(), labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+    }
+
+    #[test]
+    fn foreign_and_unowned_objects_are_told_apart_and_named() {
+        let shop = Owner::of(
+            &DescriptorRef::Named { application: "Shop".into(), release: "Staging".into(), version: None },
+            "default",
+        );
+        let tlo: Vec<(String, String)> = Owner::of(
+            &DescriptorRef::Named { application: "TLO".into(), release: "Milestone".into(), version: None },
+            "default",
+        )
+        .labels()
+        .into_iter()
+        .collect();
+        let tlo: Vec<(&str, &str)> = tlo.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let own: Vec<(String, String)> = shop.labels().into_iter().collect();
+        let own: Vec<(&str, &str)> = own.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let objects = [
+            object("container", "mine", &own),
+            object("container", "theirs", &tlo),
+            object("volume", "old", &[(LABEL_TARGET, "shop-staging")]),
+            object("network", "compose_default", &[("com.docker.compose.project", "compose")]),
+        ];
+        let found = judge(&objects, &shop, true);
+        assert_eq!(found.foreign, vec!["container `theirs` belongs to `TLO/Milestone` in `default`".to_string()]);
+        assert_eq!(found.unowned.len(), 2, "{:?}", found.unowned);
+        assert!(found.unowned[0].contains("earlier dockmaster"), "{:?}", found.unowned);
+        assert!(found.unowned[1].contains("docker compose"), "{:?}", found.unowned);
+        assert_eq!(regex_quote("a.b-c_1"), "a\\.b-c_1");
+    }
+}
