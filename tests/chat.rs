@@ -72,7 +72,7 @@ fn discord_request(body: &Value, ts: i64) -> (Vec<(&'static str, String)>, Strin
 }
 
 /// A run with slapd, access rules, every chat platform, and descriptors
-/// `App/Rel/1` (healthy) and `App/Other/1`.
+/// `<application>/rel/1` (healthy).
 fn setup(run: &TestRun, slapd: &Slapd, sink: &Sink) {
     let public_key = hex::encode(discord_key().verifying_key().to_bytes());
     run.add_config(&format!(
@@ -89,24 +89,25 @@ fn setup(run: &TestRun, slapd: &Slapd, sink: &Sink) {
          environment: {{DB_PASSWORD: chat-secret-value}}\n",
         run.project
     );
-    run.write("descriptors/App/Rel/1.yml", &body);
+    run.write(&run.named_file("1"), &body);
 }
 
 #[test]
 fn a_signed_slack_command_is_acknowledged_at_once_and_the_report_arrives_at_response_url() {
-    let Some(run) = TestRun::start("chat-slack") else { return };
+    let Some(run) = TestRun::start_named("chat-slack") else { return };
     let Some(slapd) = Slapd::start() else { return };
     let sink = Sink::start();
     setup(&run, &slapd, &sink);
     let server = Server::start(&run, SERVE_ENV);
 
-    let (headers, body) = slack_request("alice", "deploy App/Rel/1", &sink.url("/response/ok"), now());
+    let (headers, body) =
+        slack_request("alice", &format!("deploy {}", run.named("1")), &sink.url("/response/ok"), now());
     let (status, ack, took) = server.post("/chat/slack", &headers, &body);
     assert_eq!(status, 200, "{ack}");
     assert!(took < Duration::from_secs(3), "Slack waits 3000 ms for the acknowledgement; took {took:?}");
     let ack: Value = serde_json::from_str(&ack).unwrap();
     assert_eq!(ack["response_type"], "ephemeral");
-    assert!(ack["text"].as_str().unwrap().contains("Working on `deploy App/Rel/1`"), "{ack}");
+    assert!(ack["text"].as_str().unwrap().contains(&format!("Working on `deploy {}`", run.named("1"))), "{ack}");
 
     let report = sink.wait_for("/response/ok");
     assert_eq!(report.method, "POST");
@@ -121,22 +122,26 @@ fn a_signed_slack_command_is_acknowledged_at_once_and_the_report_arrives_at_resp
     // signature and a stale timestamp: nothing runs for any of them.
     let (status, _, _) = server.post("/chat/slack", &headers, &body);
     assert_eq!(status, 401, "a replayed request");
-    let (mut forged, body2) = slack_request("alice", "deploy App/Rel/1", &sink.url("/response/forged"), now());
+    let (mut forged, body2) =
+        slack_request("alice", &format!("deploy {}", run.named("1")), &sink.url("/response/forged"), now());
     forged[2].1 = format!("v0={}", "0".repeat(64));
     assert_eq!(server.post("/chat/slack", &forged, &body2).0, 401, "a bad signature");
-    let (stale, body3) = slack_request("alice", "deploy App/Rel/1", &sink.url("/response/stale"), now() - 600);
+    let (stale, body3) =
+        slack_request("alice", &format!("deploy {}", run.named("1")), &sink.url("/response/stale"), now() - 600);
     assert_eq!(server.post("/chat/slack", &stale, &body3).0, 401, "a stale timestamp");
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(sink.count("/response/forged") + sink.count("/response/stale"), 0, "nothing ran");
 
     // A user the rules do not allow, and one the directory does not know,
     // are told why; both are audited.
-    let (headers, body) = slack_request("bob", "deploy App/Rel/1", &sink.url("/response/bob"), now());
+    let (headers, body) =
+        slack_request("bob", &format!("deploy {}", run.named("1")), &sink.url("/response/bob"), now());
     assert_eq!(server.post("/chat/slack", &headers, &body).0, 200);
     let bob = sink.wait_for("/response/bob").json();
     assert_eq!(bob["response_type"], "ephemeral");
     assert!(bob["text"].as_str().unwrap().contains("no access rule allows `deploy`"), "{bob}");
-    let (headers, body) = slack_request("mallory", "status App/Rel", &sink.url("/response/mallory"), now());
+    let (headers, body) =
+        slack_request("mallory", &format!("status {}", run.named("")), &sink.url("/response/mallory"), now());
     assert_eq!(server.post("/chat/slack", &headers, &body).0, 200);
     let mallory = sink.wait_for("/response/mallory").json();
     assert!(mallory["text"].as_str().unwrap().contains("not in the directory"), "{mallory}");
@@ -163,7 +168,7 @@ fn a_signed_slack_command_is_acknowledged_at_once_and_the_report_arrives_at_resp
 
 #[test]
 fn a_signed_discord_interaction_is_deferred_then_edited_with_the_report_embed() {
-    let Some(run) = TestRun::start("chat-discord") else { return };
+    let Some(run) = TestRun::start_named("chat-discord") else { return };
     let Some(slapd) = Slapd::start() else { return };
     let sink = Sink::start();
     setup(&run, &slapd, &sink);
@@ -180,7 +185,7 @@ fn a_signed_discord_interaction_is_deferred_then_edited_with_the_report_embed() 
         serde_json::json!({
             "type": 2, "id": "9", "application_id": "4242", "token": token, "channel_id": "555",
             "member": {"user": {"id": user, "username": format!("discord-{user}")}},
-            "data": {"name": "deploy", "options": [{"name": "ref", "type": 3, "value": "App/Rel/1"}]},
+            "data": {"name": "deploy", "options": [{"name": "ref", "type": 3, "value": run.named("1")}]},
         })
     };
     let (headers, body) = discord_request(&interaction("111", "tok-alice"), now());
@@ -226,13 +231,13 @@ fn a_signed_discord_interaction_is_deferred_then_edited_with_the_report_embed() 
 
 #[test]
 fn sigterm_rolls_running_chat_deploys_back_and_reports_to_the_channel() {
-    let Some(run) = TestRun::start("chat-stop") else { return };
+    let Some(run) = TestRun::start_named("chat-stop") else { return };
     let Some(slapd) = Slapd::start() else { return };
     let sink = Sink::start();
     setup(&run, &slapd, &sink);
     // A service that never becomes healthy: the deploy waits for it.
     run.write(
-        "descriptors/App/Slow/1.yml",
+        &run.named_file("2"),
         &format!(
             "name: {}\nservices:\n  slow:\n    image: {FIXTURE_IMAGE}\n    command: [\"sleep\", \"1000\"]\n    \
              healthcheck: {{test: [\"CMD\", \"false\"], interval: 1s, retries: 1000}}\n",
@@ -240,7 +245,8 @@ fn sigterm_rolls_running_chat_deploys_back_and_reports_to_the_channel() {
         ),
     );
     let mut server = Server::start(&run, SERVE_ENV);
-    let (headers, body) = slack_request("alice", "deploy App/Slow/1", &sink.url("/response/slow"), now());
+    let (headers, body) =
+        slack_request("alice", &format!("deploy {}", run.named("2")), &sink.url("/response/slow"), now());
     assert_eq!(server.post("/chat/slack", &headers, &body).0, 200);
     let started = common::wait_until(Duration::from_secs(60), || {
         common::inspect(&run.container("slow"), "{{.State.Running}}").as_deref() == Some("true")

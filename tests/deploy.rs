@@ -484,7 +484,11 @@ fn a_named_reference_is_found_in_the_descriptor_folder() {
         descriptor["digest"].as_str().is_some_and(|d| d.starts_with("sha256:")),
         "the descriptor digest is sha256:",
     );
-    report.check(report.str("target") == run.project, "the target is the file's `name:`");
+    report.check(
+        report.str("target") == "shop--prod",
+        "a named descriptor's target comes from its application and release, not from `name:`",
+    );
+    out.check(out.stderr.contains("does not choose the target"), "the ignored `name:` is pointed out");
 
     // No version means the latest, and DOCKMASTER_DESCRIPTORS works like the flag.
     let out = run.dockmaster_with_env(["plan", "shop/prod", "--output", "json"], &[("DOCKMASTER_DESCRIPTORS", &root)]);

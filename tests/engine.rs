@@ -594,11 +594,11 @@ fn a_20_service_stack_of_independent_services_is_created_and_started_concurrentl
 
 #[test]
 fn rollback_goes_back_to_the_previous_version_and_to_a_named_one() {
-    let Some(run) = TestRun::start("rollback-cmd") else { return };
+    let Some(run) = TestRun::start_named("rollback-cmd") else { return };
     run.private_state_dir();
     let version = |v: &str| format!("name: {}\nservices:\n{}", run.project, idle_service("app", &format!("v{v}")));
-    run.write("descriptors/App/Rel/1.yml", &version("1"));
-    run.write("descriptors/App/Rel/2.yml", &version("2"));
+    run.write(&run.named_file("1"), &version("1"));
+    run.write(&run.named_file("2"), &version("2"));
     let root = path_arg(&run.dir().join("descriptors"));
     let env_now = || inspect(&run.container("app"), "{{json .Config.Env}}").unwrap_or_default();
     let with_root = |args: &[&str]| {
@@ -608,15 +608,15 @@ fn rollback_goes_back_to_the_previous_version_and_to_a_named_one() {
         run.dockmaster(all)
     };
 
-    let out = with_root(&["deploy", "App/Rel/1"]);
+    let out = with_root(&["deploy", &run.named("1")]);
     out.assert_exit(0);
     out.check(env_now().contains("VERSION=v1"), "version 1 runs");
-    let out = with_root(&["deploy", "App/Rel/2"]);
+    let out = with_root(&["deploy", &run.named("2")]);
     out.assert_exit(0);
     out.check(env_now().contains("VERSION=v2"), "version 2 runs");
 
     // Without --to: the version before the one running now.
-    let out = with_root(&["rollback", "App/Rel"]);
+    let out = with_root(&["rollback", &run.named("")]);
     out.assert_exit(0);
     let report = out.json();
     report.check(report.str("action") == "rollback", "the report's action is rollback");
@@ -626,7 +626,7 @@ fn rollback_goes_back_to_the_previous_version_and_to_a_named_one() {
     out.check(env.contains("VERSION=v1"), format!("the app runs version 1's environment again ({env})"));
 
     // With --to: the version named.
-    let out = with_root(&["rollback", "App/Rel", "--to", "2"]);
+    let out = with_root(&["rollback", &run.named(""), "--to", "2"]);
     out.assert_exit(0);
     let report = out.json();
     report.check(report.str("action") == "rollback", "the report's action is rollback");
@@ -637,12 +637,12 @@ fn rollback_goes_back_to_the_previous_version_and_to_a_named_one() {
 
 #[test]
 fn a_rollback_command_whose_version_fails_is_itself_rolled_back_and_reports_it_like_a_deploy() {
-    let Some(run) = TestRun::start("rollback-fails") else { return };
+    let Some(run) = TestRun::start_named("rollback-fails") else { return };
     run.private_state_dir();
     let healthy = format!("name: {}\n{}", run.project, app_with_volume("1", r#"["CMD", "true"]"#));
     let broken = format!("name: {}\n{}", run.project, app_with_volume("2", r#"["CMD", "false"]"#));
-    run.write("descriptors/App/Rel/1.yml", &broken);
-    run.write("descriptors/App/Rel/2.yml", &healthy);
+    run.write(&run.named_file("1"), &broken);
+    run.write(&run.named_file("2"), &healthy);
     let root = path_arg(&run.dir().join("descriptors"));
     let args = |extra: &[&str]| {
         let mut all = vec!["--descriptors", root.as_str()];
@@ -650,12 +650,12 @@ fn a_rollback_command_whose_version_fails_is_itself_rolled_back_and_reports_it_l
         all.extend_from_slice(&["--timeout", common::DEPLOY_TIMEOUT, "--output", "json"]);
         all.iter().map(|a| a.to_string()).collect::<Vec<String>>()
     };
-    run.dockmaster(args(&["deploy", "App/Rel/2"])).assert_exit(0);
+    run.dockmaster(args(&["deploy", &run.named("2")])).assert_exit(0);
     let v2 = run.container_id("app").expect("version 2's container exists");
 
     // docs/commands.md: rollback has the "same flags, watch, rollback and
     // report as deploy".
-    let out = run.dockmaster(args(&["rollback", "App/Rel", "--to", "1"]));
+    let out = run.dockmaster(args(&["rollback", &run.named(""), "--to", "1"]));
     out.assert_exit(1);
     let report = out.json();
     report.check(report.str("action") == "rollback", "the report's action is rollback");

@@ -23,9 +23,9 @@ const ACCESS: &str = "access:
       environments: [\"*\"]
 ";
 
-/// Writes version `version` of `App/Rel` in the run's descriptor folder.
+/// Writes version `version` of the run's named descriptor in the run's descriptor folder.
 fn descriptor(run: &TestRun, version: u32, body: &str) {
-    run.write(&format!("descriptors/App/Rel/{version}.yml"), &format!("name: {}\n{body}", run.project));
+    run.write(&run.named_file(&version.to_string()), &format!("name: {}\n{body}", run.project));
 }
 
 fn as_user(run: &TestRun, user: &str, args: &[&str]) -> CliOutput {
@@ -59,7 +59,7 @@ fn audit_bytes(run: &TestRun) -> String {
 
 #[test]
 fn structural_changes_need_an_approval_image_changes_do_not_and_every_request_is_audited() {
-    let Some(run) = TestRun::start("approval") else { return };
+    let Some(run) = TestRun::start_named("approval") else { return };
     let Some(slapd) = Slapd::start() else { return };
     run.add_config(&format!("descriptors: descriptors\n{}{ACCESS}", slapd.config_section()));
     let retagged = format!("dockmaster-fixture/busybox:approval-{}", std::process::id());
@@ -76,30 +76,33 @@ fn structural_changes_need_an_approval_image_changes_do_not_and_every_request_is
     descriptor(&run, 3, &service(&retagged, "    labels:\n      team: blue\n"));
 
     // A first deploy is structural (new services): alice may not.
-    let first = as_user(&run, "alice", &["deploy", "App/Rel/1"]);
+    let first = as_user(&run, "alice", &["deploy", &run.named("1")]);
     first.assert_exit(4);
     first.check(first.stderr.contains("structural change"), "says it is structural");
     first.check(first.stderr.contains("service `app`: new service"), "lists the differences");
-    first.check(first.stderr.contains("dockmaster approve 'App/Rel/1' --env default"), "says how to approve");
+    first.check(
+        first.stderr.contains(&format!("dockmaster approve '{}' --env default", run.named("1"))),
+        "says how to approve",
+    );
     first.check(common::containers_with_label(&run.label()).is_empty(), "nothing reached the engine");
 
     // alice may not approve; bob may.
-    as_user(&run, "alice", &["approve", "App/Rel", "1"]).assert_exit(4);
-    let approved = as_user(&run, "bob", &["approve", "App/Rel", "1"]);
+    as_user(&run, "alice", &["approve", &run.named(""), "1"]).assert_exit(4);
+    let approved = as_user(&run, "bob", &["approve", &run.named(""), "1"]);
     approved.assert_exit(0);
     approved.check(approved.stdout.contains("change: structural"), "shows what is approved");
 
-    let deployed = as_user(&run, "alice", &["deploy", "App/Rel/1", "--timeout", "60s"]);
+    let deployed = as_user(&run, "alice", &["deploy", &run.named("1"), "--timeout", "60s"]);
     deployed.assert_exit(0);
     deployed.check(deployed.stderr.contains("approved by bob"), "names the approver");
 
     // Only the image changes: self-service.
-    let bumped = as_user(&run, "alice", &["deploy", "App/Rel/2", "--timeout", "60s"]);
+    let bumped = as_user(&run, "alice", &["deploy", &run.named("2"), "--timeout", "60s"]);
     bumped.assert_exit(0);
     bumped.check(bumped.stderr.contains("image-only"), "an image bump is self-service");
 
     // A label is structural, and bob's approval of version 1 does not carry.
-    let relabelled = as_user(&run, "alice", &["deploy", "App/Rel/3"]);
+    let relabelled = as_user(&run, "alice", &["deploy", &run.named("3")]);
     relabelled.assert_exit(4);
     relabelled.check(relabelled.stderr.contains("service `app`: `labels` changed"), "names the field");
     relabelled.check(!relabelled.stderr.contains("calm"), "never a value");
@@ -140,7 +143,7 @@ fn structural_changes_need_an_approval_image_changes_do_not_and_every_request_is
     assert!(raw.contains("calm"), "values that are not secret are kept");
 
     // Rollback finds the last healthy version before the running one.
-    let rolled = as_user(&run, "alice", &["rollback", "App/Rel", "--timeout", "60s", "--output", "json"]);
+    let rolled = as_user(&run, "alice", &["rollback", &run.named(""), "--timeout", "60s", "--output", "json"]);
     rolled.assert_exit(0);
     let report: Value = serde_json::from_str(&rolled.stdout).expect("JSON report");
     assert_eq!(report["descriptor"]["version"], "1", "{report}");
@@ -149,7 +152,7 @@ fn structural_changes_need_an_approval_image_changes_do_not_and_every_request_is
 
 #[test]
 fn every_policy_rule_is_checked_and_all_violations_are_listed_before_the_engine_is_touched() {
-    let Some(run) = TestRun::start("policy") else { return };
+    let Some(run) = TestRun::start_named("policy") else { return };
     run.add_config(
         "environments:\n  prod: {}\n  qa: {}\n\
          policy:\n  rules:\n\
@@ -213,25 +216,25 @@ fn every_policy_rule_is_checked_and_all_violations_are_listed_before_the_engine_
 
 #[test]
 fn review_exits_zero_only_for_self_service_changes() {
-    let Some(run) = TestRun::start("review") else { return };
+    let Some(run) = TestRun::start_named("review") else { return };
     run.add_config("descriptors: descriptors\npolicy:\n  rules:\n    - name: no-host\n      privileges: []\n");
     descriptor(&run, 1, "services:\n  web:\n    image: app:1\n    ports: ['8080:80']\n");
     let bump = run.write("bump.yml", "services:\n  web:\n    image: app:2\n    ports: ['8080:80']\n");
     let port = run.write("port.yml", "services:\n  web:\n    image: app:2\n    ports: ['9090:80']\n");
     let host = run.write("host.yml", "services:\n  web:\n    image: app:2\n    network_mode: host\n");
 
-    let ok = run.dockmaster(["review", &bump, "--against", "App/Rel"]);
+    let ok = run.dockmaster(["review", &bump, "--against", &run.named("")]);
     ok.assert_exit(0);
     ok.check(ok.stdout.contains("change: image-only") && ok.stdout.contains("`app:1` → `app:2`"), "names the bump");
     ok.check(ok.stdout.contains("VERDICT: SELF-SERVICE"), "self-service");
 
-    let structural = run.dockmaster(["review", &port, "--against", "App/Rel/1", "--output", "json"]);
+    let structural = run.dockmaster(["review", &port, "--against", &run.named("1"), "--output", "json"]);
     structural.assert_exit(4);
     let json: Value = serde_json::from_str(&structural.stdout).expect("JSON");
     assert_eq!(json["verdict"], "needs-approval");
     assert_eq!(json["differences"], serde_json::json!(["service `web`: `ports` changed"]));
 
-    let refused = run.dockmaster(["review", &host, "--against", "App/Rel"]);
+    let refused = run.dockmaster(["review", &host, "--against", &run.named("")]);
     refused.assert_exit(4);
     refused.check(refused.stdout.contains("host networking is not allowed"), "lists the violation");
     refused.check(refused.stdout.contains("VERDICT: REFUSED"), "refused");
@@ -239,13 +242,13 @@ fn review_exits_zero_only_for_self_service_changes() {
 
 #[test]
 fn a_directory_that_stops_fails_the_request_closed_and_the_failure_is_audited() {
-    let Some(run) = TestRun::start("ldap-down") else { return };
+    let Some(run) = TestRun::start_named("ldap-down") else { return };
     let Some(mut slapd) = Slapd::start() else { return };
     run.add_config(&format!("descriptors: descriptors\n{}{ACCESS}", slapd.config_section()));
     descriptor(&run, 1, &format!("services:\n  app:\n    image: {FIXTURE_IMAGE}\n"));
-    as_user(&run, "alice", &["plan", "App/Rel/1"]).assert_exit(0);
+    as_user(&run, "alice", &["plan", &run.named("1")]).assert_exit(0);
     slapd.stop();
-    let down = as_user(&run, "alice", &["deploy", "App/Rel/1"]);
+    let down = as_user(&run, "alice", &["deploy", &run.named("1")]);
     down.assert_exit(5);
     down.check(common::containers_with_label(&run.label()).is_empty(), "nothing reached the engine");
     // Without the directory nobody can read the trail through dockmaster

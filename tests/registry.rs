@@ -154,7 +154,7 @@ fn a_hundred_concurrent_publishes_to_one_release_get_versions_one_to_a_hundred()
 
 #[test]
 fn a_deploy_by_reference_through_the_registry_is_healthy_and_the_cache_serves_known_versions_when_it_is_down() {
-    let Some(run) = TestRun::start("registry-deploy") else { return };
+    let Some(run) = TestRun::start_named("registry-deploy") else { return };
     registry_config(&run);
     let mut server = Server::start(&run, ENV);
     let fragment = run.write(
@@ -163,13 +163,13 @@ fn a_deploy_by_reference_through_the_registry_is_healthy_and_the_cache_serves_kn
     );
     let url = format!("http://{}", server.addr);
     let published = run.dockmaster_with_env(
-        ["publish", &fragment, "--application", "Shop Front", "--release", "Main", "--registry", &url],
+        ["publish", &fragment, "--application", &run.application, "--release", "rel", "--registry", &url],
         &[("DOCKMASTER_REGISTRY_TOKEN", TOKEN)],
     );
     published.assert_exit(0);
-    published.check(published.stdout.starts_with("Shop Front/Main/1 sha256:"), "prints the new version");
+    published.check(published.stdout.starts_with(&format!("{} sha256:", run.named("1"))), "prints the new version");
     let refused = run.dockmaster_with_env(
-        ["publish", &fragment, "--application", "Shop Front", "--release", "Main", "--registry", &url],
+        ["publish", &fragment, "--application", &run.application, "--release", "rel", "--registry", &url],
         &[("DOCKMASTER_REGISTRY_TOKEN", "wrong")],
     );
     refused.assert_exit(4);
@@ -185,11 +185,11 @@ fn a_deploy_by_reference_through_the_registry_is_healthy_and_the_cache_serves_kn
     );
     let deploy = |reference: &str| {
         run.dockmaster_with_env(
-            ["deploy", reference, "--project", &run.project, "--timeout", "60s", "--output", "json"],
+            ["deploy", reference, "--timeout", "60s", "--output", "json"],
             &[("DOCKMASTER_CONFIG", client_config.as_str())],
         )
     };
-    let out = deploy("Shop Front/Main/1");
+    let out = deploy(&run.named("1"));
     out.assert_exit(0);
     let report: Value = serde_json::from_str(&out.stdout).expect("a JSON report");
     assert_eq!(report["verdict"], "healthy", "{report}");
@@ -199,8 +199,8 @@ fn a_deploy_by_reference_through_the_registry_is_healthy_and_the_cache_serves_kn
     // latest cannot be known: exit 5.
     let _ = server.child.kill();
     let _ = server.child.wait();
-    deploy("Shop Front/Main/1").assert_exit(0);
-    let unknown = deploy("Shop Front/Main");
+    deploy(&run.named("1")).assert_exit(0);
+    let unknown = deploy(&run.named(""));
     unknown.assert_exit(5);
     unknown.check(unknown.stderr.contains("unreachable") && unknown.stderr.contains("not in the cache"), "says why");
     server = Server::start(&run, ENV);

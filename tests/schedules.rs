@@ -30,7 +30,7 @@ fn directory(run: &TestRun, slapd: &Slapd) {
 
 fn version(run: &TestRun, v: u32, greeting: &str) {
     run.write(
-        &format!("descriptors/App/Rel/{v}.yml"),
+        &run.named_file(&v.to_string()),
         &format!(
             "name: {}\nservices:\n  app:\n    image: {FIXTURE_IMAGE}\n    command: [\"sleep\", \"1000\"]\n    \
              environment: {{GREETING: {greeting}}}\n",
@@ -58,14 +58,15 @@ fn deploys(rows: &[(String, String, String)]) -> Vec<(String, String)> {
 
 #[test]
 fn an_if_changed_schedule_deploys_new_versions_only_reports_and_stops_when_its_account_loses_its_group() {
-    let Some(run) = TestRun::start("sched") else { return };
+    let Some(run) = TestRun::start_named("sched") else { return };
     let Some(slapd) = Slapd::start() else { return };
     let sink = Sink::start();
     directory(&run, &slapd);
     run.add_config(&format!(
         "descriptors: descriptors\nschedules:\n  - name: nightly\n    cron: \"*/2 * * * * *\"\n    \
-         timezone: Europe/Berlin\n    descriptor: App/Rel\n    user: alice\n    policy: if-changed\n    \
+         timezone: Europe/Berlin\n    descriptor: {}\n    user: alice\n    policy: if-changed\n    \
          notify: [{{name: relay, kind: json, url: \"{}\"}}]\n",
+        run.named(""),
         sink.url("/reports")
     ));
     version(&run, 1, "one");
@@ -132,16 +133,17 @@ fn github(body: &str) -> Vec<(&'static str, String)> {
 
 #[test]
 fn hooks_check_their_secret_follow_their_branches_and_answer_with_an_id_then_report() {
-    let Some(run) = TestRun::start("hooks") else { return };
+    let Some(run) = TestRun::start_named("hooks") else { return };
     let Some(slapd) = Slapd::start() else { return };
     let sink = Sink::start();
     directory(&run, &slapd);
     run.add_config(&format!(
         "descriptors: descriptors\nhooks:\n  - name: build\n    style: github\n    secret_env: DM_HOOK_SECRET\n    \
-         branches: [main]\n    descriptor: App/Rel\n    user: alice\n    \
+         branches: [main]\n    descriptor: {1}\n    user: alice\n    \
          notify: [{{name: relay, kind: json, url: \"{0}\"}}]\n  - name: lab\n    style: gitlab\n    \
-         secret_env: DM_HOOK_SECRET\n    descriptor: App/Rel\n    user: alice\n    on_busy: skip\n",
-        sink.url("/reports")
+         secret_env: DM_HOOK_SECRET\n    descriptor: {1}\n    user: alice\n    on_busy: skip\n",
+        sink.url("/reports"),
+        run.named("")
     ));
     version(&run, 1, "one");
     let server = Server::start(&run, &[("DM_HOOK_SECRET", HOOK_SECRET)]);
@@ -181,14 +183,15 @@ fn hooks_check_their_secret_follow_their_branches_and_answer_with_an_id_then_rep
 
 #[test]
 fn a_busy_target_is_skipped_and_said_so_and_runs_missed_while_down_are_reported_once() {
-    let Some(run) = TestRun::start("busy") else { return };
+    let Some(run) = TestRun::start_named("busy") else { return };
     let Some(slapd) = Slapd::start() else { return };
     directory(&run, &slapd);
     // A schedule that last ran an hour ago, every minute: 59 or 60 runs missed.
-    run.add_config(
+    run.add_config(&format!(
         "descriptors: descriptors\nschedules:\n  - name: minutely\n    cron: \"* * * * *\"\n    \
-         descriptor: App/Rel\n    user: alice\n    on_busy: skip\n",
-    );
+         descriptor: {}\n    user: alice\n    on_busy: skip\n",
+        run.named("")
+    ));
     version(&run, 1, "one");
     let store_path = run.dir().join("state/audit.db");
     std::fs::create_dir_all(store_path.parent().unwrap()).unwrap();
@@ -221,7 +224,7 @@ fn a_busy_target_is_skipped_and_said_so_and_runs_missed_while_down_are_reported_
 
     // Busy: a person's deploy holds the target; the job skips, saying so.
     run.write(
-        "descriptors/App/Rel/2.yml",
+        &run.named_file("2"),
         &format!(
             "name: {}\nservices:\n  slow:\n    image: {FIXTURE_IMAGE}\n    command: [\"sleep\", \"1000\"]\n    \
              healthcheck: {{test: [\"CMD\", \"false\"], interval: 1s, retries: 1000}}\n",
@@ -229,7 +232,7 @@ fn a_busy_target_is_skipped_and_said_so_and_runs_missed_while_down_are_reported_
         ),
     );
     let held = run.spawn_dockmaster(
-        ["--user", "alice", "deploy", "App/Rel/2", "--timeout", "30s"],
+        ["--user", "alice", "deploy", &run.named("2"), "--timeout", "30s"],
         &[("DOCKMASTER_PASSWORD", slapd::USER_PASSWORD)],
     );
     assert!(wait_until(Duration::from_secs(30), || common::inspect(&run.container("slow"), "{{.State.Running}}")

@@ -12,6 +12,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::plan::{config_hash, ObservedContainer};
 use crate::stack::Stack;
@@ -77,24 +78,23 @@ pub fn classify_with(
     c
 }
 
-/// Compares `new` with `old` (e.g. the descriptor deployed now), top-level
-/// networks and volumes included.
+/// Compares `new` with `old` (e.g. the descriptor deployed now), the
+/// top-level networks, volumes, secrets and configs included: adding,
+/// removing or changing one is structural, named in `differences`
+/// (`network `front`: new`), never with its values.
 pub fn classify_against(new: &Stack, old: &Stack) -> Classification {
     let old_fields = fields_of(old).into_iter().map(|(k, v)| (k, Some(v))).collect();
+    let (new_top, old_top) = (top_level_hashes(new), top_level_hashes(old));
     let mut extra = Vec::new();
-    for (kind, new_map, old_map) in
-        [("network", keyed(&new.networks), keyed(&old.networks)), ("volume", keyed(&new.volumes), keyed(&old.volumes))]
-    {
-        for (key, value) in &new_map {
-            match old_map.get(key) {
-                None => extra.push(format!("{kind} `{key}`: new")),
-                Some(old) if old != value => extra.push(format!("{kind} `{key}`: changed")),
-                _ => {}
-            }
+    for (key, value) in &new_top {
+        match old_top.get(key) {
+            None => extra.push(format!("{}: new", describe(key))),
+            Some(old) if old != value => extra.push(format!("{}: changed", describe(key))),
+            _ => {}
         }
-        for key in old_map.keys().filter(|k| !new_map.contains_key(*k)) {
-            extra.push(format!("{kind} `{key}`: removed"));
-        }
+    }
+    for key in old_top.keys().filter(|k| !new_top.contains_key(*k)) {
+        extra.push(format!("{}: removed", describe(key)));
     }
     let mut c = compare(&fields_of(new), &old_fields, extra);
     c.images = c
@@ -105,10 +105,35 @@ pub fn classify_against(new: &Stack, old: &Stack) -> Classification {
     c
 }
 
-/// Each declaration as JSON text, for comparing two descriptors' top-level
-/// networks or volumes.
-fn keyed<T: serde::Serialize>(map: &BTreeMap<String, T>) -> BTreeMap<String, String> {
-    map.iter().map(|(k, v)| (k.clone(), serde_json::to_string(v).unwrap_or_default())).collect()
+/// A short hash of each top-level declaration of `stack`, keyed
+/// `KIND:KEY` (`network:front`, `volume:data`, `secret:token`,
+/// `config:site`), for telling whether two stacks declare the same
+/// objects without keeping any value. Secrets and configs are the ones
+/// the services use (the model keeps no unused ones), with their source:
+/// a host file's path, a variable (its value hashed), inline content, or
+/// an external name.
+pub fn top_level_hashes(stack: &Stack) -> BTreeMap<String, String> {
+    fn hash(kind: &str, key: &str, value: &impl Serialize) -> (String, String) {
+        let text = serde_json::to_string(value).unwrap_or_default();
+        (format!("{kind}:{key}"), hex::encode(&Sha256::digest(text.as_bytes())[..6]))
+    }
+    let mut out: BTreeMap<String, String> = stack.networks.iter().map(|(k, n)| hash("network", k, n)).collect();
+    out.extend(stack.volumes.iter().map(|(k, v)| hash("volume", k, v)));
+    for svc in stack.services.values() {
+        for (kind, file) in svc.files() {
+            let (key, value) = hash(kind.what(), &file.name, &file.source);
+            out.entry(key).or_insert(value);
+        }
+    }
+    out
+}
+
+/// `network:front` as `network `front``.
+fn describe(key: &str) -> String {
+    match key.split_once(':') {
+        Some((kind, name)) => format!("{kind} `{name}`"),
+        None => format!("`{key}`"),
+    }
 }
 
 fn fields_of(stack: &Stack) -> BTreeMap<String, Fields> {
@@ -201,5 +226,39 @@ mod tests {
         let c = classify(&base, &[]);
         assert_eq!(c.class, ChangeClass::Structural);
         assert_eq!(c.differences.len(), 2);
+    }
+
+    #[test]
+    fn top_level_declarations_are_structural() {
+        let base = stack(&format!("{BASE}networks:\n  back: {{}}\n"));
+        let bumped =
+            stack(&format!("{}networks:\n  back: {{}}\n  front: {{internal: true}}\n", BASE.replace("app:1", "app:2")));
+        let c = classify_against(&bumped, &base);
+        assert_eq!(c.class, ChangeClass::Structural, "{c:?}");
+        assert_eq!(c.images, ["service `web`: `app:1` → `app:2`"]);
+        assert_eq!(c.differences, ["network `front`: new"]);
+        // Changed and removed declarations, volumes too.
+        let changed = stack(&format!("{BASE}networks:\n  back: {{internal: true}}\nvolumes:\n  data: {{}}\n"));
+        let c = classify_against(&changed, &base);
+        assert_eq!(c.differences, ["network `back`: changed", "volume `data`: new"], "{c:?}");
+        let c = classify_against(&stack(BASE), &changed);
+        assert_eq!(c.differences, ["network `back`: removed", "volume `data`: removed"], "{c:?}");
+    }
+
+    #[test]
+    fn secrets_and_configs_are_structural_without_their_values() {
+        let with = |content: &str| {
+            stack(&format!(
+                "services:\n  web:\n    image: app:1\n    configs: [site]\nconfigs:\n  site: {{content: '{content}'}}\n"
+            ))
+        };
+        let (before, after) = (with("listen 80"), with("listen 8080"));
+        let c = classify_against(&after, &before);
+        assert_eq!(c.class, ChangeClass::Structural);
+        assert!(c.differences.contains(&"config `site`: changed".to_string()), "{c:?}");
+        assert!(!format!("{c:?}").contains("8080"), "{c:?}");
+        let c = classify_against(&after, &stack("services:\n  web:\n    image: app:1\n"));
+        assert!(c.differences.contains(&"config `site`: new".to_string()), "{c:?}");
+        assert_eq!(top_level_hashes(&after).keys().collect::<Vec<_>>(), ["config:site"]);
     }
 }

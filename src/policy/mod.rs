@@ -15,8 +15,8 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-pub use classify::{classify, classify_against, ChangeClass, Classification};
-pub use rules::check;
+pub use classify::{classify, classify_against, top_level_hashes, ChangeClass, Classification};
+pub use rules::{check, foreign_container_names, foreign_namespaces, NAMESPACE_RULE};
 
 use crate::error::{Error, Result};
 
@@ -59,13 +59,21 @@ pub struct PolicyRule {
     /// team's prefix, so no team mounts another team's data.
     #[serde(default)]
     pub volume_prefix: Option<String>,
-    /// Bind mounts only from under these host folders. An empty list
-    /// forbids bind mounts; no key allows any.
+    /// Host paths only from under these host folders: bind mounts, the
+    /// `file:` of secrets and configs, and named volumes that bind a host
+    /// folder (`driver_opts` `type: none`/`o: bind` with `device:`). Both
+    /// sides are resolved on this host, symbolic links included. An empty
+    /// list forbids them all; no key allows any.
     #[serde(default)]
     pub bind_roots: Option<Vec<PathBuf>>,
     /// When set, host access is forbidden except what is listed here:
     /// `privileged`, `pid_host`, `network_host`, `ipc_host`, `devices`,
-    /// `cap_add` (any capability) or `cap_add:NAME` (that one).
+    /// `cap_add` (any capability) or `cap_add:NAME` (that one), and the
+    /// `security_opt` entries that lift confinement: `seccomp_unconfined`,
+    /// `apparmor_unconfined`, `label_disable`, `systempaths_unconfined`,
+    /// `no_new_privileges_false`. Joining the network, PID or IPC
+    /// namespace of a container or service outside the stack is refused
+    /// whatever the list says.
     #[serde(default)]
     pub privileges: Option<Vec<String>>,
     /// CPU and memory limits.
@@ -99,7 +107,8 @@ pub struct PolicyRule {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Limits {
-    /// Every service must set a CPU and a memory limit.
+    /// Every service must set a CPU and a memory limit, each above zero
+    /// (the engine reads 0 as unlimited).
     #[serde(default)]
     pub required: bool,
     /// The most CPUs one service may ask for.
@@ -115,7 +124,19 @@ fn everything() -> Vec<String> {
 }
 
 /// The host-access names `privileges` accepts.
-pub const PRIVILEGES: &[&str] = &["privileged", "pid_host", "network_host", "ipc_host", "devices", "cap_add"];
+pub const PRIVILEGES: &[&str] = &[
+    "privileged",
+    "pid_host",
+    "network_host",
+    "ipc_host",
+    "devices",
+    "cap_add",
+    "seccomp_unconfined",
+    "apparmor_unconfined",
+    "label_disable",
+    "systempaths_unconfined",
+    "no_new_privileges_false",
+];
 
 impl PolicyConfig {
     /// Checks the rules when the configuration loads, so a typo fails
@@ -168,7 +189,7 @@ impl PolicyConfig {
 /// One broken rule, for one service and key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
-    /// The service (or `volumes` for top-level declarations).
+    /// The service (or `volumes` for a top-level volume no service mounts).
     pub service: String,
     /// The descriptor key at fault (`volumes`, `image`, `cap_add`…).
     pub key: String,

@@ -1,10 +1,14 @@
 //! The checks behind each policy rule, over the loaded stack.
 
-use std::path::{Component, Path};
+use std::path::{Component, Path, PathBuf};
 
 use super::{PolicyConfig, PolicyRule, Violation};
 use crate::access::glob;
-use crate::stack::{MountKind, Service, Stack, VolumesFromSource};
+use crate::stack::{FileSource, MountKind, Service, Stack, Volume, VolumesFromSource};
+
+/// The rule name of the checks that hold for every target whatever the
+/// policy says ([`foreign_namespaces`], [`foreign_container_names`]).
+pub const NAMESPACE_RULE: &str = "namespace";
 
 /// Every violation of every rule that applies to `descriptor`
 /// (`APPLICATION/RELEASE`, or a file path) in `environment`. Empty means
@@ -22,7 +26,7 @@ pub fn check(config: &PolicyConfig, stack: &Stack, descriptor: &str, environment
                 found.push(Violation { service: name.clone(), key: key.into(), rule: rule.name.clone(), message })
             };
             volumes(rule, stack, svc, &mut v);
-            privileges(rule, svc, &mut v);
+            privileges(rule, stack, svc, &mut v);
             limits(rule, svc, &mut v);
             images(rule, svc, &mut v);
             swarm(rule, svc, &mut v);
@@ -32,8 +36,86 @@ pub fn check(config: &PolicyConfig, stack: &Stack, descriptor: &str, environment
                 }
             }
         }
+        unmounted_bind_volumes(rule, stack, &mut found);
     }
     found
+}
+
+/// Services that join the network, PID or IPC namespace of something that
+/// is not part of this stack (`network_mode`, `pid` or `ipc` of
+/// `container:NAME` or `service:NAME`): a way into another team's
+/// containers. A container of the stack is a service's `container_name` or
+/// `<stack>-<service>-<n>` of a service without one. The violations carry
+/// the rule name [`NAMESPACE_RULE`]; the `privileges` rule finds the same
+/// under its own name.
+pub fn foreign_namespaces(stack: &Stack) -> Vec<Violation> {
+    let mut found = Vec::new();
+    for (name, svc) in &stack.services {
+        for (key, mode) in namespace_modes(svc) {
+            if let Some(message) = foreign_join(stack, key, mode) {
+                found.push(Violation { service: name.clone(), key: key.into(), rule: NAMESPACE_RULE.into(), message });
+            }
+        }
+    }
+    found
+}
+
+/// Services whose `container_name` is outside the target's namespace: it
+/// must start with `<stack name>-`, so one target cannot take (or squat) a
+/// name another target's containers use. Rule name [`NAMESPACE_RULE`].
+pub fn foreign_container_names(stack: &Stack) -> Vec<Violation> {
+    let prefix = format!("{}-", stack.name);
+    let mut found = Vec::new();
+    for (name, svc) in &stack.services {
+        let Some(container) = svc.container_name.as_deref() else { continue };
+        if !container.starts_with(&prefix) {
+            found.push(Violation {
+                service: name.clone(),
+                key: "container_name".into(),
+                rule: NAMESPACE_RULE.into(),
+                message: format!(
+                    "container name `{container}` is outside this target's namespace (names must start with \
+                     `{prefix}`); rename it to `{prefix}{container}`, or drop `container_name` to get \
+                     `{prefix}{name}-1`"
+                ),
+            });
+        }
+    }
+    found
+}
+
+fn namespace_modes(svc: &Service) -> [(&'static str, Option<&str>); 3] {
+    [("network_mode", svc.network_mode.as_deref()), ("pid", svc.pid.as_deref()), ("ipc", svc.ipc.as_deref())]
+}
+
+/// What is wrong with `key: mode` when it joins a namespace outside the stack.
+fn foreign_join(stack: &Stack, key: &str, mode: Option<&str>) -> Option<String> {
+    let mode = mode?;
+    if let Some(container) = mode.strip_prefix("container:") {
+        if !is_stack_container(stack, container) {
+            return Some(format!(
+                "`{key}: {mode}` joins container `{container}`, which is not a container of this stack; only \
+                 this stack's containers may be joined (`service:NAME`, or a `container_name` of this descriptor)"
+            ));
+        }
+    } else if let Some(service) = mode.strip_prefix("service:") {
+        if !stack.services.contains_key(service) {
+            return Some(format!("`{key}: {mode}` names `{service}`, which is not a service of this stack"));
+        }
+    }
+    None
+}
+
+/// Whether `container` is the name of a container of this stack: a
+/// service's `container_name`, or `<stack>-<service>-<n>` (n ≥ 1) of a
+/// service without one.
+fn is_stack_container(stack: &Stack, container: &str) -> bool {
+    stack.services.iter().any(|(name, svc)| match &svc.container_name {
+        Some(fixed) => fixed == container,
+        None => container
+            .strip_prefix(&format!("{}-{name}-", stack.name))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) && !n.starts_with('0')),
+    })
 }
 
 fn volumes(rule: &PolicyRule, stack: &Stack, svc: &Service, v: &mut dyn FnMut(&str, String)) {
@@ -44,24 +126,46 @@ fn volumes(rule: &PolicyRule, stack: &Stack, svc: &Service, v: &mut dyn FnMut(&s
                 if let Some(prefix) = rule.volume_prefix.as_deref().filter(|p| !name.starts_with(p)) {
                     v("volumes", format!("named volume `{name}` does not start with the team's prefix `{prefix}`"));
                 }
+                if let (Some(roots), Some(device)) = (&rule.bind_roots, stack.volumes.get(key).and_then(bind_device)) {
+                    if let Some(outside) = outside_roots(device, roots) {
+                        v(
+                            "volumes",
+                            format!(
+                                "named volume `{key}` is a bind mount (`driver_opts.device`) of {outside}, \
+                                 outside the allowed host folders ({})",
+                                allowed(roots)
+                            ),
+                        );
+                    }
+                }
             }
             (MountKind::Bind, Some(source)) => {
                 if let Some(roots) = &rule.bind_roots {
-                    if !under_any(Path::new(source), roots) {
-                        let allowed = if roots.is_empty() {
-                            "bind mounts are not allowed here".to_string()
-                        } else {
-                            let list: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
-                            format!("allowed roots: {}", list.join(", "))
-                        };
+                    if let Some(outside) = outside_roots(source, roots) {
                         v(
                             "volumes",
-                            format!("bind mount of `{source}` is outside the allowed host folders ({allowed})"),
+                            format!("bind mount of {outside} is outside the allowed host folders ({})", allowed(roots)),
                         );
                     }
                 }
             }
             _ => {}
+        }
+    }
+    if let Some(roots) = &rule.bind_roots {
+        for (kind, file) in svc.files() {
+            let FileSource::File(path) = &file.source else { continue };
+            if let Some(outside) = outside_roots(path, roots) {
+                v(
+                    kind.section(),
+                    format!(
+                        "{} `{}` reads the host file {outside}, outside the allowed host folders ({})",
+                        kind.what(),
+                        file.name,
+                        allowed(roots)
+                    ),
+                );
+            }
         }
     }
     for from in &svc.volumes_from {
@@ -73,15 +177,107 @@ fn volumes(rule: &PolicyRule, stack: &Stack, svc: &Service, v: &mut dyn FnMut(&s
     }
 }
 
-/// Whether `path` is one of `roots` or below one, without `..` tricks.
-fn under_any(path: &Path, roots: &[std::path::PathBuf]) -> bool {
-    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
-        return false;
+/// Top-level volumes that bind a host folder but no service mounts (the
+/// engine creates them all the same, and another descriptor could use
+/// them as `external`): reported for the service `volumes`.
+fn unmounted_bind_volumes(rule: &PolicyRule, stack: &Stack, found: &mut Vec<Violation>) {
+    let Some(roots) = &rule.bind_roots else { return };
+    for (key, volume) in &stack.volumes {
+        let Some(device) = bind_device(volume) else { continue };
+        let mounted = stack
+            .services
+            .values()
+            .flat_map(|s| &s.volumes)
+            .any(|m| m.kind == MountKind::Volume && m.source.as_deref() == Some(key.as_str()));
+        if mounted {
+            continue;
+        }
+        if let Some(outside) = outside_roots(device, roots) {
+            found.push(Violation {
+                service: "volumes".into(),
+                key: format!("volumes.{key}.driver_opts.device"),
+                rule: rule.name.clone(),
+                message: format!(
+                    "named volume `{key}` is a bind mount of {outside}, outside the allowed host folders ({})",
+                    allowed(roots)
+                ),
+            });
+        }
     }
-    roots.iter().any(|root| path.starts_with(root))
 }
 
-fn privileges(rule: &PolicyRule, svc: &Service, v: &mut dyn FnMut(&str, String)) {
+/// The host path a volume binds, when its `driver_opts` make it a bind
+/// mount (`type: none` or `bind`, or `o:` with `bind`/`rbind`) with a
+/// `device:`. External volumes are made elsewhere and have none here.
+fn bind_device(volume: &Volume) -> Option<&str> {
+    if volume.external {
+        return None;
+    }
+    let opts = &volume.driver_opts;
+    let device = opts.get("device")?;
+    let kind = opts.get("type").map(|t| t.trim().to_ascii_lowercase());
+    let binds = matches!(kind.as_deref(), Some("none" | "bind" | "rbind"))
+        || opts.get("o").is_some_and(|o| o.split(',').any(|p| matches!(p.trim(), "bind" | "rbind")));
+    binds.then_some(device.as_str())
+}
+
+fn allowed(roots: &[PathBuf]) -> String {
+    if roots.is_empty() {
+        "no host folder may be mounted here".to_string()
+    } else {
+        let list: Vec<String> = roots.iter().map(|r| r.display().to_string()).collect();
+        format!("allowed roots: {}", list.join(", "))
+    }
+}
+
+/// `None` when `path` resolves to one of `roots` or below one; else how to
+/// name it in a message (`` `/srv/app/x` (which resolves to `/etc`) ``).
+fn outside_roots(path: &str, roots: &[PathBuf]) -> Option<String> {
+    if under_any(Path::new(path), roots) {
+        return None;
+    }
+    Some(match resolve(Path::new(path)) {
+        Some(real) if real != Path::new(path) => format!("`{path}` (which resolves to `{}`)", real.display()),
+        Some(_) => format!("`{path}`"),
+        None => format!("`{path}` (which cannot be resolved on this host)"),
+    })
+}
+
+/// Whether `path` is one of `roots` or below one once both are resolved
+/// ([`resolve`]): neither `..` nor a symbolic link is a way out.
+fn under_any(path: &Path, roots: &[PathBuf]) -> bool {
+    let Some(path) = resolve(path) else { return false };
+    roots.iter().filter_map(|root| resolve(root)).any(|root| path.starts_with(root))
+}
+
+/// The real path of `path` on this host, symbolic links resolved: the
+/// path itself canonicalised when it exists, else its longest existing
+/// ancestor canonicalised and the rest appended (so a link in an existing
+/// parent is still seen). `None`, which no root contains, for a relative
+/// path, one with `..`, and one whose existing part cannot be resolved (a
+/// dangling link, no permission).
+fn resolve(path: &Path) -> Option<PathBuf> {
+    if !path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return None;
+    }
+    for ancestor in path.ancestors() {
+        match std::fs::canonicalize(ancestor) {
+            Ok(real) => {
+                let rest = path.strip_prefix(ancestor).ok()?;
+                return Some(if rest.as_os_str().is_empty() { real } else { real.join(rest) });
+            }
+            // Missing: try the parent. Anything else (a dangling link, a
+            // folder we may not read) is not known to be inside a root.
+            Err(_) => match std::fs::symlink_metadata(ancestor) {
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                _ => return None,
+            },
+        }
+    }
+    None
+}
+
+fn privileges(rule: &PolicyRule, stack: &Stack, svc: &Service, v: &mut dyn FnMut(&str, String)) {
     let Some(allowed) = &rule.privileges else { return };
     let ok = |what: &str| allowed.iter().any(|a| a == what);
     let hint = "ask the platform team to allow it in the rule's `privileges`";
@@ -97,8 +293,18 @@ fn privileges(rule: &PolicyRule, svc: &Service, v: &mut dyn FnMut(&str, String))
     if svc.network_mode.as_deref() == Some("host") && !ok("network_host") {
         v("network_mode", format!("host networking is not allowed; {hint}"));
     }
+    for (key, mode) in namespace_modes(svc) {
+        if let Some(message) = foreign_join(stack, key, mode) {
+            v(key, message);
+        }
+    }
     if !svc.devices.is_empty() && !ok("devices") {
         v("devices", format!("host devices are not allowed; {hint}"));
+    }
+    for opt in &svc.security_opt {
+        if let Some(name) = security_privilege(opt).filter(|name| !ok(name)) {
+            v("security_opt", format!("security option `{opt}` is not allowed (privilege `{name}`); {hint}"));
+        }
     }
     for cap in &svc.cap_add {
         let bare = cap.trim_start_matches("CAP_");
@@ -111,15 +317,47 @@ fn privileges(rule: &PolicyRule, svc: &Service, v: &mut dyn FnMut(&str, String))
     }
 }
 
+/// The `privileges` name of a `security_opt` entry that weakens the
+/// container's confinement (`seccomp=unconfined`, `apparmor:unconfined`,
+/// `label=disable`, `systempaths=unconfined`, `no-new-privileges=false`;
+/// `=` or `:`, any case); `None` for the others.
+fn security_privilege(opt: &str) -> Option<&'static str> {
+    let lower = opt.trim().to_ascii_lowercase();
+    let (key, value) = lower.split_once(['=', ':'])?;
+    Some(match (key.trim(), value.trim()) {
+        ("seccomp", "unconfined") => "seccomp_unconfined",
+        ("apparmor", "unconfined") => "apparmor_unconfined",
+        ("label", "disable") => "label_disable",
+        ("systempaths", "unconfined") => "systempaths_unconfined",
+        ("no-new-privileges", "false") => "no_new_privileges_false",
+        _ => return None,
+    })
+}
+
 fn limits(rule: &PolicyRule, svc: &Service, v: &mut dyn FnMut(&str, String)) {
     let Some(limits) = &rule.limits else { return };
     let resources = &svc.resources;
     if limits.required {
-        if resources.cpus.is_none() {
-            v("cpus", "a CPU limit is required (`cpus:` or `deploy.resources.limits.cpus`)".into());
+        match resources.cpus {
+            None => v("cpus", "a CPU limit is required (`cpus:` or `deploy.resources.limits.cpus`)".into()),
+            Some(cpus) if cpus.is_nan() || cpus <= 0.0 => v(
+                "cpus",
+                format!("`cpus: {cpus}` is not a limit (0 or less means unlimited); a positive CPU limit is required"),
+            ),
+            Some(_) => {}
         }
-        if resources.memory.is_none() {
-            v("mem_limit", "a memory limit is required (`mem_limit:` or `deploy.resources.limits.memory`)".into());
+        match resources.memory {
+            None => {
+                v("mem_limit", "a memory limit is required (`mem_limit:` or `deploy.resources.limits.memory`)".into())
+            }
+            Some(memory) if memory <= 0 => v(
+                "mem_limit",
+                format!(
+                    "a memory limit of {memory} bytes is not a limit (0 or less means unlimited); a positive memory \
+                     limit is required"
+                ),
+            ),
+            Some(_) => {}
         }
     }
     if let (Some(cpus), Some(max)) = (resources.cpus, limits.max_cpus) {
@@ -206,50 +444,4 @@ pub fn full_name(image: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn image_names_normalise_as_the_engine_reads_them() {
-        assert_eq!(full_name("mysql"), "docker.io/library/mysql");
-        assert_eq!(full_name("mysql:8"), "docker.io/library/mysql");
-        assert_eq!(full_name("team/app:1@sha256:ab"), "docker.io/team/app");
-        assert_eq!(full_name("registry.example.com:5000/team/app:1"), "registry.example.com:5000/team/app");
-        assert_eq!(full_name("localhost/app"), "localhost/app");
-    }
-
-    #[test]
-    fn bind_roots_see_through_dot_dot() {
-        let roots = vec![std::path::PathBuf::from("/srv/tlo")];
-        assert!(under_any(Path::new("/srv/tlo/data"), &roots));
-        assert!(under_any(Path::new("/srv/tlo"), &roots));
-        assert!(!under_any(Path::new("/srv/tlo-other/data"), &roots));
-        assert!(!under_any(Path::new("/srv/tlo/../other"), &roots));
-        assert!(!under_any(Path::new("relative"), &roots));
-    }
-
-    #[test]
-    fn swarm_rules_cap_replicas_and_require_placement() {
-        let config: PolicyConfig = serde_yaml::from_str(
-            "rules: [{name: cluster, max_replicas: 3, placement_constraints: ['node.labels.team == shop']}]",
-        )
-        .unwrap();
-        let stack = |deploy: &str| {
-            crate::descriptor::compose::test_stack(
-                &format!("services:\n  web:\n    image: app:1\n    deploy: {deploy}\n"),
-                "p",
-            )
-        };
-        let keys = |deploy: &str| -> Vec<String> {
-            check(&config, &stack(deploy), "x", "default")
-                .into_iter()
-                .map(|v| format!("{}: {}", v.key, v.message))
-                .collect()
-        };
-        assert!(keys("{replicas: 3, placement: {constraints: ['node.labels.team==shop']}}").is_empty());
-        let found = keys("{replicas: 5}");
-        assert_eq!(found.len(), 2, "{found:?}");
-        assert!(found[0].contains("5 replicas; at most 3"), "{found:?}");
-        assert!(found[1].contains("`node.labels.team == shop` is required"), "{found:?}");
-    }
-}
+mod tests;

@@ -135,27 +135,21 @@ pub fn assemble(previous: Option<&str>, fragment: &Value) -> Result<String> {
 /// Checks a descriptor text with the loader, as a deploy would read it
 /// (variables left to their defaults), and refuses what no engine runs:
 /// the error names the key and line.
+///
+/// The text is loaded from memory and nothing is read from the server's
+/// disk: a descriptor that would read a file here (`env_file`, `extends`
+/// with `file`, `include`, `build`, a secret or config with `file`) is
+/// refused, in the same words whether that file exists or not, and no
+/// error quotes anything but the text itself.
 pub fn validate(text: &str, what: &str) -> Result<()> {
-    let dir = tempfile_dir()?;
-    let path = dir.join("descriptor.yml");
-    std::fs::write(&path, text).map_err(|e| Error::Engine(format!("cannot write a temporary file: {e}")))?;
-    let reference = crate::descriptor::DescriptorRef::File(path.clone());
-    let result = crate::descriptor::Descriptor::read(reference, None, &path)
-        .and_then(|d| crate::descriptor::compose::load_with_env(&d, "registry", &|_| None))
+    let result = crate::descriptor::compose::load_in_memory(text, "registry")
         .and_then(|stack| crate::pipeline::refuse_unrunnable(&stack));
-    let _ = std::fs::remove_dir_all(&dir);
     result.map_err(|e| {
-        let message = e.to_string().replace(&path.display().to_string(), what);
+        let path = crate::descriptor::compose::IN_MEMORY_PATH;
+        let folder = std::path::Path::new(path).parent().map(|p| p.display().to_string()).unwrap_or_default();
+        let message = e.to_string().replace(path, what).replace(&folder, "<the descriptor's folder>");
         Error::Descriptor(message)
     })
-}
-
-fn tempfile_dir() -> Result<PathBuf> {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("dockmaster-registry-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| Error::Engine(format!("cannot make a temporary folder: {e}")))?;
-    Ok(dir)
 }
 
 #[cfg(test)]
@@ -192,5 +186,49 @@ mod tests {
         // Compose reads it, but no engine runs it: not worth publishing.
         let err = validate("services:\n  web:\n    image: x\n    volumes: [db-data]\n", "the fragment").unwrap_err();
         assert!(err.to_string().contains("must be absolute, found \"db-data\""), "{err}");
+    }
+
+    #[test]
+    fn fragments_that_would_read_server_files_are_refused_alike_whether_the_file_exists_or_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("secret.env");
+        std::fs::write(&secret, "TOKEN=do-not-leak\n").unwrap();
+        let missing = dir.path().join("missing.env");
+        for shape in [
+            "services:\n  web:\n    image: x\n    env_file: {}\n",
+            "web:\n  image: x\n  env_file: [{}]\n",
+            "services:\n  web:\n    image: x\n    extends: {{file: {}, service: a}}\n",
+            "include: [{}]\nservices:\n  web: {{image: x}}\n",
+            "services:\n  web: {{build: {}}}\n",
+            "services:\n  web: {{image: x, secrets: [s]}}\nsecrets:\n  s: {{file: {}}}\n",
+            "services:\n  web: {{image: x}}\nconfigs:\n  c: {{file: {}}}\n",
+        ] {
+            let errors: Vec<String> =
+                ["/etc/shadow", "/nonexistent", &secret.display().to_string(), &missing.display().to_string()]
+                    .iter()
+                    .map(|path| {
+                        let text = shape.replace("{}", path).replace("{{", "{").replace("}}", "}");
+                        validate(&text, "the fragment").unwrap_err().to_string()
+                    })
+                    .collect();
+            for err in &errors {
+                assert_eq!(err, &errors[0], "the same words whatever the file: {shape}");
+                assert!(err.starts_with("the fragment"), "{err}");
+                assert!(err.contains("would read a file on the server"), "{err}");
+                assert!(!err.contains("do-not-leak") && !err.contains("root:"), "nothing from any file: {err}");
+                assert!(!err.contains("/etc/shadow") && !err.contains("missing.env"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn plain_fragments_still_validate_from_memory() {
+        validate("services:\n  web:\n    image: nginx:1\n    environment: [A=1]\n", "the fragment").unwrap();
+        validate("web:\n  image: nginx:1\n  ports: [\"8080:80\"]\n", "the fragment").unwrap();
+        // An `extends` of another service of the same text reads nothing.
+        validate("services:\n  base: {image: x}\n  web: {extends: base}\n", "the fragment").unwrap();
+        // No folder named in an error is a real one on the server.
+        let err = validate("services:\n  web: {image: x, ports: [bad]}\n", "the fragment").unwrap_err().to_string();
+        assert!(!err.contains(crate::descriptor::compose::IN_MEMORY_PATH), "{err}");
     }
 }

@@ -157,6 +157,11 @@ pub struct TestRun {
     /// The project (target) name the test's compose file declares:
     /// `dmt-<short id>-<scenario>`.
     pub project: String,
+    /// The application of the test's named descriptors
+    /// (`dmt-<short id>-<scenario>`, unique per test): a named descriptor
+    /// deploys to a target derived from its application and release, so
+    /// tests running at once never share one.
+    pub application: String,
     /// The dockmaster config file (`labels: {dockmaster.test-run: <id>}`).
     pub config: PathBuf,
     dir: tempfile::TempDir,
@@ -175,6 +180,32 @@ impl TestRun {
         Some(TestRun::new(scenario))
     }
 
+    /// Starts a test run whose stack is a named descriptor,
+    /// `<application>/rel/<version>` in the run's `descriptors` folder:
+    /// [`TestRun::project`] is then the target dockmaster derives for it
+    /// (`<application>--rel`), so container, network and volume names
+    /// follow from it as for a file.
+    pub fn start_named(scenario: &str) -> Option<TestRun> {
+        let mut run = TestRun::start(scenario)?;
+        run.project = format!("{}--rel", run.application);
+        Some(run)
+    }
+
+    /// `<application>/rel/<version>`, or `<application>/rel` for an empty
+    /// version: the reference of the run's named descriptor.
+    pub fn named(&self, version: &str) -> String {
+        match version {
+            "" => format!("{}/rel", self.application),
+            v => format!("{}/rel/{v}", self.application),
+        }
+    }
+
+    /// Where version `version` of the named descriptor is written
+    /// (relative to the run's folder).
+    pub fn named_file(&self, version: &str) -> String {
+        format!("descriptors/{}/rel/{version}.yml", self.application)
+    }
+
     fn new(scenario: &str) -> TestRun {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
@@ -191,7 +222,7 @@ impl TestRun {
             format!("labels:\n  {TEST_RUN_LABEL}: \"{id}\"\nstate_dir: \"{}\"\n", path_arg(&state)),
         )
         .expect("write the config file");
-        TestRun { id, project, config, dir, images: RefCell::new(Vec::new()) }
+        TestRun { id, application: project.clone(), project, config, dir, images: RefCell::new(Vec::new()) }
     }
 
     /// The test's temporary folder.

@@ -77,11 +77,17 @@ impl Assembly {
 }
 
 /// Reads a file from disk for `include`, `extends` or an override.
+/// A file outside the folders the load may read from is refused before it
+/// is touched (see [`super::inputs::Access`]).
 pub(crate) fn read_file(path: &Path, why: &str, from: &Path) -> Result<String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::Descriptor(format!("{}: cannot read {why} {}: {e}", from.display(), path.display())))?;
-    super::inputs::record(path, &text);
-    Ok(text)
+    super::inputs::read(path).map_err(|e| match e {
+        super::inputs::ReadError::Io(e) => {
+            Error::Descriptor(format!("{}: cannot read {why} {}: {e}", from.display(), path.display()))
+        }
+        super::inputs::ReadError::Denied(denied) => {
+            Error::Descriptor(format!("{}: {}", from.display(), denied.explain(why, &path.display().to_string())))
+        }
+    })
 }
 
 /// Assembles the descriptor at `path` (text `text`) with the override
@@ -223,22 +229,36 @@ struct IncludeEntry {
     paths: Vec<PathBuf>,
     env_files: Vec<PathBuf>,
     project_dir: Option<PathBuf>,
+    /// Every path of the entry: key (`include[0].path`), place, as written,
+    /// resolved; for checking them against the folders the load may read.
+    written: Vec<(String, Place, String, PathBuf)>,
 }
 
 fn include_entry(item: &Value, place: &Place, dir: &Path) -> Parsed<IncludeEntry> {
-    let resolve = |text: String| super::mounts::clean(&dir.join(text));
-    let paths_of = |v: &Value, at: &Place| -> Parsed<Vec<PathBuf>> {
-        Ok(value::string_or_list(v, at)?.into_iter().map(resolve).collect())
+    let resolve = |text: &str| super::mounts::clean(&dir.join(text));
+    let mut written = Vec::new();
+    let mut paths_of = |v: &Value, at: &Place, key: &str| -> Parsed<Vec<PathBuf>> {
+        let mut out = Vec::new();
+        for text in value::string_or_list(v, at)? {
+            let path = resolve(&text);
+            written.push((key.to_string(), at.clone(), text, path.clone()));
+            out.push(path);
+        }
+        Ok(out)
     };
+    let mut entry = IncludeEntry { paths: Vec::new(), env_files: Vec::new(), project_dir: None, written: Vec::new() };
     match item {
         Value::Mapping(_) => {
-            let mut entry = IncludeEntry { paths: Vec::new(), env_files: Vec::new(), project_dir: None };
             for (key, v) in value::mapping(item, place)? {
                 let at = place.key(&key);
                 match key.as_str() {
-                    "path" => entry.paths = paths_of(v, &at)?,
-                    "env_file" => entry.env_files = paths_of(v, &at)?,
-                    "project_directory" => entry.project_dir = value::opt_string(v, &at)?.map(resolve),
+                    "path" => entry.paths = paths_of(v, &at, "include path")?,
+                    "env_file" => entry.env_files = paths_of(v, &at, "include env_file")?,
+                    "project_directory" => {
+                        if let Some(text) = value::opt_string(v, &at)? {
+                            entry.project_dir = paths_of(&Value::String(text), &at, "include project_directory")?.pop();
+                        }
+                    }
                     k if k.starts_with("x-") => {}
                     k => return Err(value::unknown_key(place, k, &["path", "env_file", "project_directory"])),
                 }
@@ -246,10 +266,11 @@ fn include_entry(item: &Value, place: &Place, dir: &Path) -> Parsed<IncludeEntry
             if entry.paths.is_empty() {
                 return Err(place.fault("an include entry needs `path`"));
             }
-            Ok(entry)
         }
-        other => Ok(IncludeEntry { paths: paths_of(other, place)?, env_files: Vec::new(), project_dir: None }),
+        other => entry.paths = paths_of(other, place, "include path")?,
     }
+    entry.written = written;
+    Ok(entry)
 }
 
 /// Pulls the files named by `include:` into `doc`: each is loaded as a
@@ -271,6 +292,11 @@ fn include(
     for (i, item) in items.iter().enumerate() {
         let at = place.index(i);
         let entry = include_entry(item, &at, &dir).map_err(|f| doc.error(f))?;
+        for (key, place, text, path) in &entry.written {
+            if let Err(denied) = super::inputs::check(path) {
+                return Err(doc.error(place.fault(denied.explain(key, text))));
+            }
+        }
         let Some(first) = entry.paths.first() else { continue };
         let key = canonical(first);
         if chain.contains(&key) || chain.len() > MAX_INCLUDE_DEPTH {
@@ -282,11 +308,21 @@ fn include(
         }
         let project_dir = entry.project_dir.clone().unwrap_or_else(|| folder_of(first));
         let env_files = if entry.env_files.is_empty() {
+            // Optional: read only when it is there, and then only when the
+            // load may read it (a symlink out of the folder is refused).
             let default = project_dir.join(".env");
-            if default.is_file() {
-                vec![default]
-            } else {
-                vec![]
+            match std::fs::symlink_metadata(&default) {
+                Ok(_) => {
+                    if let Err(denied) = super::inputs::check(&default) {
+                        return Err(doc.error(at.fault(denied.explain("include .env", &default.display().to_string()))));
+                    }
+                    if default.is_file() {
+                        vec![default]
+                    } else {
+                        vec![]
+                    }
+                }
+                _ => vec![],
             }
         } else {
             entry.env_files.clone()

@@ -19,6 +19,7 @@ use serde_yaml::{Mapping, Value};
 
 use super::assemble::{canonical, folder_of, read_document, Document};
 use super::fault::Place;
+use super::inputs::{Denied, ReadError};
 use super::interpolate::Lookup;
 use super::merge::merge_service;
 use super::paths;
@@ -99,11 +100,14 @@ impl Resolver<'_, '_> {
         };
         let base_doc = match &base_file {
             None => file.clone(),
-            Some(path) => {
-                let path = super::mounts::clean(&folder_of(&file.path).join(path));
+            Some(written) => {
+                let path = super::mounts::clean(&folder_of(&file.path).join(written));
                 match self.file(&path)? {
-                    Some(doc) => doc,
-                    None => {
+                    Ok(doc) => doc,
+                    Err(Some(denied)) => {
+                        return Err(file.error(at.key("file").fault(denied.explain("extends file", written))))
+                    }
+                    Err(None) => {
                         return Err(file.error(at.fault(format!(
                             "cannot read extends file {}: it does not exist or is not readable \
                              (a relative path starts at this file's folder)",
@@ -148,19 +152,21 @@ impl Resolver<'_, '_> {
         Ok(merge_service(base, local))
     }
 
-    /// A file named by `extends.file`, read once; `None` when it cannot be read.
-    fn file(&mut self, path: &Path) -> Result<Option<Document>> {
+    /// A file named by `extends.file`, read once; `Err(None)` when it
+    /// cannot be read, `Err(Some(why))` when the load may not read it.
+    fn file(&mut self, path: &Path) -> Result<std::result::Result<Document, Option<Denied>>> {
         if let Some(doc) = self.files.get(path) {
-            return Ok(Some(doc.clone()));
+            return Ok(Ok(doc.clone()));
         }
-        let Ok(text) = std::fs::read_to_string(path) else {
-            return Ok(None);
+        let text = match super::inputs::read(path) {
+            Ok(text) => text,
+            Err(ReadError::Denied(denied)) => return Ok(Err(Some(denied))),
+            Err(ReadError::Io(_)) => return Ok(Err(None)),
         };
-        super::inputs::record(path, &text);
         let mut doc = read_document(path, &text, self.lookup, self.warnings)?;
         paths::rebase(&mut doc.tree, &folder_of(path));
         self.files.insert(path.to_path_buf(), doc.clone());
-        Ok(Some(doc))
+        Ok(Ok(doc))
     }
 }
 

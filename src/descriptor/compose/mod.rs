@@ -18,6 +18,10 @@
 //! 4. `checks`: references between services, networks and volumes, and
 //!    dependency cycles.
 //!
+//! Which files besides the descriptor a load may read is up to
+//! [`LoadOptions::confine`] (and [`load_in_memory`] reads none); every read
+//! goes through `inputs`, which checks it before touching the file.
+//!
 //! Every error is [`Error::Descriptor`] and reads
 //! `<file>[:<line>]: <place>: <what is wrong and what to do>`, e.g.
 //! `app/3.yml:12: service "web", key "ports[1]": invalid port "80:abc": ...`;
@@ -91,7 +95,28 @@ pub struct LoadOptions {
     /// rules (`-f a.yml -f b.yml`): per-host ports, log drivers, mounts.
     /// Their relative paths resolve against the descriptor's folder.
     pub overrides: Vec<PathBuf>,
+    /// The folders the load may read files from besides the main
+    /// descriptor, or `None` (the default) for no limit.
+    ///
+    /// With `Some(roots)`, every other file the loader reads or hands to
+    /// the engine (`env_file:`, `extends: {file:}`, `include:` with its
+    /// `env_file` and `project_directory`, the override files, `.env` or
+    /// `--env-file`, and a local `build` context and `dockerfile`) must lie
+    /// under one of `roots` once symlinks are resolved (a file that does not
+    /// exist: its nearest existing folder resolved); `..` and symlinks do
+    /// not get out. Anything else fails the load with [`Error::Descriptor`]
+    /// naming the key, where it was written, the path as written and the
+    /// allowed roots, before the file is touched: an outside file that
+    /// exists and one that does not are refused alike. Secret and config
+    /// `file:`s and bind mounts are mounted, not read, and are not limited
+    /// here. An empty list allows nothing.
+    pub confine: Option<Vec<PathBuf>>,
 }
+
+/// Where a descriptor loaded by [`load_in_memory`] pretends to be: errors
+/// name this path (a caller may replace it with its own words). It cannot
+/// exist (`/dev/null` is not a folder), and no file is read anyway.
+pub const IN_MEMORY_PATH: &str = "/dev/null/in-memory/compose.yaml";
 
 /// Loads a descriptor into the normalised model, with variables from the
 /// process environment (then the `.env` file next to the descriptor).
@@ -128,10 +153,44 @@ pub fn load_with_options(
     options: &LoadOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Stack> {
-    let (stack, read) = inputs::recording(|| load_recorded(descriptor, default_project, options, env));
+    let access = match &options.confine {
+        Some(roots) => inputs::Access::under(roots),
+        None => inputs::Access::Open,
+    };
+    let (stack, read) =
+        inputs::recording(|| inputs::with_access(access, || load_recorded(descriptor, default_project, options, env)));
     let mut stack = stack?;
     stack.inputs = read;
     Ok(stack)
+}
+
+/// Loads descriptor text that came from elsewhere (the registry's
+/// fragments) from memory, reading no file at all: no `.env`, and a
+/// descriptor with a key that would read a file on this host (`env_file`,
+/// `extends` with `file`, `include`, `build`, a secret or config with
+/// `file`, `label_file`) is refused before anything else, with the same
+/// words whether that file exists or not and nothing from any file.
+///
+/// No variable is set (defaults apply); relative paths start at the
+/// folder of [`IN_MEMORY_PATH`], which errors name as the file.
+pub fn load_in_memory(text: &str, default_project: &str) -> Result<Stack> {
+    let path = PathBuf::from(IN_MEMORY_PATH);
+    let none = |_: &str| None;
+    let document = assemble::read_document(&path, text, &none, &mut Vec::new())?;
+    inputs::refuse_file_keys(&document.tree).map_err(|fault| document.error(fault))?;
+    let descriptor = Descriptor {
+        reference: crate::descriptor::DescriptorRef::File(path.clone()),
+        version: None,
+        path,
+        text: text.to_string(),
+        digest: format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()))),
+    };
+    let (stack, _) = inputs::recording(|| {
+        inputs::with_access(inputs::Access::Nothing, || {
+            load_recorded(&descriptor, default_project, &LoadOptions::default(), &none)
+        })
+    });
+    stack
 }
 
 /// [`load_with_options`], with the files read recorded by the caller.
@@ -145,7 +204,17 @@ fn load_recorded(
     let dir = descriptor_dir(path);
     let variables = match &options.env_file {
         Some(file) => read_env_file(file, env, path, true)?,
-        None => read_env_file(&dir.join(".env"), env, path, false)?,
+        None => {
+            // The `.env` next to the descriptor is optional: one that is not
+            // there is not read, so it is not checked against `confine`.
+            let default = dir.join(".env");
+            match std::fs::symlink_metadata(&default) {
+                Ok(_) if inputs::check(&default) != Err(inputs::Denied::NoFiles) => {
+                    read_env_file(&default, env, path, false)?
+                }
+                _ => BTreeMap::new(),
+            }
+        }
     };
     let lookup = |name: &str| env(name).or_else(|| variables.get(name).cloned());
     let overrides: Vec<PathBuf> = options.overrides.iter().map(|f| mounts::clean(&dir.join(f))).collect();
@@ -186,14 +255,21 @@ fn read_env_file(
     descriptor: &Path,
     required: bool,
 ) -> Result<BTreeMap<String, String>> {
-    let text = match std::fs::read_to_string(file) {
-        Ok(text) => {
-            inputs::record(file, &text);
-            text
+    let text = match inputs::read(file) {
+        Ok(text) => text,
+        Err(inputs::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !required => {
+            return Ok(BTreeMap::new())
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(BTreeMap::new()),
-        Err(e) => {
+        Err(inputs::ReadError::Io(e)) => {
             return Err(Error::Descriptor(format!("{}: cannot read {}: {e}", descriptor.display(), file.display())))
+        }
+        Err(inputs::ReadError::Denied(denied)) => {
+            let key = if required { "--env-file" } else { ".env" };
+            return Err(Error::Descriptor(format!(
+                "{}: {}",
+                descriptor.display(),
+                denied.explain(key, &file.display().to_string())
+            )));
         }
     };
     let vars = dotenv::parse(&text, env).map_err(|e| {

@@ -16,6 +16,7 @@ use serde_yaml::Value;
 use super::dotenv;
 use super::fault::{Parsed, Place};
 use super::files::{self, Kind};
+use super::inputs::ReadError;
 use super::interpolate::Lookup;
 use super::kernel;
 use super::mounts::{self, host_path, PathContext};
@@ -341,7 +342,11 @@ fn build(cx: &Context<'_>, value: &Value, place: &Place) -> Parsed<Option<Build>
             )));
         }
         let home = (cx.lookup)("HOME");
-        host_path(text, cx.dir, home.as_deref()).map_err(|why| at.fault(why))
+        let path = host_path(text, cx.dir, home.as_deref()).map_err(|why| at.fault(why))?;
+        // The engine reads the whole context: it must lie where the load
+        // may read files.
+        super::inputs::check(&path).map_err(|denied| at.fault(denied.explain("build context", text)))?;
+        Ok(path)
     };
     match value {
         Value::Null => return Ok(None),
@@ -351,11 +356,15 @@ fn build(cx: &Context<'_>, value: &Value, place: &Place) -> Parsed<Option<Build>
             return Ok(Some(build));
         }
     }
+    let mut dockerfile_at = None;
     for (key, v) in mapping(value, place)? {
         let at = place.key(&key);
         match key.as_str() {
             "context" => build.context = context(&string(v, &at)?, &at)?,
-            "dockerfile" => build.dockerfile = string(v, &at)?,
+            "dockerfile" => {
+                build.dockerfile = string(v, &at)?;
+                dockerfile_at = Some(at.clone());
+            }
             "target" => build.target = opt_string(v, &at)?,
             "args" => {
                 for (name, arg) in list_or_dict(v, &at)? {
@@ -374,6 +383,16 @@ fn build(cx: &Context<'_>, value: &Value, place: &Place) -> Parsed<Option<Build>
             }
             k => return Err(unknown_key(place, k, BUILD_KEYS)),
         }
+    }
+    // The default context, the descriptor's folder.
+    super::inputs::check(&build.context)
+        .map_err(|denied| place.fault(denied.explain("build context", &build.context.display().to_string())))?;
+    if let Some(at) = dockerfile_at {
+        // Relative to the context (checked above); an absolute one or one
+        // with `..` may lead elsewhere.
+        let path = mounts::clean(&build.context.join(&build.dockerfile));
+        super::inputs::check(&path)
+            .map_err(|denied| at.fault(denied.explain("build dockerfile", &build.dockerfile)))?;
     }
     Ok(Some(build))
 }
@@ -426,13 +445,11 @@ fn merge_environment(
     for file in env_files {
         let home = (cx.lookup)("HOME");
         let path = host_path(&file.path, cx.dir, home.as_deref()).map_err(|why| file.place.fault(why))?;
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => {
-                super::inputs::record(&path, &text);
-                text
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !file.required => continue,
-            Err(e) => {
+        let text = match super::inputs::read(&path) {
+            Ok(text) => text,
+            Err(ReadError::Denied(denied)) => return Err(file.place.fault(denied.explain("env_file", &file.path))),
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !file.required => continue,
+            Err(ReadError::Io(e)) => {
                 return Err(file.place.fault(format!(
                     "cannot read env file {}: {e} (relative paths start at the descriptor's folder; \
                      use `{{path: ..., required: false}}` for an optional file)",
