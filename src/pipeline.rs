@@ -401,7 +401,8 @@ async fn act<E: Engine>(
             let observed = engine.observe(&stack.name).await?;
             let classification = engine.classify(stack, &observed);
             trail.classification = Some(classification.clone());
-            approval_gate(request, config, store, trail, &summary, &classification, progress)?;
+            let bound = run_digest(request, config, stack);
+            approval_gate(request, config, store, trail, &summary, &bound, &classification, progress)?;
             let mut outcome = engine.deploy(cx, stack, summary).await?;
             outcome.classification = Some(classification);
             Ok(outcome)
@@ -410,7 +411,8 @@ async fn act<E: Engine>(
             let observed = engine.observe(&stack.name).await?;
             let classification = engine.classify(stack, &observed);
             trail.classification = Some(classification.clone());
-            approve(request, store, trail, &summary, &classification, progress)?;
+            let bound = run_digest(request, config, stack);
+            approve(request, store, trail, &summary, &bound, &classification, progress)?;
             Ok(Outcome {
                 classification: Some(classification),
                 ..Outcome::new(stack.name.clone(), request.action, summary)
@@ -462,8 +464,35 @@ fn load(request: &Request, config: &Config, descriptor: &Descriptor) -> Result<S
     if let Some(environment) = config.environments.get(&request.environment) {
         options.overrides.splice(0..0, environment.overrides.iter().cloned());
     }
+    options.confine = confinement(request, config, descriptor, &options);
     let env = |name: &str| request.variables.get(name).map(|s| s.0.clone()).or_else(|| std::env::var(name).ok());
     compose::load_with_options(descriptor, &request.descriptor.default_project(), &options, &env)
+}
+
+/// The folders a descriptor's load may read files from: a named
+/// descriptor's own application folder (never another team's), a compose
+/// file's own folder when access rules make paths scopes, plus
+/// `policy.file_roots` and the folders of the override and env files the
+/// configuration or the caller named. `None` (no limit, as Compose) for a
+/// compose file without access rules.
+fn confinement(
+    request: &Request,
+    config: &Config,
+    descriptor: &Descriptor,
+    options: &compose::LoadOptions,
+) -> Option<Vec<std::path::PathBuf>> {
+    let own = match &request.descriptor {
+        // <root>/<application>/<release>/<version>.yml, from the folder or
+        // the registry's cache alike.
+        DescriptorRef::Named { .. } => descriptor.path.parent().and_then(std::path::Path::parent),
+        DescriptorRef::File(_) if config.access.is_some() => descriptor.path.parent(),
+        DescriptorRef::File(_) => return None,
+    };
+    let mut roots: Vec<std::path::PathBuf> = own.map(std::path::Path::to_path_buf).into_iter().collect();
+    roots.extend(config.policy.file_roots.iter().cloned());
+    let named = options.overrides.iter().chain(options.env_file.iter());
+    roots.extend(named.filter_map(|f| f.parent().map(std::path::Path::to_path_buf)));
+    Some(roots)
 }
 
 /// Refuses a stack that no engine can run ([`Stack::unrunnable`]), before
@@ -493,10 +522,31 @@ fn masked_descriptor(request: &Request, config: &Config, stack: &Stack) -> Strin
     serde_yaml::to_string(&descriptor::render::compose_document(&masked)).unwrap_or_default()
 }
 
+/// What an approval is bound to: the SHA-256 of the resolved and
+/// interpolated model that will run, not of the file, so the same file
+/// with other `${VARIABLES}` is another descriptor to approve. Secret
+/// values (the caller's secrets and secret-looking environment keys) are
+/// masked first, so an approver need not know them.
+fn run_digest(request: &Request, config: &Config, stack: &Stack) -> String {
+    let secrets: Vec<&str> = request.variables.values().map(|s| s.0.as_str()).collect();
+    let masked = audit::masked(&config.audit, stack, &secrets);
+    let bytes = serde_json::to_vec(&masked).unwrap_or_default();
+    format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes)))
+}
+
 /// The policy guard: every violation at once, before the engine is touched.
 fn guard(request: &Request, config: &Config, stack: &Stack, trail: &mut Trail) -> Result<()> {
     let scope = scope(&request.descriptor);
-    let violations = policy::check(&config.policy, stack, &scope, &request.environment);
+    let mut violations = policy::check(&config.policy, stack, &scope, &request.environment);
+    // Under access rules a team stays inside its own target: no container
+    // name outside it, no joining another target's namespaces.
+    if config.access.is_some() {
+        violations.extend(policy::foreign_container_names(stack));
+        let privileges_rule_found = |v: &policy::Violation| violations.iter().any(|w| w.message == v.message);
+        let namespaces: Vec<_> = policy::foreign_namespaces(stack).into_iter().collect();
+        let namespaces: Vec<_> = namespaces.into_iter().filter(|v| !privileges_rule_found(v)).collect();
+        violations.extend(namespaces);
+    }
     if violations.is_empty() {
         return Ok(());
     }
@@ -507,12 +557,14 @@ fn guard(request: &Request, config: &Config, stack: &Stack, trail: &mut Trail) -
 /// Structural changes need an approver where access rules are in force:
 /// the deployer's own `approve` right, or an approval recorded for this
 /// exact descriptor (reference, version and digest) and environment.
+#[allow(clippy::too_many_arguments)]
 fn approval_gate(
     request: &Request,
     config: &Config,
     store: &audit::Store,
     trail: &mut Trail,
     summary: &DescriptorSummary,
+    bound: &str,
     classification: &Classification,
     progress: &dyn Progress,
 ) -> Result<()> {
@@ -536,7 +588,7 @@ fn approval_gate(
         return Ok(());
     }
     let version = summary.version.clone().unwrap_or_default();
-    if let Some(a) = store.approval(&scope, &version, &summary.digest, &request.environment)? {
+    if let Some(a) = store.approval(&scope, &version, bound, &request.environment)? {
         let note = format!("approved by {} at {}", a.approver, audit::timestamp(a.time));
         progress.step(&format!("change: structural, {note}"));
         trail.decision = Some(format!("{}; structural change {note}", trail.decision.clone().unwrap_or_default()));
@@ -563,6 +615,7 @@ fn approve(
     store: &audit::Store,
     trail: &Trail,
     summary: &DescriptorSummary,
+    bound: &str,
     classification: &Classification,
     progress: &dyn Progress,
 ) -> Result<()> {
@@ -575,7 +628,7 @@ fn approve(
         approver,
         reference: scope(&request.descriptor),
         version: summary.version.clone().unwrap_or_default(),
-        digest: summary.digest.clone(),
+        digest: bound.to_string(),
         environment: request.environment.clone(),
         differences: classification.differences.clone(),
     };
@@ -583,7 +636,7 @@ fn approve(
     progress.step(&format!(
         "approved {} ({}) for `{}`: {} structural difference(s) from what runs now",
         request.descriptor,
-        summary.digest,
+        bound,
         request.environment,
         classification.differences.len()
     ));

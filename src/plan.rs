@@ -40,6 +40,11 @@ pub struct ObservedContainer {
     /// The descriptor version it was deployed from (label
     /// `dockmaster.descriptor-version`), when known.
     pub descriptor_version: Option<String>,
+    /// The hashes of the top-level declarations (networks, volumes,
+    /// secrets, configs) it was deployed with (label
+    /// `dockmaster.top-level`), so a change to them is seen as structural;
+    /// `None` for containers of earlier versions.
+    pub top_level: Option<BTreeMap<String, String>>,
 }
 
 /// What the planner knows about the desired images: the image ID each
@@ -412,6 +417,7 @@ mod tests {
                     running: true,
                     exit_code: None,
                     descriptor_version: None,
+                    top_level: Some(crate::policy::top_level_hashes(stack)),
                 }
             })
             .collect()
@@ -521,6 +527,7 @@ mod tests {
             running: true,
             exit_code: None,
             descriptor_version: None,
+            top_level: None,
         });
         let p = plan(&s, &observed, &images(), &["shop_default".into()], &["shop_data".into()]);
         let kinds: Vec<(&str, ChangeKind)> = p.services.iter().map(|c| (c.service.as_str(), c.action)).collect();

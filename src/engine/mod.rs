@@ -128,6 +128,7 @@ impl DockerEngine {
                 running,
                 exit_code,
                 descriptor_version: labels.get(LABEL_VERSION).cloned(),
+                top_level: labels.get(spec::LABEL_TOP_LEVEL).and_then(|j| serde_json::from_str(j).ok()),
             });
         }
         observed.sort_by(|a, b| a.service.cmp(&b.service));

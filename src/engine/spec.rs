@@ -24,6 +24,10 @@ pub const LABEL_SERVICE: &str = "dockmaster.service";
 pub const LABEL_HASH: &str = "dockmaster.config-hash";
 /// Label with the per-field hashes, as compact JSON.
 pub const LABEL_FIELDS: &str = "dockmaster.field-hashes";
+/// Label with the hashes of the stack's top-level declarations
+/// ([`crate::policy::top_level_hashes`]), as compact JSON: what the change
+/// classification compares them with on the next deploy.
+pub const LABEL_TOP_LEVEL: &str = "dockmaster.top-level";
 /// Label with the profiles that enabled the service (comma-separated), so
 /// `docker inspect` shows why it runs.
 pub const LABEL_PROFILES: &str = "dockmaster.profiles";
@@ -44,6 +48,8 @@ pub fn container_labels(
     labels.insert(LABEL_SERVICE.into(), service.into());
     labels.insert(LABEL_HASH.into(), hash.whole.clone());
     labels.insert(LABEL_FIELDS.into(), serde_json::to_string(&hash.fields).unwrap_or_default());
+    let top_level = crate::policy::top_level_hashes(stack);
+    labels.insert(LABEL_TOP_LEVEL.into(), serde_json::to_string(&top_level).unwrap_or_default());
     labels.insert("com.docker.compose.project".into(), stack.name.clone());
     labels.insert("com.docker.compose.service".into(), service.into());
     labels.insert("com.docker.compose.container-number".into(), "1".into());

@@ -73,7 +73,20 @@ pub fn classify_with(
         old.insert(c.service.clone(), fields);
     }
     let new = stack.services.iter().map(|(name, svc)| (name.clone(), hash(stack, name, svc).fields)).collect();
-    let mut c = compare(&new, &old, Vec::new());
+    // The top-level declarations the running containers were deployed
+    // with, as they recorded them; a target deployed by an earlier version
+    // recorded none, and is compared as if every declaration were new.
+    // Containers a deploy did not recreate keep older records: any one
+    // matching means the declarations are the ones deployed last.
+    let new_top = top_level_hashes(stack);
+    let recorded: Vec<&BTreeMap<String, String>> = observed.iter().filter_map(|c| c.top_level.as_ref()).collect();
+    let extra = match recorded.first() {
+        _ if recorded.contains(&&new_top) => Vec::new(),
+        Some(old_top) => top_level_differences(&new_top, old_top),
+        None if observed.is_empty() => Vec::new(),
+        None => top_level_differences(&new_top, &BTreeMap::new()),
+    };
+    let mut c = compare(&new, &old, extra);
     c.images = c.images.iter().map(|s| format!("service `{s}`: image now `{}`", stack.services[s].image)).collect();
     c
 }
@@ -84,9 +97,21 @@ pub fn classify_with(
 /// (`network `front`: new`), never with its values.
 pub fn classify_against(new: &Stack, old: &Stack) -> Classification {
     let old_fields = fields_of(old).into_iter().map(|(k, v)| (k, Some(v))).collect();
-    let (new_top, old_top) = (top_level_hashes(new), top_level_hashes(old));
+    let extra = top_level_differences(&top_level_hashes(new), &top_level_hashes(old));
+    let mut c = compare(&fields_of(new), &old_fields, extra);
+    c.images = c
+        .images
+        .iter()
+        .map(|s| format!("service `{s}`: `{}` → `{}`", old.services[s].image, new.services[s].image))
+        .collect();
+    c
+}
+
+/// The top-level declarations added, changed or removed between two sets
+/// of [`top_level_hashes`], one line each, naming no value.
+fn top_level_differences(new_top: &BTreeMap<String, String>, old_top: &BTreeMap<String, String>) -> Vec<String> {
     let mut extra = Vec::new();
-    for (key, value) in &new_top {
+    for (key, value) in new_top {
         match old_top.get(key) {
             None => extra.push(format!("{}: new", describe(key))),
             Some(old) if old != value => extra.push(format!("{}: changed", describe(key))),
@@ -96,13 +121,7 @@ pub fn classify_against(new: &Stack, old: &Stack) -> Classification {
     for key in old_top.keys().filter(|k| !new_top.contains_key(*k)) {
         extra.push(format!("{}: removed", describe(key)));
     }
-    let mut c = compare(&fields_of(new), &old_fields, extra);
-    c.images = c
-        .images
-        .iter()
-        .map(|s| format!("service `{s}`: `{}` → `{}`", old.services[s].image, new.services[s].image))
-        .collect();
-    c
+    extra
 }
 
 /// A short hash of each top-level declaration of `stack`, keyed

@@ -31,6 +31,11 @@ pub struct PolicyConfig {
     /// configured). Default: every environment.
     #[serde(default)]
     pub approval: Option<ApprovalConfig>,
+    /// Host folders every descriptor may read files from besides its own
+    /// application's folder (`env_file`, `extends`, `include`, a build
+    /// context): a shared folder of common fragments, say. Default none.
+    #[serde(default)]
+    pub file_roots: Vec<PathBuf>,
 }
 
 /// Where structural changes need an approval.

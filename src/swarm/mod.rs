@@ -349,6 +349,7 @@ impl Engine for SwarmEngine {
                 running: status.running_tasks.unwrap_or(0) > 0,
                 exit_code: None,
                 descriptor_version: labels.get(LABEL_VERSION).cloned(),
+                top_level: labels.get(crate::engine::spec::LABEL_TOP_LEVEL).and_then(|j| serde_json::from_str(j).ok()),
             });
         }
         observed.sort_by(|a, b| a.service.cmp(&b.service));

@@ -99,6 +99,9 @@ pub fn service_spec(
     service_labels.insert(LABEL_SERVICE.into(), service.into());
     service_labels.insert(LABEL_HASH.into(), hash.whole.clone());
     service_labels.insert(LABEL_FIELDS.into(), serde_json::to_string(&hash.fields).unwrap_or_default());
+    let top_level = crate::policy::top_level_hashes(stack);
+    service_labels
+        .insert(crate::engine::spec::LABEL_TOP_LEVEL.into(), serde_json::to_string(&top_level).unwrap_or_default());
 
     let mut container_labels: HashMap<String, String> = svc.labels.clone().into_iter().collect();
     container_labels.insert(LABEL_NAMESPACE.into(), stack.name.clone());
