@@ -24,8 +24,16 @@ use crate::target::Owner;
 struct Object {
     kind: &'static str,
     name: String,
+    /// The engine ID (containers only: networks and volumes are adopted
+    /// as they are).
+    id: Option<String>,
     labels: HashMap<String, String>,
 }
+
+/// What an adopted container's name gets: it is stopped and kept under
+/// `<name>_dm_adopted_<unix time>` (no longer the target's), so the deploy
+/// creates its own in its place and nothing of the old one is lost.
+pub const ADOPTED_MARK: &str = "_dm_adopted_";
 
 /// What the check found that the request may only touch by adopting it.
 #[derive(Debug, Default)]
@@ -59,7 +67,10 @@ pub async fn check(
             findings.foreign.join("\n  - ")
         )));
     }
-    if !findings.unowned.is_empty() && !adopt {
+    if findings.unowned.is_empty() {
+        return Ok(Vec::new());
+    }
+    if !adopt {
         return Err(Error::Denied(format!(
             "target `{}` would touch engine objects that dockmaster did not create (or created before it \
              labelled owners), and nothing was changed:\n  - {}\nAn administrator who has checked they belong \
@@ -69,7 +80,21 @@ pub async fn check(
             owner.describe()
         )));
     }
-    Ok(findings.unowned)
+    // Adopting: containers are set aside (stopped, renamed), networks and
+    // volumes are used as they are, so no data goes.
+    let mut notes = findings.unowned;
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    for object in objects.iter().filter(|o| o.kind == "container" && Owner::from_labels(&o.labels).is_none()) {
+        let Some(id) = &object.id else { continue };
+        let kept = format!("{}{ADOPTED_MARK}{since}", object.name);
+        engine.stop(id, &format!("container {}", object.name)).await?;
+        engine.rename(id, &kept).await?;
+        notes.push(format!(
+            "container `{}` stopped and kept as `{kept}` (remove it with `docker rm {kept}` once the new one serves)",
+            object.name
+        ));
+    }
+    Ok(notes)
 }
 
 /// Sorts objects into foreign and unowned, as seen by `owner`.
@@ -105,7 +130,7 @@ async fn touched(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
     };
     let by_label: HashMap<String, Vec<String>> =
         [("label".to_string(), vec![format!("{LABEL_TARGET}={}", stack.name)])].into_iter().collect();
-    let mut objects: BTreeMap<(&'static str, String), HashMap<String, String>> = BTreeMap::new();
+    let mut objects: BTreeMap<(&'static str, String), (Option<String>, HashMap<String, String>)> = BTreeMap::new();
 
     // Containers: the target's, and every name the stack would take.
     let names: Vec<String> = stack.services.keys().map(|s| stack.container_name(s)).collect();
@@ -120,8 +145,9 @@ async fn touched(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
             let name = c.names.and_then(|n| n.into_iter().next()).unwrap_or_default();
             let name = name.trim_start_matches('/').to_string();
             let labelled = filters.contains_key("label");
-            if labelled || names.contains(&name) {
-                objects.insert(("container", name), c.labels.unwrap_or_default());
+            // Containers kept aside by an adoption are no longer the target's.
+            if (labelled || names.contains(&name)) && !name.contains(ADOPTED_MARK) {
+                objects.insert(("container", name), (c.id, c.labels.unwrap_or_default()));
             }
         }
     }
@@ -140,7 +166,7 @@ async fn touched(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
         let name = n.name.unwrap_or_default();
         let labels = n.labels.unwrap_or_default();
         if networks.contains(&name) || labels.get(LABEL_TARGET) == Some(&stack.name) {
-            objects.insert(("network", name), labels);
+            objects.insert(("network", name), (None, labels));
         }
     }
 
@@ -152,10 +178,10 @@ async fn touched(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
         .map_err(|e| fail("list volumes", e))?;
     for v in list.volumes.unwrap_or_default() {
         if volumes.contains(&v.name) || v.labels.get(LABEL_TARGET) == Some(&stack.name) {
-            objects.insert(("volume", v.name), v.labels);
+            objects.insert(("volume", v.name), (None, v.labels));
         }
     }
-    Ok(objects.into_iter().map(|((kind, name), labels)| Object { kind, name, labels }).collect())
+    Ok(objects.into_iter().map(|((kind, name), (id, labels))| Object { kind, name, id, labels }).collect())
 }
 
 /// `text` with the engine's name-filter regular-expression characters

@@ -107,8 +107,10 @@ impl DockerEngine {
             let name_of = |c: &Option<Vec<String>>| {
                 c.as_ref().and_then(|n| n.first()).map(|n| n.trim_start_matches('/').to_string()).unwrap_or_default()
             };
-            // Containers kept for rollback are not part of the target's state.
-            if name_of(&c.names).ends_with(PREVIOUS_SUFFIX) {
+            // Containers kept for rollback, or set aside by an adoption, are
+            // not part of the target's state.
+            let name = name_of(&c.names);
+            if name.ends_with(PREVIOUS_SUFFIX) || name.contains(crate::ownership::ADOPTED_MARK) {
                 continue;
             }
             let field_hashes = labels.get(LABEL_FIELDS).and_then(|j| serde_json::from_str(j).ok()).unwrap_or_default();
