@@ -121,6 +121,9 @@ fn judge(objects: &[Object], owner: &Owner, files_share: bool) -> Findings {
     findings
 }
 
+/// An object's ID (containers) and labels, as listed.
+type Found = (Option<String>, HashMap<String, String>);
+
 /// Every object of the target (by label) and every object the stack would
 /// create by name, each once.
 async fn touched(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
@@ -130,7 +133,7 @@ async fn touched(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
     };
     let by_label: HashMap<String, Vec<String>> =
         [("label".to_string(), vec![format!("{LABEL_TARGET}={}", stack.name)])].into_iter().collect();
-    let mut objects: BTreeMap<(&'static str, String), (Option<String>, HashMap<String, String>)> = BTreeMap::new();
+    let mut objects: BTreeMap<(&'static str, String), Found> = BTreeMap::new();
 
     // Containers: the target's, and every name the stack would take.
     let names: Vec<String> = stack.services.keys().map(|s| stack.container_name(s)).collect();
@@ -203,7 +206,12 @@ mod tests {
     use crate::descriptor::DescriptorRef;
 
     fn object(kind: &'static str, name: &str, labels: &[(&str, &str)]) -> Object {
-        Object { kind, name: name.into(), labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect() }
+        Object {
+            kind,
+            name: name.into(),
+            id: None,
+            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+        }
     }
 
     #[test]
