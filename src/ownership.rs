@@ -11,7 +11,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListServicesOptionsBuilder, ListVolumesOptionsBuilder,
+};
 
 use crate::engine::spec::LABEL_TARGET;
 use crate::engine::DockerEngine;
@@ -55,7 +57,36 @@ pub async fn check(
     files_share: bool,
     adopt: bool,
 ) -> Result<Vec<String>> {
-    let objects = touched(engine, stack).await?;
+    let mut objects = containers(engine, stack).await?;
+    objects.extend(networks_and_volumes(engine, stack).await?);
+    decide(engine, stack, owner, files_share, adopt, objects).await
+}
+
+/// [`check`] for a Swarm environment: the stack's services (by label and
+/// by the names it would create), networks and volumes. Adopted services
+/// are updated in place, which gives them the owner labels.
+pub async fn check_swarm(
+    engine: &DockerEngine,
+    stack: &Stack,
+    owner: &Owner,
+    files_share: bool,
+    adopt: bool,
+) -> Result<Vec<String>> {
+    let mut objects = services(engine, stack).await?;
+    objects.extend(networks_and_volumes(engine, stack).await?);
+    decide(engine, stack, owner, files_share, adopt, objects).await
+}
+
+/// Refuses foreign objects, and unowned ones unless adopting; sets adopted
+/// containers aside.
+async fn decide(
+    engine: &DockerEngine,
+    stack: &Stack,
+    owner: &Owner,
+    files_share: bool,
+    adopt: bool,
+    objects: Vec<Object>,
+) -> Result<Vec<String>> {
     let findings = judge(&objects, owner, files_share);
     if !findings.foreign.is_empty() {
         return Err(Error::Denied(format!(
@@ -124,38 +155,61 @@ fn judge(objects: &[Object], owner: &Owner, files_share: bool) -> Findings {
 /// An object's ID (containers) and labels, as listed.
 type Found = (Option<String>, HashMap<String, String>);
 
-/// Every object of the target (by label) and every object the stack would
-/// create by name, each once.
-async fn touched(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
+/// The engine error of a listing, as an unreachable engine.
+fn listing(engine: &DockerEngine, what: &str, e: bollard::errors::Error) -> Error {
+    Error::Unreachable(format!("cannot {what} on the engine at {}: {e}", engine.host))
+}
+
+/// The target's containers (by label) and every container the stack would
+/// create by name.
+async fn containers(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
     let docker = engine.docker();
-    let fail = |what: &str, e: bollard::errors::Error| {
-        Error::Unreachable(format!("cannot {what} on the engine at {}: {e}", engine.host))
-    };
+    let names: Vec<String> = stack.services.keys().map(|s| stack.container_name(s)).collect();
     let by_label: HashMap<String, Vec<String>> =
         [("label".to_string(), vec![format!("{LABEL_TARGET}={}", stack.name)])].into_iter().collect();
-    let mut objects: BTreeMap<(&'static str, String), Found> = BTreeMap::new();
-
-    // Containers: the target's, and every name the stack would take.
-    let names: Vec<String> = stack.services.keys().map(|s| stack.container_name(s)).collect();
     let by_name: HashMap<String, Vec<String>> =
         [("name".to_string(), names.iter().map(|n| format!("^/?{}$", regex_quote(n))).collect())].into_iter().collect();
+    let mut found: BTreeMap<String, Found> = BTreeMap::new();
     for filters in [&by_label, &by_name] {
         if filters.values().all(Vec::is_empty) {
             continue;
         }
         let options = ListContainersOptionsBuilder::default().all(true).filters(filters).build();
-        for c in docker.list_containers(Some(options)).await.map_err(|e| fail("list containers", e))? {
+        for c in docker.list_containers(Some(options)).await.map_err(|e| listing(engine, "list containers", e))? {
             let name = c.names.and_then(|n| n.into_iter().next()).unwrap_or_default();
             let name = name.trim_start_matches('/').to_string();
             let labelled = filters.contains_key("label");
             // Containers kept aside by an adoption are no longer the target's.
             if (labelled || names.contains(&name)) && !name.contains(ADOPTED_MARK) {
-                objects.insert(("container", name), (c.id, c.labels.unwrap_or_default()));
+                found.insert(name, (c.id, c.labels.unwrap_or_default()));
             }
         }
     }
+    Ok(found.into_iter().map(|(name, (id, labels))| Object { kind: "container", name, id, labels }).collect())
+}
 
-    // Networks the stack would create, and the target's.
+/// The target's Swarm services (by label) and every service the stack
+/// would create by name (`<target>_<service>`).
+async fn services(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
+    let names: Vec<String> = stack.services.keys().map(|s| crate::swarm::spec::service_name(stack, s)).collect();
+    let options = ListServicesOptionsBuilder::default().build();
+    let list = engine.docker().list_services(Some(options)).await.map_err(|e| listing(engine, "list services", e))?;
+    let mut found = Vec::new();
+    for service in list {
+        let spec = service.spec.unwrap_or_default();
+        let name = spec.name.unwrap_or_default();
+        let labels = spec.labels.unwrap_or_default();
+        if names.contains(&name) || labels.get(LABEL_TARGET) == Some(&stack.name) {
+            found.push(Object { kind: "service", name, id: None, labels });
+        }
+    }
+    Ok(found)
+}
+
+/// The networks and volumes the stack would create, and the target's.
+async fn networks_and_volumes(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
+    let docker = engine.docker();
+    let mut found = Vec::new();
     let networks: Vec<String> = crate::plan::wanted_networks(stack)
         .iter()
         .filter(|key| !stack.networks.get(*key).is_some_and(|n| n.external))
@@ -164,27 +218,25 @@ async fn touched(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
     let list = docker
         .list_networks(Some(ListNetworksOptionsBuilder::default().build()))
         .await
-        .map_err(|e| fail("list networks", e))?;
+        .map_err(|e| listing(engine, "list networks", e))?;
     for n in list {
         let name = n.name.unwrap_or_default();
         let labels = n.labels.unwrap_or_default();
         if networks.contains(&name) || labels.get(LABEL_TARGET) == Some(&stack.name) {
-            objects.insert(("network", name), (None, labels));
+            found.push(Object { kind: "network", name, id: None, labels });
         }
     }
-
-    // Volumes the stack would create, and the target's.
     let volumes = crate::plan::wanted_volumes(stack);
     let list = docker
         .list_volumes(Some(ListVolumesOptionsBuilder::default().build()))
         .await
-        .map_err(|e| fail("list volumes", e))?;
+        .map_err(|e| listing(engine, "list volumes", e))?;
     for v in list.volumes.unwrap_or_default() {
         if volumes.contains(&v.name) || v.labels.get(LABEL_TARGET) == Some(&stack.name) {
-            objects.insert(("volume", v.name), (None, v.labels));
+            found.push(Object { kind: "volume", name: v.name, id: None, labels: v.labels });
         }
     }
-    Ok(objects.into_iter().map(|((kind, name), (id, labels))| Object { kind, name, id, labels }).collect())
+    Ok(found)
 }
 
 /// `text` with the engine's name-filter regular-expression characters

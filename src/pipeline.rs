@@ -356,15 +356,17 @@ async fn stages(
             if request.action != Action::Approve {
                 let files_share = config.access.is_none();
                 let adopted = crate::ownership::check(&docker, &stack, &owner, files_share, request.adopt).await?;
-                if !adopted.is_empty() {
-                    progress.step(&format!("adopting (--adopt): {}", adopted.join("; ")));
-                    trail.decision =
-                        Some(format!("{}; adopted {}", trail.decision.clone().unwrap_or_default(), adopted.join("; ")));
-                }
+                note_adopted(progress, trail, &adopted);
             }
             act(&docker, &cx, &stack, &descriptor, store, trail).await?
         }
         EngineKind::Swarm => {
+            if request.action != Action::Approve {
+                let files_share = config.access.is_none();
+                let adopted =
+                    crate::ownership::check_swarm(&docker, &stack, &owner, files_share, request.adopt).await?;
+                note_adopted(progress, trail, &adopted);
+            }
             let swarm = crate::swarm::SwarmEngine::new(docker, &request.environment).await?;
             trail.engine = Some(swarm.describe());
             act(&swarm, &cx, &stack, &descriptor, store, trail).await?
@@ -372,6 +374,15 @@ async fn stages(
     };
     outcome.engine = trail.engine.clone();
     Ok(outcome)
+}
+
+/// Says what `--adopt` took over, on the progress and in the record.
+fn note_adopted(progress: &dyn Progress, trail: &mut Trail, adopted: &[String]) {
+    if adopted.is_empty() {
+        return;
+    }
+    progress.step(&format!("adopting (--adopt): {}", adopted.join("; ")));
+    trail.decision = Some(format!("{}; adopted {}", trail.decision.clone().unwrap_or_default(), adopted.join("; ")));
 }
 
 /// The stages that touch the engine, the same for every kind of engine.

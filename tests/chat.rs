@@ -146,6 +146,18 @@ fn a_signed_slack_command_is_acknowledged_at_once_and_the_report_arrives_at_resp
     let mallory = sink.wait_for("/response/mallory").json();
     assert!(mallory["text"].as_str().unwrap().contains("not in the directory"), "{mallory}");
 
+    // Chat takes references only: a file path on the serve host is refused
+    // before anything reads it, and nothing of the file is quoted.
+    let secret_file = run.write("secret/compose.yaml", "services:\n  leak:\n    image: top-secret-line-77\n");
+    for (i, path) in ["/etc/passwd", secret_file.as_str(), "../../etc/hostname"].iter().enumerate() {
+        let url = sink.url(&format!("/response/path{i}"));
+        let (headers, body) = slack_request("alice", &format!("plan {path}"), &url, now());
+        assert_eq!(server.post("/chat/slack", &headers, &body).0, 200);
+        let answer = sink.wait_for(&format!("/response/path{i}")).json().to_string();
+        assert!(answer.contains("only APPLICATION/RELEASE"), "{path}: {answer}");
+        assert!(!answer.contains("root:") && !answer.contains("top-secret-line-77"), "{path}: {answer}");
+    }
+
     let history = run.dockmaster_with_env(
         ["--user", "alice", "history", "--output", "json"],
         &[("DOCKMASTER_PASSWORD", slapd::USER_PASSWORD)],

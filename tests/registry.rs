@@ -109,6 +109,19 @@ fn the_three_example_fragments_make_versions_one_to_three_that_survive_a_restart
     assert_eq!(status, 403, "{answer}");
     assert!(answer["error"].as_str().unwrap().contains("`Shop`"));
     assert_eq!(put(&server, TLO_TOKEN, "{not: [yaml", &["TLO GE"], &["Milestone"]).0, 422);
+    // A fragment that would read a file on the registry's host is refused
+    // alike whether the file exists or not, quoting nothing of it.
+    let hostname = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
+    let mut answers = Vec::new();
+    for path in ["/etc/hostname", "/etc/passwd", "/nonexistent/secret.env"] {
+        let fragment = format!("web:\n  image: x\n  env_file: {path}\n");
+        let (status, answer) = put(&server, TOKEN, &fragment, &["TLO GE"], &["Milestone"]);
+        assert_eq!(status, 422, "{path}: {answer}");
+        let text = answer["error"].as_str().unwrap_or_default().replace(path, "PATH");
+        assert!(!text.contains("root:") && (hostname.trim().is_empty() || !text.contains(hostname.trim())), "{text}");
+        answers.push(text);
+    }
+    assert!(answers.windows(2).all(|w| w[0] == w[1]), "the same answer for every path: {answers:#?}");
     let after: Value = serde_json::from_str(&get(&server, "/descriptor/application/TLO%20GE/Milestone").1).unwrap();
     assert_eq!(after.as_array().unwrap().len(), 3, "nothing was written");
     assert_eq!(get(&server, "/descriptor/application").1, "[\"TLO EE\",\"TLO GE\"]", "no `Shop` appeared");
