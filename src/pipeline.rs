@@ -128,6 +128,7 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
     }
     if matches!(request.action, Action::Deploy | Action::Rollback | Action::Down) {
         match &result {
+            Ok(outcome) if outcome.unchanged() => {}
             Ok(outcome) => crate::notify::send_all(&config.notify.webhooks, outcome, progress).await,
             Err(e) => {
                 crate::notify::send_error(&config.notify.webhooks, request, trail.target.as_deref(), e, progress).await
@@ -205,6 +206,7 @@ fn record(request: &Request, trail: &Trail, result: &Result<Outcome>, started: u
             r.exit_code = outcome.exit_code();
             r.error = outcome.error.as_ref().map(|e| e.message.clone());
             r.verdict = match (&outcome.report, &outcome.error) {
+                _ if outcome.unchanged() => "unchanged",
                 (_, Some(_)) => "error",
                 (Some(report), None) if report.verdict.is_healthy() => "healthy",
                 (Some(_), None) => "unhealthy",
@@ -412,6 +414,17 @@ async fn act<E: Engine>(
             let observed = engine.observe(&stack.name).await?;
             let classification = engine.classify(stack, &observed);
             trail.classification = Some(classification.clone());
+            if request.options.only_if_changed {
+                let plan = engine.plan(cx, stack).await?;
+                if plan.is_noop() {
+                    progress.step(&format!("{}: nothing changed; nothing deployed", stack.name));
+                    return Ok(Outcome {
+                        plan: Some(plan),
+                        classification: Some(classification),
+                        ..Outcome::new(stack.name.clone(), request.action, summary)
+                    });
+                }
+            }
             let bound = run_digest(request, config, stack);
             approval_gate(request, config, store, trail, &summary, &bound, &classification, progress)?;
             let mut outcome = engine.deploy(cx, stack, summary).await?;

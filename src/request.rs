@@ -203,6 +203,11 @@ pub struct DeployOptions {
     pub parallelism: usize,
     /// Put the previous containers back when the deploy fails.
     pub rollback: bool,
+    /// Deploy only when the plan changes something: under the same lock,
+    /// an unchanged target is left alone (not even watched) and the one
+    /// audit record says `unchanged`. What a schedule's `if-changed`
+    /// policy asks for.
+    pub only_if_changed: bool,
 }
 
 impl Default for DeployOptions {
@@ -216,6 +221,7 @@ impl Default for DeployOptions {
             lock_wait: Duration::from_secs(60),
             parallelism: 32,
             rollback: true,
+            only_if_changed: false,
         }
     }
 }
@@ -335,6 +341,15 @@ impl Outcome {
             error: None,
             engine: None,
         }
+    }
+
+    /// Whether this is a deploy that found nothing to change and so did
+    /// nothing ([`DeployOptions::only_if_changed`]).
+    pub fn unchanged(&self) -> bool {
+        self.action == Action::Deploy
+            && self.report.is_none()
+            && self.error.is_none()
+            && self.plan.as_ref().is_some_and(|p| p.is_noop())
     }
 
     /// The exit code the contract assigns to this outcome: 0 when every

@@ -53,7 +53,7 @@ fn runs(run: &TestRun, name: &str) -> Vec<(String, String, String)> {
 }
 
 fn deploys(rows: &[(String, String, String)]) -> Vec<(String, String)> {
-    rows.iter().filter(|r| r.0 == "deploy").map(|r| (r.1.clone(), r.2.clone())).collect()
+    rows.iter().filter(|r| r.0 == "deploy" && r.1 != "unchanged").map(|r| (r.1.clone(), r.2.clone())).collect()
 }
 
 #[test]
@@ -76,9 +76,13 @@ fn an_if_changed_schedule_deploys_new_versions_only_reports_and_stops_when_its_a
     let first = sink.wait_for("/reports").json();
     assert_eq!(first["descriptor"]["version"], "1", "{first}");
     assert_eq!(first["verdict"], "healthy", "{first}");
-    // Later runs find nothing changed: plans, no deploys.
-    assert!(wait_until(Duration::from_secs(30), || runs(&run, "nightly").iter().filter(|r| r.0 == "plan").count() >= 3));
-    assert_eq!(deploys(&runs(&run, "nightly")), [("healthy".to_string(), "1".to_string())]);
+    // Later runs find nothing changed: one record each, `unchanged`, and no
+    // second request (no separate plan record).
+    let unchanged = |rows: &[(String, String, String)]| rows.iter().filter(|r| r.1 == "unchanged").count();
+    assert!(wait_until(Duration::from_secs(30), || unchanged(&runs(&run, "nightly")) >= 3));
+    let rows = runs(&run, "nightly");
+    assert!(rows.iter().all(|r| r.0 == "deploy"), "every run is one deploy request: {rows:?}");
+    assert_eq!(deploys(&rows), [("healthy".to_string(), "1".to_string())]);
     assert_eq!(sink.count("/reports"), 1, "unchanged runs send no report");
 
     // A new version appears: the next run deploys it.

@@ -40,12 +40,16 @@ pub async fn run_once(config: &Config, job: &Job, origin: Origin, shutdown: &Shu
     let result = match job.policy {
         Policy::Always => pipeline::run(&request(Action::Deploy)?, config, &Silent, shutdown).await,
         Policy::IfChanged => {
-            let plan = pipeline::run(&request(Action::Plan)?, config, &Silent, shutdown).await?;
-            if plan.plan.as_ref().is_some_and(|p| p.is_noop()) {
-                tracing::info!(job = %job.name, target = %plan.target, "nothing changed: no deploy");
-                return Ok(plan);
+            // One request under one lock: the pipeline plans, and deploys
+            // only when something changed; its one record says which.
+            let mut once = request(Action::Deploy)?;
+            once.options.only_if_changed = true;
+            let outcome = pipeline::run(&once, config, &Silent, shutdown).await?;
+            if outcome.unchanged() {
+                tracing::info!(job = %job.name, target = %outcome.target, "nothing changed: no deploy");
+                return Ok(outcome);
             }
-            pipeline::run(&request(Action::Deploy)?, config, &Silent, shutdown).await
+            Ok(outcome)
         }
         Policy::Reset => {
             pipeline::run(&request(Action::Down)?, config, &Silent, shutdown).await?;
