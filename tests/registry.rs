@@ -219,3 +219,81 @@ fn a_deploy_by_reference_through_the_registry_is_healthy_and_the_cache_serves_kn
     server = Server::start(&run, ENV);
     drop(server);
 }
+
+#[test]
+fn config_review_history_and_option_lists_resolve_from_the_registry_when_one_is_configured() {
+    let Some(run) = TestRun::start_named("registry-read") else { return };
+    registry_config(&run);
+    let server = Server::start(&run, ENV);
+    let url = format!("http://{}", server.addr);
+    let app = run.application.clone();
+    for (i, marker) in ["first-marker", "second-marker"].iter().enumerate() {
+        let fragment = format!(
+            "web:\n  image: {FIXTURE_IMAGE}\n  command: [\"sleep\", \"1000\"]\n  environment: {{MARK: {marker}}}\n"
+        );
+        let file = run.write(&format!("fragment{i}.yml"), &fragment);
+        run.dockmaster_with_env(
+            ["publish", &file, "--application", &app, "--release", "rel", "--registry", &url],
+            &[("DOCKMASTER_REGISTRY_TOKEN", TOKEN)],
+        )
+        .assert_exit(0);
+    }
+    // A client whose descriptor folder does not exist: everything must come
+    // from the registry.
+    let client = run.write(
+        "client.yaml",
+        &format!(
+            "labels: {{dockmaster.test-run: \"{}\"}}\nstate_dir: \"{}\"\ndescriptors: \"{}\"\nregistry:\n  url: \"{url}\"\n",
+            run.id,
+            run.dir().join("client-state").display(),
+            run.dir().join("no-such-folder").display()
+        ),
+    );
+    let with_client = |args: &[&str]| run.dockmaster_with_env(args.to_vec(), &[("DOCKMASTER_CONFIG", client.as_str())]);
+
+    let apps = with_client(&["options", "applications"]);
+    apps.assert_exit(0);
+    apps.check(apps.stdout.contains(&app), "the registry's applications are listed");
+    let releases = with_client(&["options", "releases", &app]);
+    releases.assert_exit(0);
+    releases.check(releases.stdout.contains("\"rel\""), "the registry's releases are listed");
+    let versions = with_client(&["options", "versions", &app, "rel"]);
+    versions.assert_exit(0);
+    let list: Value = serde_json::from_str(&versions.stdout).unwrap();
+    assert_eq!(list[0]["value"], "2", "newest first: {list}");
+    assert_eq!(list[1]["value"], "1", "{list}");
+
+    let config = with_client(&["config", &run.named("1")]);
+    config.assert_exit(0);
+    config.check(config.stdout.contains("first-marker"), "config prints version 1 from the registry");
+
+    let proposed = run.write(
+        "proposed.yml",
+        &format!(
+            "web:\n  image: {FIXTURE_IMAGE}\n  command: [\"sleep\", \"1000\"]\n  environment: {{MARK: second-marker}}\n"
+        ),
+    );
+    let review = with_client(&["review", &proposed, "--against", &run.named("")]);
+    review.check(review.stdout.contains("version 2"), "review compares with the registry's latest version");
+
+    review.assert_exit(0);
+
+    // A deploy from the registry, then its history by reference.
+    with_client(&["deploy", &run.named("1"), "--timeout", "60s"]).assert_exit(0);
+    let history = with_client(&["history", &run.named(""), "--output", "json"]);
+    history.assert_exit(0);
+    let records: Value = serde_json::from_str(&history.stdout).unwrap();
+    assert_eq!(records.as_array().map(Vec::len), Some(1), "the deploy is found by its reference: {records}");
+    let versions = with_client(&["options", "versions", &app, "rel"]);
+    let list: Value = serde_json::from_str(&versions.stdout).unwrap();
+    assert_eq!(list[1]["selected"], true, "the running version 1 is selected: {list}");
+
+    // serve's option lists for Rundeck, from the registry too.
+    let options = Server::start(&run, &[("DOCKMASTER_CONFIG", client.as_str())]);
+    let (status, body) = get(&options, "/options/applications");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains(&app), "{body}");
+    let (status, body) = get(&options, &format!("/options/versions?application={app}&release=rel"));
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"2\""), "{body}");
+}

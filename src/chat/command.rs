@@ -204,4 +204,30 @@ mod tests {
         assert!(parse("approve Shop/Web qa", &envs()).unwrap_err().contains("needs a version"));
         assert!(parse("deploy \"Shop/Web", &envs()).unwrap_err().contains("quote"));
     }
+
+    #[test]
+    fn every_verb_maps_to_its_own_action_and_unknown_words_are_no_action() {
+        use crate::request::Action;
+        let mapped: Vec<(Verb, Option<Action>)> = Verb::ALL.into_iter().map(|v| (v, v.action())).collect();
+        for (verb, action) in &mapped {
+            match action {
+                Some(a) => assert_eq!(a.as_str(), verb.as_str(), "{verb:?} asks for its own action"),
+                None => assert!(matches!(verb, Verb::Help | Verb::History), "{verb:?} is answered by chat"),
+            }
+        }
+        assert_eq!("Deploy".parse::<Action>().ok(), Some(Action::Deploy));
+        let unknown = "nuke".parse::<Action>().unwrap_err().to_string();
+        assert!(unknown.contains("`nuke` is not an action") && unknown.contains("approve"), "{unknown}");
+        assert!("".parse::<Action>().is_err());
+    }
+
+    #[test]
+    fn chat_references_are_never_file_paths() {
+        use crate::descriptor::DescriptorRef;
+        for path in ["/etc/passwd", "./compose.yaml", "../x/y", "~/x/y", "a/b/c.yml", "x.yaml"] {
+            let e = DescriptorRef::parse_named(path).unwrap_err().to_string();
+            assert!(e.contains("only APPLICATION/RELEASE"), "{path}: {e}");
+        }
+        assert!(DescriptorRef::parse_named("TLO GE/Milestone/3").is_ok());
+    }
 }
