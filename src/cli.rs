@@ -1,6 +1,7 @@
 //! Command-line definitions: every flag, with its documentation beside it.
 //!
-//! `docs/commands.md` mirrors these; every flag that has a configuration
+//! `docs/commands.md` mirrors these (`tests/cli_docs.rs` fails when a
+//! subcommand or long flag is missing there); every flag that has a configuration
 //! counterpart can also be set through an environment variable, for cron
 //! and containers.
 
@@ -147,6 +148,24 @@ pub enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// Print the shell completion script for SHELL on stdout.
+    ///
+    /// Generated from these very definitions, so it never falls behind a new
+    /// command or flag: `dockmaster completions bash >
+    /// /etc/bash_completion.d/dockmaster`. Reads no configuration and needs
+    /// no engine.
+    Completions {
+        /// The shell to complete in.
+        #[arg(value_name = "SHELL", value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) on stdout.
+    ///
+    /// Generated from these very definitions, as `--help` is, so it always
+    /// matches the binary: `dockmaster man >
+    /// /usr/local/share/man/man1/dockmaster.1`. Reads no configuration and
+    /// needs no engine.
+    Man,
 }
 
 /// Flags of `approve`.

@@ -363,13 +363,14 @@ async fn stages(
             act(&docker, &cx, &stack, &descriptor, store, trail).await?
         }
         EngineKind::Swarm => {
+            // A node that is no manager is refused first, in its own words.
+            let swarm = crate::swarm::SwarmEngine::new(docker.clone(), &request.environment).await?;
             if request.action != Action::Approve {
                 let files_share = config.access.is_none();
                 let adopted =
                     crate::ownership::check_swarm(&docker, &stack, &owner, files_share, request.adopt).await?;
                 note_adopted(progress, trail, &adopted);
             }
-            let swarm = crate::swarm::SwarmEngine::new(docker, &request.environment).await?;
             trail.engine = Some(swarm.describe());
             act(&swarm, &cx, &stack, &descriptor, store, trail).await?
         }

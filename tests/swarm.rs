@@ -2,9 +2,10 @@
 //! single-node swarm for the test, and left again afterwards.
 //!
 //! One test function drives the whole story (init, deploy, a failed
-//! start-first update that Swarm rolls back, `docker stack ps`, down,
-//! leave), because swarm mode is a property of the whole engine: two
-//! tests turning it on and off at once would break each other.
+//! start-first update that Swarm rolls back, the same failure with
+//! `--no-rollback` left in place, `docker stack ps`, down, leave), because
+//! swarm mode is a property of the whole engine: two tests turning it on
+//! and off at once would break each other.
 
 mod common;
 
@@ -132,6 +133,49 @@ fn a_stack_deploys_to_swarm_a_failed_update_is_rolled_back_by_swarm_and_down_rem
     );
     let restored = report.value["rollback"]["restored"]["verdict"].as_str().unwrap_or("");
     report.check(restored == "healthy", "the rolled-back service is healthy again");
+
+    // 4b. The same failing update, with a new environment, under
+    // `--no-rollback`: neither Swarm (its failure action is `pause`, not the
+    // descriptor's `rollback`) nor dockmaster undoes it. The report says
+    // failed and not rolled back, as on one engine, and the service keeps
+    // v2's spec.
+    let api_v1 = format!("  api:\n    image: {FIXTURE_IMAGE}\n");
+    let v2 = stack("false").replacen(&api_v1, &format!("{api_v1}    environment:\n      VERSION: \"2\"\n"), 1);
+    assert!(v2.contains("VERSION"), "v2 gives api an environment: {v2}");
+    let file = run.compose(&v2);
+    let out = run.deploy(&file, &["--env", "cluster", "--no-rollback"]);
+    out.assert_exit(1);
+    let report = out.json();
+    report.check(report.verdict() == "failed", "the update is reported as failed");
+    report.check(report.value["rolled_back"] == false, "the report says rolled_back: false");
+    report.check(report.value.get("rollback").is_none_or(|r| r.is_null()), "there is no rollback object");
+    report.check(!report.status("api").is_empty() && report.status("api") != "healthy", "api is not healthy");
+    let cause = report.service("api")["cause"].as_str().unwrap_or("").to_string();
+    report.check(cause.contains("Swarm paused the update"), format!("api's cause quotes Swarm: {cause}"));
+    assert_eq!(inspect_service(&api, "{{.UpdateStatus.State}}"), "paused", "Swarm did not roll back");
+    assert_eq!(inspect_service(&api, "{{.Spec.UpdateConfig.FailureAction}}"), "pause");
+    assert_eq!(
+        inspect_service(&api, "{{json .Spec.TaskTemplate.ContainerSpec.Healthcheck.Test}}"),
+        r#"["CMD","false"]"#,
+        "the service keeps v2's spec"
+    );
+    let env = inspect_service(&api, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}");
+    assert!(env.contains("VERSION=2"), "the service keeps v2's environment: {env}");
+    let image = inspect_service(&api, "{{.Spec.TaskTemplate.ContainerSpec.Image}}");
+    assert!(image.starts_with(FIXTURE_IMAGE), "the service keeps v2's image: {image}");
+
+    // 4c. The next deploy replaces the update left in place: v1 again,
+    // healthy, with the descriptor's rollback on failure back in the spec.
+    let file = run.compose(&stack("true"));
+    let out = run.deploy(&file, &["--env", "cluster"]);
+    out.assert_exit(0);
+    let report = out.json();
+    report.check(report.verdict() == "healthy", "v1 replaces the failed v2");
+    report
+        .check(report.changed("recreated") == ["api"], format!("only api changes: {:?}", report.changed("recreated")));
+    let env = inspect_service(&api, "{{json .Spec.TaskTemplate.ContainerSpec.Env}}");
+    assert!(!env.contains("VERSION=2"), "v1's spec is back: {env}");
+    assert_eq!(inspect_service(&api, "{{.Spec.UpdateConfig.FailureAction}}"), "rollback");
 
     // 5. The audit trail names the engine and the rollback.
     let history = run.dockmaster(["history", "--output", "json"]);

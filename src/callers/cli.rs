@@ -35,6 +35,13 @@ pub async fn run(cli: Cli) -> i32 {
 }
 
 async fn try_run(cli: Cli) -> Result<i32> {
+    // Generated from the clap definitions alone: no configuration is read,
+    // so a broken or unreadable one cannot break a shell's startup file.
+    match &cli.command {
+        Command::Completions { shell } => return super::generate::completions(*shell),
+        Command::Man => return super::generate::man(),
+        _ => {}
+    }
     let mut config = Config::load(cli.config.as_deref())?;
     if let Some(dir) = &cli.descriptors {
         config.descriptors = Some(dir.clone());
@@ -64,6 +71,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         Command::Schedules { next, output } => return super::schedules::run(&config, *next, *output),
         Command::History(args) => return super::history::run(&config, cli.user.as_deref(), args).await,
         Command::Approve(args) => (Action::Approve, &args.target, config.deploy_options()?),
+        Command::Completions { .. } | Command::Man => unreachable!("dispatched above"),
         Command::Down(args) => {
             let mut options = config.deploy_options()?;
             options.remove_volumes = args.volumes;

@@ -2,6 +2,7 @@
 //! the `Outcome` in its caller's format; none talks to the engine itself.
 
 pub mod cli;
+pub mod generate;
 pub mod history;
 pub mod options;
 pub mod review;

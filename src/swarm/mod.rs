@@ -6,7 +6,8 @@
 //! `docker stack services` keep working), lets Swarm roll them out with the
 //! descriptor's `update_config`, watches tasks until every service has its
 //! replicas running (healthy, where it has a healthcheck) or the deadline
-//! passes, and rolls back through Swarm's own service rollback. Identity,
+//! passes, and rolls back through Swarm's own service rollback (or, with
+//! `--no-rollback`, leaves the failed update in place). Identity,
 //! access, policy, locks, approvals and the audit trail stay in the
 //! pipeline, so a cluster gets the same guarantees as one host.
 
@@ -220,12 +221,16 @@ impl SwarmEngine {
     }
 
     /// Creates or updates one service; returns what undoing it takes.
+    /// Without `rollback` (`--no-rollback`), an update that fails is not
+    /// rolled back by Swarm either: its `failure_action: rollback` becomes
+    /// `pause` (see [`spec::without_rollback`]).
     async fn apply_one(
         &self,
         stack: &Stack,
         change: &ServiceChange,
         labels: &BTreeMap<String, String>,
         files: &files::Objects,
+        rollback: bool,
     ) -> Result<Undo> {
         let svc = &stack.services[&change.service];
         let hash = spec::config_hash(stack, &change.service, svc);
@@ -250,6 +255,7 @@ impl SwarmEngine {
                 let before = watch::update_start(&current);
                 let version = current.version.and_then(|v| v.index).unwrap_or_default();
                 let options = UpdateServiceOptionsBuilder::default().version(version as i32).build();
+                let body = if rollback { body } else { spec::without_rollback(body) };
                 self.engine
                     .docker()
                     .update_service(&name, body, options, None)
@@ -377,12 +383,13 @@ impl Engine for SwarmEngine {
         if let Some(version) = &summary.version {
             labels.insert(LABEL_VERSION.to_string(), version.clone());
         }
+        let rollback = cx.request.options.rollback;
         let mut undo = Vec::new();
         let mut error = None;
         for change in plan.services.iter().filter(|c| matches!(c.action, ChangeKind::Create | ChangeKind::Recreate)) {
             let verb = if change.action == ChangeKind::Create { "creating" } else { "updating" };
             cx.progress.step(&format!("{verb} service {} ({})", change.container, change.reasons.join(", ")));
-            match self.apply_one(stack, change, &labels, &files).await {
+            match self.apply_one(stack, change, &labels, &files, rollback).await {
                 Ok(u) => undo.push(u),
                 Err(e) => {
                     error = Some(e);
@@ -405,22 +412,41 @@ impl Engine for SwarmEngine {
         let report = watch::watch(self, cx, stack, &services, &updated, Watched::Deploy).await?;
         let mut outcome =
             Outcome { plan: Some(plan.clone()), ..Outcome::new(stack.name.clone(), Action::Deploy, summary) };
-        if let Some(e) = error {
-            let reason = format!("the deploy stopped halfway: {e}");
-            outcome.rollback = Some(self.undo(cx, stack, &undo, reason).await?);
-            outcome.error = Some(crate::request::OutcomeError { exit_code: e.exit_code(), message: e.to_string() });
-        } else if !report.verdict.is_healthy() {
-            let failing: Vec<String> =
-                report.services.iter().filter(|s| !s.status.is_ok()).map(|s| s.name.clone()).collect();
-            let reason = format!("{} did not become healthy", failing.join(", "));
-            outcome.rollback = Some(self.undo(cx, stack, &undo, reason).await?);
-        } else {
-            for gone in plan.services_with(ChangeKind::Remove) {
-                cx.progress.step(&format!("removing service {} (no longer in the descriptor)", gone.container));
-                self.delete(&gone.container).await?;
+        let failure = match &error {
+            Some(e) => Some(format!("the deploy stopped halfway: {e}")),
+            None if !report.verdict.is_healthy() => {
+                let failing: Vec<String> =
+                    report.services.iter().filter(|s| !s.status.is_ok()).map(|s| s.name.clone()).collect();
+                Some(format!("{} did not become healthy", failing.join(", ")))
+            }
+            None => None,
+        };
+        match &failure {
+            Some(reason) if rollback => outcome.rollback = Some(self.undo(cx, stack, &undo, reason.clone()).await?),
+            // --no-rollback: the new specs (and the services this deploy
+            // created) stay as they are, and the report says failed, not
+            // rolled back, as on one engine.
+            Some(reason) => {
+                cx.progress.step(&format!("deploy failed ({reason}); --no-rollback: leaving the failed state in place"))
+            }
+            None => {
+                for gone in plan.services_with(ChangeKind::Remove) {
+                    cx.progress.step(&format!("removing service {} (no longer in the descriptor)", gone.container));
+                    self.delete(&gone.container).await?;
+                }
             }
         }
+        if let Some(e) = error {
+            outcome.error = Some(crate::request::OutcomeError { exit_code: e.exit_code(), message: e.to_string() });
+        }
         outcome.report = Some(report);
+        // A failed deploy left in place keeps every secret and config: the
+        // previous spec's may still serve tasks Swarm has not replaced (a
+        // paused update) and a later `docker service rollback`. The next
+        // deploy that is not left failed in place prunes them.
+        if failure.is_some() && !rollback {
+            return Ok(outcome);
+        }
         // What the services no longer use (old content, or this deploy's
         // own after a rollback) goes; a failure here changes no verdict.
         if let Err(e) = self.prune_files(&stack.name, cx.progress).await {

@@ -14,9 +14,9 @@ use std::collections::{BTreeMap, HashMap};
 use bollard::models::{
     EndpointPortConfig, EndpointSpec, Limit, Mount, MountBindOptions, MountTmpfsOptions, MountType, MountVolumeOptions,
     NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
-    ServiceSpecRollbackConfig, ServiceSpecUpdateConfig, TaskSpec, TaskSpecContainerSpec,
-    TaskSpecContainerSpecDnsConfig, TaskSpecLogDriver, TaskSpecPlacement, TaskSpecPlacementPreferences,
-    TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy,
+    ServiceSpecRollbackConfig, ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecContainerSpecDnsConfig, TaskSpecLogDriver, TaskSpecPlacement,
+    TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy,
 };
 use sha2::{Digest, Sha256};
 
@@ -236,6 +236,19 @@ pub fn service_spec(
     }
 }
 
+/// The spec for a deploy run with `--no-rollback`: an update whose
+/// `failure_action` is `rollback` pauses instead, as Swarm's default does,
+/// so a failed update leaves the new spec in place for dockmaster to report
+/// and for a person to look at. `continue` and `pause` are kept as written.
+pub fn without_rollback(mut spec: ServiceSpec) -> ServiceSpec {
+    if let Some(update) = spec.update_config.as_mut() {
+        if update.failure_action == Some(ServiceSpecUpdateConfigFailureActionEnum::ROLLBACK) {
+            update.failure_action = Some(ServiceSpecUpdateConfigFailureActionEnum::PAUSE);
+        }
+    }
+    spec
+}
+
 fn rollback_config(u: &UpdateConfig) -> ServiceSpecRollbackConfig {
     ServiceSpecRollbackConfig {
         parallelism: u.parallelism.map(|n| n as i64),
@@ -339,6 +352,32 @@ mod tests {
         assert_eq!(task.networks.unwrap()[0].target.as_deref(), Some("shop_default"));
         let port = &spec.endpoint_spec.unwrap().ports.unwrap()[0];
         assert_eq!((port.target_port, port.published_port), (Some(80), Some(8080)));
+    }
+
+    #[test]
+    fn without_rollback_a_failed_update_pauses_instead_of_rolling_back() {
+        use ServiceSpecUpdateConfigFailureActionEnum as Action;
+        let s = stack(WEB);
+        let svc = &s.services["web"];
+        let spec = service_spec(&s, "web", svc, &config_hash(&s, "web", svc), &BTreeMap::new(), &Default::default());
+        let kept = without_rollback(spec.clone());
+        let update = kept.update_config.unwrap();
+        assert_eq!(update.failure_action, Some(Action::PAUSE));
+        assert_eq!(update.order, spec.update_config.as_ref().unwrap().order, "the rest of the rollout is as written");
+        assert_eq!(kept.task_template, spec.task_template);
+        for other in ["continue", "pause"] {
+            let s = stack(&WEB.replace("failure_action: rollback", &format!("failure_action: {other}")));
+            let svc = &s.services["web"];
+            let spec =
+                service_spec(&s, "web", svc, &config_hash(&s, "web", svc), &BTreeMap::new(), &Default::default());
+            let action = spec.update_config.as_ref().unwrap().failure_action;
+            assert_eq!(without_rollback(spec).update_config.unwrap().failure_action, action, "{other} is kept");
+        }
+        let bare = stack("services:\n  web:\n    image: app:1\n");
+        let svc = &bare.services["web"];
+        let spec =
+            service_spec(&bare, "web", svc, &config_hash(&bare, "web", svc), &BTreeMap::new(), &Default::default());
+        assert!(without_rollback(spec).update_config.is_none(), "no update_config stays none (Swarm pauses)");
     }
 
     #[test]
