@@ -253,6 +253,10 @@ fn host_paths_are_checked_after_resolving_links_and_files_stay_in_the_applicatio
         ),
         ("5", format!("    env_file: ../../{tlo}/rel/.env\n"), 3, "outside"),
         ("6", "    env_file: /etc/hostname\n".to_string(), 3, "outside"),
+        ("7", "    configs: [shadow]\nconfigs:\n  shadow: {file: /etc/shadow}\n".to_string(), 4, "/etc/shadow"),
+        ("8", format!("    extends: {{file: ../../{tlo}/rel/1.yml, service: app}}\n"), 3, "outside"),
+        ("9", format!("include: [../../{tlo}/rel/1.yml]\n"), 3, "outside"),
+        ("10", "    build: {context: /etc}\n".to_string(), 3, "outside"),
     ];
     for (version, extra, code, says) in attacks {
         t.descriptor(&shop, version, &idle(&extra));
@@ -395,4 +399,30 @@ fn an_image_bump_with_a_network_change_and_other_variables_need_an_approval() {
     assert_eq!(state_of(&shop), before, "nothing changed");
     let ok = deploy("a");
     ok.assert_exit(0);
+}
+
+#[test]
+fn unconfined_security_options_and_zero_limits_are_refused_by_the_policy() {
+    let policy =
+        "policy:\n  approval: {environments: []}\n  rules:\n    - name: hardened\n      privileges: []\n      \
+                  limits: {required: true}\n";
+    let Some(t) = Teams::start("iso-policy", policy) else { return };
+    let shop = t.shop.clone();
+    t.descriptor(&shop, "1", &idle("    cpus: 0.5\n    mem_limit: 64m\n"));
+    t.read_as("bob", &["plan", &format!("{shop}/rel/1")]).assert_exit(0);
+    let attacks = [
+        ("2", "    cpus: 0.5\n    mem_limit: 64m\n    security_opt: [seccomp=unconfined]\n", "seccomp"),
+        ("3", "    cpus: 0.5\n    mem_limit: 64m\n    security_opt: [\"apparmor:unconfined\"]\n", "apparmor"),
+        ("4", "    cpus: 0.5\n    mem_limit: 64m\n    security_opt: [label=disable]\n", "label"),
+        ("5", "    cpus: 0\n    mem_limit: 64m\n", "cpus"),
+        ("6", "    cpus: 0.5\n    mem_limit: 0\n", "mem"),
+        ("7", "    cpus: 0.5\n    mem_limit: 64m\n    devices: [/dev/mem]\n", "devices"),
+    ];
+    for (version, extra, says) in attacks {
+        t.descriptor(&shop, version, &idle(extra));
+        let out = t.as_user("bob", &["deploy", &format!("{shop}/rel/{version}")]);
+        out.assert_exit(4);
+        out.check(out.stderr.contains(says) && out.stderr.contains("hardened"), format!("names `{says}` and the rule"));
+        assert!(everything(&t.run).is_empty(), "version {version}: nothing was created");
+    }
 }
