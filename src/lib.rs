@@ -24,6 +24,7 @@ pub mod ownership;
 pub mod pipeline;
 pub mod plan;
 pub mod policy;
+pub mod redact;
 pub mod registry;
 pub mod report;
 pub mod request;

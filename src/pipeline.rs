@@ -87,6 +87,9 @@ struct Trail {
     violations: Vec<String>,
     descriptor: Option<String>,
     engine: Option<String>,
+    /// Every secret value this request has met so far: whatever leaves
+    /// goes through it.
+    redactor: crate::redact::Redactor,
 }
 
 /// Runs one request through every stage, records it in the audit trail,
@@ -98,11 +101,16 @@ struct Trail {
 pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, shutdown: &Shutdown) -> Result<Outcome> {
     let started = audit::now();
     let store = audit::open(config)?;
-    let mut trail = Trail::default();
-    let mut result = stages(request, config, progress, shutdown, &store, &mut trail).await;
-    if let Ok(outcome) = &mut result {
-        redact(request, outcome);
-    }
+    let mut trail = Trail { redactor: crate::redact::Redactor::for_request(request), ..Trail::default() };
+    // One redaction at the boundary: the outcome and the error, on every
+    // path, before the record, the webhooks and the way in see them.
+    let mut result = match stages(request, config, progress, shutdown, &store, &mut trail).await {
+        Ok(mut outcome) => {
+            trail.redactor.outcome(&mut outcome);
+            Ok(outcome)
+        }
+        Err(e) => Err(trail.redactor.error(e)),
+    };
     let record = record(request, &trail, &result, started);
     let healthy_after = match &result {
         Ok(Outcome { report: Some(report), error: None, .. }) if report.verdict.is_healthy() => {
@@ -136,33 +144,6 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
         }
     }
     result
-}
-
-/// Masks the request's secret values wherever the engine could echo them
-/// back: the log tails of failing services (a program that prints its
-/// configuration on failure) and health causes.
-fn redact(request: &Request, outcome: &mut Outcome) {
-    let secrets: Vec<&str> = request.variables.values().map(|s| s.0.as_str()).filter(|s| !s.is_empty()).collect();
-    if secrets.is_empty() {
-        return;
-    }
-    let hide = |text: &mut String| {
-        for secret in &secrets {
-            if text.contains(secret) {
-                *text = text.replace(secret, audit::MASK);
-            }
-        }
-    };
-    let reports = outcome.report.iter_mut().chain(outcome.rollback.iter_mut().map(|r| &mut r.restored));
-    for report in reports {
-        for service in &mut report.services {
-            service.log_tail.iter_mut().for_each(hide);
-            service.cause.iter_mut().for_each(hide);
-        }
-    }
-    if let Some(error) = &mut outcome.error {
-        hide(&mut error.message);
-    }
 }
 
 /// The audit record of one request.
@@ -319,6 +300,7 @@ async fn stages(
     let mut descriptor = resolve(config, &request.descriptor).await?;
     trail.summary = Some(summarize(request, &descriptor));
     let mut stack = load(request, config, &descriptor)?;
+    trail.redactor.learn(&config.audit, &stack);
     // The digest covers every file the load read, not the main one alone.
     descriptor.digest = descriptor.digest_with(&stack.inputs);
     trail.summary = Some(summarize(request, &descriptor));
@@ -341,7 +323,7 @@ async fn stages(
         guard(request, config, &stack, trail)?;
     }
     if request.action == Action::Deploy {
-        trail.descriptor = Some(masked_descriptor(request, config, &stack));
+        trail.descriptor = Some(trail.redactor.text(&masked_descriptor(request, config, &stack)));
     }
     if request.adopt {
         authorize_adopt(request, config, trail.principal.as_ref())?;
@@ -464,7 +446,8 @@ async fn act<E: Engine>(
             guard(&target, config, &previous_stack, trail)?;
             let summary = summarize(&target, &descriptor);
             trail.summary = Some(summary.clone());
-            trail.descriptor = Some(masked_descriptor(&target, config, &previous_stack));
+            trail.redactor.learn(&config.audit, &previous_stack);
+            trail.descriptor = Some(trail.redactor.text(&masked_descriptor(&target, config, &previous_stack)));
             let mut outcome = engine.deploy(&Cx { request: &target, ..*cx }, &previous_stack, summary).await?;
             outcome.action = Action::Rollback;
             Ok(outcome)
