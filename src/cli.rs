@@ -219,6 +219,12 @@ pub struct HistoryArgs {
     #[arg(long, default_value_t = 50, value_name = "N")]
     pub limit: usize,
 
+    /// Check the trail's hash chain instead of listing: exit 0 when every
+    /// record is as it was written, 1 naming the first record that was
+    /// changed, removed or slipped in.
+    #[arg(long)]
+    pub verify: bool,
+
     /// Project (target) name, when REF's is overridden.
     #[arg(long, short = 'p', value_name = "NAME")]
     pub project: Option<String>,

@@ -198,7 +198,19 @@ fn record(request: &Request, trail: &Trail, result: &Result<Outcome>, started: u
         Err(e) => {
             r.exit_code = e.exit_code();
             r.error = Some(e.to_string());
-            r.verdict = if matches!(e, Error::Denied(_)) { "denied" } else { "error" }.to_string();
+            // A refusal names what it was about, so `history REF` finds it.
+            if r.target.is_none() {
+                r.target =
+                    crate::target::of(&request.descriptor, &request.environment, request.project.as_deref(), None).ok();
+            }
+            r.verdict = match e {
+                Error::Denied(_) => "denied",
+                // The directory or the engine did not answer: nothing was
+                // decided about the request itself.
+                Error::Unreachable(_) => "unavailable",
+                _ => "error",
+            }
+            .to_string();
         }
     }
     r

@@ -171,14 +171,22 @@ impl Origin {
 
     /// The origin of a CLI run by the current operating-system user.
     pub fn cli() -> Origin {
-        // Cron and containers often set no USER: fall back to the uid.
-        let user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| {
-            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-            match status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next()) {
-                Some(uid) => format!("uid {uid}"),
-                None => "unknown".to_string(),
-            }
+        // The account the process runs as, by name: cron and containers
+        // often set no USER, and USER can say anything.
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let uid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().next());
+        let named = uid.and_then(|uid| {
+            let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+            passwd.lines().find_map(|line| {
+                let fields: Vec<&str> = line.split(':').collect();
+                (fields.len() > 2 && fields[2] == uid).then(|| fields[0].to_string())
+            })
         });
+        let user = named
+            .or_else(|| std::env::var("USER").ok())
+            .or_else(|| std::env::var("LOGNAME").ok())
+            .or_else(|| uid.map(|uid| format!("uid {uid}")))
+            .unwrap_or_else(|| "unknown".to_string());
         Origin::Cli { user }
     }
 }

@@ -94,6 +94,54 @@ pub struct Record {
     /// was reached).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
+    /// The hash chain link: SHA-256 of the previous record's link and this
+    /// record's content, so a rewritten, removed or inserted row shows
+    /// (`dockmaster history --verify`). Set by the store when it appends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chain: Option<String>,
+}
+
+impl Record {
+    /// The content the hash chain covers: every column as written, in a
+    /// fixed order, without the row id and the link itself.
+    pub fn chained_content(&self) -> String {
+        serde_json::json!([
+            self.started,
+            self.finished,
+            self.user,
+            self.groups,
+            self.origin,
+            self.origin_detail.to_string(),
+            self.action,
+            self.reference,
+            self.environment,
+            self.target,
+            self.version,
+            self.digest,
+            self.decision,
+            self.classification,
+            self.differences,
+            self.violations,
+            self.plan,
+            self.verdict,
+            self.exit_code,
+            self.rolled_back,
+            self.error,
+            self.descriptor,
+            self.engine,
+        ])
+        .to_string()
+    }
+
+    /// The link that follows `previous` (empty for the first row).
+    pub fn link(&self, previous: &str) -> String {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        hash.update(previous.as_bytes());
+        hash.update(b"\n");
+        hash.update(self.chained_content().as_bytes());
+        hex::encode(hash.finalize())
+    }
 }
 
 /// An approval of one exact descriptor for one environment.

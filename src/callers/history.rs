@@ -24,6 +24,9 @@ pub async fn run(config: &Config, user: Option<&str>, args: &HistoryArgs) -> Res
             None => None,
         };
     let principal = pipeline::identify(config, user, password.as_ref(), false, &pipeline::Silent).await?;
+    if args.verify {
+        return verify(config);
+    }
     let mut query = Query { user: args.by.clone(), limit: Some(args.limit), ..Query::default() };
     if let Some(since) = &args.since {
         query.since = Some(since_secs(since)?);
@@ -69,6 +72,29 @@ async fn target_of(config: &Config, reference: &str, args: &HistoryArgs) -> Resu
         _ => None,
     };
     crate::target::of(&reference, &args.env, args.project.as_deref(), declared.as_deref())
+}
+
+/// `history --verify`: walks the hash chain; exit 0 intact, 1 broken.
+fn verify(config: &Config) -> Result<i32> {
+    let path = audit::database(config);
+    if !path.is_file() {
+        return Err(Error::Usage(format!("no audit trail at {} yet: nothing to verify", path.display())));
+    }
+    let mut out = std::io::stdout().lock();
+    match audit::Store::open(&path)?.verify()? {
+        Ok(n) => {
+            let _ = writeln!(out, "audit trail {}: {n} chained records, every link holds", path.display());
+            Ok(0)
+        }
+        Err((id, why)) => {
+            let _ = writeln!(
+                out,
+                "audit trail {}: BROKEN at record {id}: {why}; the records from there on cannot be trusted",
+                path.display()
+            );
+            Ok(1)
+        }
+    }
 }
 
 /// `--since`: a duration back from now, or a time.
