@@ -160,6 +160,11 @@ fn a_step_outside_a_rundeck_execution_is_refused() {
     out.assert_exit(4);
     out.check(out.stderr.contains("RD_JOB_USERNAME"), "the message names the missing variable");
     out.check(common::containers_with_label(&run.label()).is_empty(), "nothing was deployed");
+    out.check(out.stdout.contains("RUNDECK:DATA:verdict=denied\n"), "later steps can read the refusal");
+    let records = history(&run);
+    assert_eq!(records.len(), 1, "the refusal is audited: {records:?}");
+    assert_eq!(records[0]["verdict"], "denied");
+    assert_eq!(records[0]["origin"], "rundeck");
 }
 
 /// The audit trail's records (newest first) as `history --output json`

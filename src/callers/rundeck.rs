@@ -213,6 +213,8 @@ pub async fn run(config_fallback: Option<PathBuf>) -> i32 {
     let step = match step_request(&env, config_fallback.as_deref()) {
         Ok(step) => step,
         Err(e) => {
+            record_refused_step(&env, config_fallback.as_deref(), &e);
+            print_error_data(None, &e);
             let _ = writeln!(std::io::stderr(), "dockmaster: error: {e}");
             return e.exit_code();
         }
@@ -249,10 +251,51 @@ pub async fn run(config_fallback: Option<PathBuf>) -> i32 {
             outcome.exit_code()
         }
         Err(e) => {
+            print_error_data(Some(&step.request), &e);
             let _ = writeln!(std::io::stderr(), "dockmaster: error: {e}");
             e.exit_code()
         }
     }
+}
+
+/// `RUNDECK:DATA` lines for a step that ended without an outcome, so a
+/// later step can tell a refusal (`verdict=denied`) from an unreachable
+/// engine (`verdict=unavailable`) without parsing messages.
+fn print_error_data(request: Option<&Request>, error: &Error) {
+    let verdict = match error {
+        Error::Denied(_) => "denied",
+        Error::Unreachable(_) => "unavailable",
+        _ => "error",
+    };
+    let mut out = std::io::stdout().lock();
+    if let Some(request) = request {
+        let target = crate::target::of(&request.descriptor, &request.environment, request.project.as_deref(), None)
+            .unwrap_or_default();
+        let _ = writeln!(out, "RUNDECK:DATA:target={target}");
+        let _ = writeln!(out, "RUNDECK:DATA:action={}", request.action.as_str());
+    }
+    let _ = writeln!(out, "RUNDECK:DATA:verdict={verdict}");
+    let _ = writeln!(out, "RUNDECK:DATA:exit_code={}", error.exit_code());
+}
+
+/// Records a step refused before it became a request (no
+/// `RD_JOB_USERNAME`, a bad reference or action), so the trail holds every
+/// request. Without a readable configuration there is no trail to write.
+fn record_refused_step(env: &dyn Fn(&str) -> Option<String>, config_fallback: Option<&Path>, error: &Error) {
+    let path = plugin_setting(env, "CONFIG").map(PathBuf::from).or_else(|| config_fallback.map(Path::to_path_buf));
+    let Ok(config) = Config::load(path.as_deref()) else { return };
+    let user = env("RD_JOB_USERNAME").or_else(|| env("RD_JOB_USER_NAME")).filter(|u| !u.is_empty());
+    let origin = Origin::Rundeck {
+        user: user.unwrap_or_else(|| "(no RD_JOB_USERNAME)".into()),
+        execution: env("RD_JOB_EXECID").unwrap_or_default(),
+        url: env("RD_JOB_URL"),
+        project: env("RD_JOB_PROJECT").unwrap_or_default(),
+        job: env("RD_JOB_NAME").unwrap_or_default(),
+    };
+    let reference = setting(env, "DESCRIPTOR").unwrap_or_default();
+    let action = setting(env, "ACTION").unwrap_or_else(|| "deploy".into());
+    let environment = setting(env, "ENVIRONMENT").unwrap_or_else(|| "default".into());
+    pipeline::record_refusal(&config, origin, &action, &reference, &environment, error);
 }
 
 #[cfg(test)]
