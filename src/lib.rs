@@ -26,6 +26,7 @@ pub mod plan;
 pub mod policy;
 pub mod redact;
 pub mod registry;
+pub mod replay;
 pub mod report;
 pub mod request;
 pub mod schedule;

@@ -122,6 +122,15 @@ fn a_signed_slack_command_is_acknowledged_at_once_and_the_report_arrives_at_resp
     // signature and a stale timestamp: nothing runs for any of them.
     let (status, _, _) = server.post("/chat/slack", &headers, &body);
     assert_eq!(status, 401, "a replayed request");
+    // The same signature spelled in capitals is the same request.
+    let mut shouted = headers.clone();
+    shouted[2].1 = shouted[2].1.replace("v0=", "").to_uppercase();
+    shouted[2].1 = format!("v0={}", shouted[2].1);
+    assert_eq!(server.post("/chat/slack", &shouted, &body).0, 401, "a replay with upper-case hex digits");
+    // A restart does not forget what was acted on.
+    drop(server);
+    let server = Server::start(&run, SERVE_ENV);
+    assert_eq!(server.post("/chat/slack", &headers, &body).0, 401, "a replay after a restart");
     let (mut forged, body2) =
         slack_request("alice", &format!("deploy {}", run.named("1")), &sink.url("/response/forged"), now());
     forged[2].1 = format!("v0={}", "0".repeat(64));

@@ -161,8 +161,13 @@ fn hooks_check_their_secret_follow_their_branches_and_answer_with_an_id_then_rep
     assert_eq!(server.post("/hooks/build", &forged, &push("main")).0, 401);
     assert_eq!(server.post("/hooks/nope", &github("{}"), "{}").0, 404);
 
-    let (status, body, took) = server.post("/hooks/build", &github(&push("main")), &push("main"));
+    let mut delivered = github(&push("main"));
+    delivered.push(("X-GitHub-Delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958".to_string()));
+    let (status, body, took) = server.post("/hooks/build", &delivered, &push("main"));
     assert_eq!(status, 202, "{body}");
+    // The same delivery again (a replay, validly signed) is not acted on.
+    let (status, again, _) = server.post("/hooks/build", &delivered, &push("main"));
+    assert_eq!(status, 409, "{again}");
     assert!(took < Duration::from_secs(5), "the hook answers at once, not after the deploy");
     let id = serde_json::from_str::<Value>(&body).unwrap()["id"].as_str().unwrap().to_string();
     let report = sink.wait_for("/reports").json();

@@ -78,10 +78,10 @@ pub fn verify(chat: &Chat, key: &VerifyingKey, headers: &HeaderMap, body: &[u8],
         .ok()
         .and_then(|b| b.try_into().ok())
         .ok_or_else(|| "missing or bad X-Signature-Ed25519".to_string())?;
-    let mut message = timestamp.into_bytes();
+    let mut message = timestamp.clone().into_bytes();
     message.extend_from_slice(body);
     key.verify_strict(&message, &Signature::from_bytes(&signature)).map_err(|_| "bad signature".to_string())?;
-    if !chat.first_sighting(&signature_hex) {
+    if !chat.first_sighting(&crate::replay::ReplayCache::key("discord", &[timestamp.as_bytes(), body, &signature])) {
         return Err("replayed request".into());
     }
     Ok(())

@@ -16,9 +16,9 @@ pub mod slack;
 
 pub use crate::secrets::{header, read_secret, same_secret};
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -121,8 +121,9 @@ pub struct Chat {
     pub secrets: Secrets,
     /// Commands still running, for a graceful shutdown.
     tasks: tokio::sync::Mutex<tokio::task::JoinSet<()>>,
-    /// Signatures seen recently, to refuse replays.
-    seen: Mutex<HashMap<String, Instant>>,
+    /// Requests acted on within the replay window, persisted in the state
+    /// folder so a restart does not reopen it.
+    replay: crate::replay::ReplayCache,
 }
 
 /// The secrets of the configured platforms, read once at start-up so a
@@ -183,22 +184,28 @@ impl Chat {
             .build()
             .map_err(|e| Error::Usage(format!("cannot build an HTTP client: {e}")))?;
         let secrets = Secrets::read(&config.chat)?;
+        let replay = crate::replay::ReplayCache::open(&config.state_dir().join("replay.db"))?;
         Ok(Some(Arc::new(Chat {
             config,
             http,
             shutdown,
             secrets,
             tasks: tokio::sync::Mutex::new(tokio::task::JoinSet::new()),
-            seen: Mutex::new(HashMap::new()),
+            replay,
         })))
     }
 
-    /// True the first time a signature is seen within [`REPLAY_WINDOW`].
-    pub fn first_sighting(&self, signature: &str) -> bool {
-        let now = Instant::now();
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        seen.retain(|_, at| now.duration_since(*at) < REPLAY_WINDOW);
-        seen.insert(signature.to_string(), now).is_none()
+    /// True the first time a request (its canonical key, see
+    /// [`crate::replay::ReplayCache::key`]) is seen within
+    /// [`REPLAY_WINDOW`]. A cache that cannot be written refuses.
+    pub fn first_sighting(&self, key: &str) -> bool {
+        match self.replay.first_sighting(key, REPLAY_WINDOW) {
+            Ok(first) => first,
+            Err(e) => {
+                tracing::error!(error = %e, "the replay cache failed: refusing the request");
+                false
+            }
+        }
     }
 
     /// Runs `work` in the background, tracked for shutdown.

@@ -57,7 +57,7 @@ pub fn verify_slack(chat: &Chat, secret: &str, headers: &HeaderMap, body: &[u8],
     mac.update(format!("v0:{timestamp}:").as_bytes());
     mac.update(body);
     mac.verify_slice(&given).map_err(|_| "bad signature".to_string())?;
-    if !chat.first_sighting(&signature) {
+    if !chat.first_sighting(&crate::replay::ReplayCache::key("slack", &[timestamp.as_bytes(), body, &given])) {
         return Err("replayed request".into());
     }
     Ok(())

@@ -31,6 +31,8 @@ use crate::shutdown::Shutdown;
 /// (read at start-up), and the runs in flight.
 pub struct Hooks {
     config: Arc<Config>,
+    /// GitHub deliveries already acted on (`X-GitHub-Delivery`).
+    replay: crate::replay::ReplayCache,
     secrets: HashMap<String, String>,
     shutdown: Shutdown,
     /// Runs in flight, for a graceful shutdown.
@@ -50,7 +52,8 @@ impl Hooks {
             secrets
                 .insert(hook.name.clone(), read_secret(hook.secret_env.as_deref(), hook.secret_file.as_ref(), &key)?);
         }
-        Ok(Arc::new(Hooks { config, secrets, shutdown, tasks }))
+        let replay = crate::replay::ReplayCache::open(&config.state_dir().join("replay.db"))?;
+        Ok(Arc::new(Hooks { config, replay, secrets, shutdown, tasks }))
     }
 }
 
@@ -83,6 +86,10 @@ fn follows(job: &Job, body: &[u8]) -> std::result::Result<(), String> {
     }
 }
 
+/// How long a GitHub delivery id is remembered: GitHub redelivers on
+/// request, within days; a week covers it.
+const DELIVERY_MEMORY: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
+
 /// `POST /hooks/{name}`.
 pub async fn fire(
     State(hooks): State<Arc<Hooks>>,
@@ -104,6 +111,19 @@ pub async fn fire(
     }
     if let Err(why) = follows(&job, &body) {
         return reply(StatusCode::OK, json!({"hook": name, "ignored": why}));
+    }
+    // A GitHub delivery is acted on once, whoever sends it again.
+    let delivery = header(&headers, "x-github-delivery");
+    if !delivery.is_empty() {
+        let key = crate::replay::ReplayCache::key("github-delivery", &[name.as_bytes(), delivery.as_bytes()]);
+        match hooks.replay.first_sighting(&key, DELIVERY_MEMORY) {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(hook = %name, %delivery, "refused a replayed GitHub delivery");
+                return reply(StatusCode::CONFLICT, json!({"hook": name, "error": "delivery already handled"}));
+            }
+            Err(e) => return reply(StatusCode::SERVICE_UNAVAILABLE, json!({"hook": name, "error": e.to_string()})),
+        }
     }
     if hooks.shutdown.reason().is_some() {
         return reply(StatusCode::SERVICE_UNAVAILABLE, json!({"hook": name, "error": "shutting down"}));
