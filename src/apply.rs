@@ -284,6 +284,9 @@ impl Apply<'_> {
             },
             change.reasons.join("; ")
         ));
+        // The old container's anonymous volumes (a v1 data container's
+        // `/var/lib/mysql`) go to the new one, as Compose hands them over.
+        let inherit = self.engine.anonymous_volumes(&old.id).await?;
         if strategy == Strategy::StopFirst {
             self.engine.stop(&old.id, &old.name).await?;
         }
@@ -296,7 +299,7 @@ impl Apply<'_> {
             was_running: old.running,
             new_id: None,
         });
-        let id = self.create(change).await?;
+        let id = self.create(change, &inherit).await?;
         if let Some(Undo::Replaced { new_id, .. }) = &mut step.undo {
             *new_id = Some(id.clone());
         }
@@ -305,13 +308,13 @@ impl Apply<'_> {
     }
 
     async fn create_and_start(&self, change: &ServiceChange, step: &mut Step) -> Result<(), Error> {
-        let id = self.create(change).await?;
+        let id = self.create(change, &[]).await?;
         step.undo = Some(Undo::Created { id: id.clone(), name: change.container.clone() });
         step.id = Some(id.clone());
         self.engine.start(&id, &change.container).await
     }
 
-    async fn create(&self, change: &ServiceChange) -> Result<String, Error> {
+    async fn create(&self, change: &ServiceChange, inherit: &[(String, String)]) -> Result<String, Error> {
         let svc = self
             .stack
             .services
@@ -319,7 +322,7 @@ impl Apply<'_> {
             .ok_or_else(|| Error::Engine(format!("planned service `{}` is not in the stack", change.service)))?;
         self.progress.step(&format!("creating {} for `{}`", change.container, change.service));
         let hash = plan::config_hash(self.stack, &change.service, svc);
-        self.engine.create_container(self.stack, &change.service, svc, &hash, &self.descriptor_labels).await
+        self.engine.create_container(self.stack, &change.service, svc, &hash, &self.descriptor_labels, inherit).await
     }
 
     /// Success: the kept containers and the services no longer in the

@@ -803,3 +803,75 @@ fn the_reported_digest_changes_when_an_included_file_changes() {
     run.write("stack/parts/db.yaml", &part("two"));
     assert_ne!(digest(), before, "an edit to the included file is a new digest, so an old approval does not cover it");
 }
+
+#[test]
+fn recreating_a_data_container_keeps_its_anonymous_volume_and_the_data_in_it() {
+    let Some(run) = TestRun::start("anon-data") else { return };
+    let bumped = format!("dockmaster-fixture/busybox:anon-{}", std::process::id());
+    common::docker(&["tag", FIXTURE_IMAGE, &bumped]);
+    run.remove_image_on_drop(&bumped);
+    // The seed's v1 pattern: a data container with an anonymous volume, a
+    // database that takes it with volumes_from.
+    let stack = |data_image: &str, marker: &str| {
+        format!(
+            r#"services:
+  db-data:
+    image: {data_image}
+    command: ["true"]
+    volumes:
+      - /var/lib/mysql
+  db:
+    image: {FIXTURE_IMAGE}
+    command: ["sh", "-c", "{IDLE}"]
+    environment: {{MARKER: "{marker}"}}
+    volumes_from:
+      - db-data
+  cache:
+    image: {FIXTURE_IMAGE}
+    command: ["sh", "-c", "{IDLE}"]
+    environment: {{MARKER: "{marker}"}}
+    volumes:
+      - /cache
+"#
+        )
+    };
+    let file = run.compose(&stack(FIXTURE_IMAGE, "1"));
+    run.deploy(&file, &["--stability-window", "1s"]).assert_exit(0);
+    let write = |container: &str, path: &str| {
+        let out = common::docker(&["exec", container, "sh", "-c", &format!("echo precious > {path}/table")]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    write(&run.container("db"), "/var/lib/mysql");
+    write(&run.container("cache"), "/cache");
+    let volume_at = |container: &str, path: &str| {
+        inspect(
+            container,
+            &format!("{{{{range .Mounts}}}}{{{{if eq .Destination \"{path}\"}}}}{{{{.Name}}}}{{{{end}}}}{{{{end}}}}"),
+        )
+        .unwrap_or_default()
+    };
+    let data_volume = volume_at(&run.container("db-data"), "/var/lib/mysql");
+    let cache_volume = volume_at(&run.container("cache"), "/cache");
+    assert_eq!(data_volume.len(), 64, "an anonymous volume: {data_volume:?}");
+
+    // An image-only bump of the data container and a change to the others:
+    // every one is recreated, and every anonymous volume goes along.
+    let file = run.compose(&stack(&bumped, "2"));
+    let out = run.deploy(&file, &["--stability-window", "1s"]);
+    out.assert_exit(0);
+    assert_eq!(volume_at(&run.container("db-data"), "/var/lib/mysql"), data_volume, "the data container keeps it");
+    assert_eq!(volume_at(&run.container("db"), "/var/lib/mysql"), data_volume, "the database sees the same data");
+    assert_eq!(volume_at(&run.container("cache"), "/cache"), cache_volume, "a service's own anonymous volume too");
+    for (container, path) in [(run.container("db"), "/var/lib/mysql"), (run.container("cache"), "/cache")] {
+        let read = common::docker(&["exec", &container, "cat", &format!("{path}/table")]);
+        assert_eq!(String::from_utf8_lossy(&read.stdout).trim(), "precious", "{container}:{path} kept its data");
+    }
+    // down keeps them; down --volumes leaves none dangling.
+    run.dockmaster(["down", &file]).assert_exit(0);
+    assert!(common::volume_exists(&data_volume), "down without --volumes keeps the data");
+    run.deploy(&file, &["--stability-window", "1s"]).assert_exit(0);
+    let fresh = volume_at(&run.container("db-data"), "/var/lib/mysql");
+    run.dockmaster(["down", &file, "--volumes"]).assert_exit(0);
+    assert!(!common::volume_exists(&fresh), "down --volumes removes the anonymous volume {fresh}");
+    let _ = common::docker(&["volume", "rm", &data_volume, &cache_volume]);
+}

@@ -374,12 +374,14 @@ impl DockerEngine {
         svc: &Service,
         hash: &ConfigHash,
         descriptor_labels: &BTreeMap<String, String>,
+        inherit: &[(String, String)],
     ) -> Result<String> {
         let name = stack.container_name(service);
         let mut extra = self.extra_labels.clone();
         extra.extend(descriptor_labels.clone());
         let labels = spec::container_labels(stack, service, svc, hash, &extra);
-        let body = spec::container_body(stack, service, svc, labels);
+        let mut body = spec::container_body(stack, service, svc, labels);
+        spec::inherit_anonymous_volumes(&mut body, svc, inherit);
         let options = CreateContainerOptionsBuilder::default().name(&name).build();
         let created = self
             .docker
@@ -418,8 +420,15 @@ impl DockerEngine {
     /// Stops (grace period from the container's own settings) and removes a
     /// container. A container that is already gone is not an error.
     pub async fn remove_container(&self, id: &str, what: &str) -> Result<()> {
+        self.remove_container_with(id, what, false).await
+    }
+
+    /// [`DockerEngine::remove_container`], and with `volumes` its anonymous
+    /// volumes too (`down --volumes`), so none is left dangling. Named
+    /// volumes are never removed here.
+    pub async fn remove_container_with(&self, id: &str, what: &str, volumes: bool) -> Result<()> {
         self.stop(id, what).await?;
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(false).build();
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(volumes).build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
             Err(e) => Err(self.fail(&format!("remove {what}"), e)),
@@ -452,6 +461,27 @@ impl DockerEngine {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
             Err(e) => Err(self.fail(&format!("remove volume {name}"), e)),
         }
+    }
+
+    /// The anonymous volumes a container uses, as (path in the container,
+    /// volume name): declared without a name (`- /var/lib/mysql`) or by
+    /// the image's `VOLUME`. A recreate hands them to the new container,
+    /// as Compose does, so no data stays behind in an orphaned volume.
+    pub async fn anonymous_volumes(&self, id: &str) -> Result<Vec<(String, String)>> {
+        let inspect = match self.docker.inspect_container(id, None).await {
+            Ok(c) => c,
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(self.fail(&format!("inspect container {id}"), e)),
+        };
+        let anonymous = |name: &str| name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit());
+        Ok(inspect
+            .mounts
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|m| m.typ.as_deref() == Some("volume"))
+            .filter_map(|m| Some((m.destination?, m.name?)))
+            .filter(|(_, name)| anonymous(name))
+            .collect())
     }
 
     /// Whether a container exists, by name or ID.

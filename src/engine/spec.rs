@@ -241,6 +241,31 @@ fn namespace(stack: &Stack, mode: &str) -> String {
 /// syntax does, and SELinux relabelling works), `Mounts` for volumes and
 /// for secret and config files (a missing file is an error, never an empty
 /// folder), and `Tmpfs` for tmpfs (every mount option on every API version).
+/// Hands a replaced container's anonymous volumes (path, volume name) to
+/// its successor: at each path the new service mounts anonymously (or not
+/// at all, an image `VOLUME`), the old volume is mounted instead. A path
+/// the descriptor now gives a bind, a named volume or a tmpfs keeps what
+/// the descriptor says.
+pub fn inherit_anonymous_volumes(body: &mut ContainerCreateBody, svc: &Service, inherit: &[(String, String)]) {
+    let host = body.host_config.get_or_insert_with(Default::default);
+    let mounts = host.mounts.get_or_insert_with(Vec::new);
+    for (target, name) in inherit {
+        let chosen =
+            svc.volumes.iter().any(|m| &m.target == target && (m.kind != MountKind::Volume || m.source.is_some()))
+                || svc.secrets.iter().chain(&svc.configs).any(|f| &f.target == target);
+        if chosen {
+            continue;
+        }
+        mounts.retain(|m| m.target.as_deref() != Some(target.as_str()));
+        mounts.push(EngineMount {
+            target: Some(target.clone()),
+            source: Some(name.clone()),
+            typ: Some(MountType::VOLUME),
+            ..Default::default()
+        });
+    }
+}
+
 fn mounts(stack: &Stack, svc: &Service) -> (Vec<String>, Vec<EngineMount>, HashMap<String, String>) {
     let mut binds = Vec::new();
     let mut mounts = Vec::new();

@@ -318,7 +318,10 @@ async fn down(
             progress.step(&format!("removing {}", c.name));
         }
         for batch in doomed.chunks(request.options.parallelism.max(1)) {
-            let removals: Vec<_> = batch.iter().map(|c| engine.remove_container(&c.id, &c.name)).collect();
+            let removals: Vec<_> = batch
+                .iter()
+                .map(|c| engine.remove_container_with(&c.id, &c.name, request.options.remove_volumes))
+                .collect();
             for result in futures_util::future::join_all(removals).await {
                 result?;
             }
