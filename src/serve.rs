@@ -5,7 +5,10 @@
 //! configuration enables (`/chat/slack`, `/chat/mattermost`,
 //! `/chat/discord`). On SIGINT/SIGTERM it stops taking requests, tells
 //! running deploys to stop (they roll back and report to their channels),
-//! and waits for them up to `serve.shutdown_grace`.
+//! and waits for them up to `serve.shutdown_grace`. What clients can hold
+//! of it (connections, time, body sizes) is bounded: see [`limits`].
+
+mod limits;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +39,27 @@ pub struct ServeConfig {
     /// and report (`120s`).
     #[serde(default)]
     pub shutdown_grace: Option<String>,
+    /// Open connections at once (`512`); one more is accepted and closed
+    /// at once. Keep it well below the process' file limit (`LimitNOFILE`).
+    #[serde(default)]
+    pub max_connections: Option<usize>,
+    /// How long a client has to send a request's complete headers, from
+    /// when it connects or got its previous answer (`10s`); then the
+    /// connection is closed.
+    #[serde(default)]
+    pub header_timeout: Option<String>,
+    /// The longest a read or write on a connection may wait (`60s`); then
+    /// it is closed. Must be longer than `request_timeout`.
+    #[serde(default)]
+    pub idle_timeout: Option<String>,
+    /// How long a handler may take to answer, reading the body included
+    /// (`30s`); then `408`.
+    #[serde(default)]
+    pub request_timeout: Option<String>,
+    /// The largest request body (`1MiB`; bytes, or `512k`, `1m`, `2MiB`);
+    /// larger gets `413`.
+    #[serde(default)]
+    pub max_body: Option<limits::ByteSize>,
 }
 
 struct AppState {
@@ -95,6 +119,7 @@ pub async fn run(config: Config, listen: Option<String>) -> Result<()> {
         }
         None => std::time::Duration::from_secs(120),
     };
+    let limits = limits::Limits::from_config(&config.serve)?;
     let (trigger, shutdown) = crate::shutdown::Shutdown::new();
     crate::shutdown::listen_for_signals(trigger);
     let chat = crate::chat::Chat::new(config.clone(), shutdown.clone())?;
@@ -117,16 +142,14 @@ pub async fn run(config: Config, listen: Option<String>) -> Result<()> {
         });
     }
     println!("listening on {bound}");
-    tracing::info!(%bound, chat = chat.is_some(), "serving");
+    tracing::info!(%bound, chat = chat.is_some(), ?limits, "serving");
     let stopping = shutdown.clone();
     let mut app = router(config.clone(), chat.clone(), hooks);
     if let Some(registry) = crate::registry::server::routes(&config)? {
         app = app.merge(registry);
     }
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { stopping.wait().await })
-        .await
-        .map_err(|e| Error::Engine(format!("the HTTP server failed: {e}")))?;
+    let app = limits.apply(app);
+    limits::serve(listener, app, &limits, async move { stopping.wait().await }).await;
     tracing::info!(grace = ?grace, "waiting for running commands and jobs to finish or roll back");
     let deadline = tokio::time::Instant::now() + grace;
     let mut left = match chat {
