@@ -73,7 +73,19 @@ impl DescriptorRef {
                 trimmed.chars().take(80).collect::<String>()
             )));
         }
-        let parts: Vec<&str> = trimmed.split('/').map(str::trim).collect();
+        let mut parts: Vec<&str> = trimmed.split('/').map(str::trim).collect();
+        // `APP/REL/` is what Rundeck makes of `APP/REL/${option.version}`
+        // with the option left empty: the latest version.
+        if parts.len() == 3 && parts[2].is_empty() {
+            parts.pop();
+        }
+        if let Some(unexpanded) = parts.iter().find(|p| p.contains("${")) {
+            return Err(Error::Descriptor(format!(
+                "descriptor reference `{trimmed}`: `{unexpanded}` is a variable nobody expanded (a Rundeck job \
+                 option that does not exist, or `${{option.x}}` where `${{option.x.value}}` was meant); give a \
+                 real APPLICATION/RELEASE[/VERSION]"
+            )));
+        }
         let bad = || {
             Error::Usage(format!(
                 "descriptor reference `{trimmed}` is neither a compose file (.yml/.yaml) nor \
@@ -233,6 +245,15 @@ mod tests {
             DescriptorRef::parse("TLO GE/Milestone").unwrap()
         );
         assert_eq!(DescriptorRef::parse("a/b").unwrap().to_string(), "a/b");
+        // Rundeck's empty version option: the latest.
+        assert_eq!(
+            DescriptorRef::parse("TLO GE/Milestone/").unwrap(),
+            DescriptorRef::parse("TLO GE/Milestone").unwrap()
+        );
+        // An option Rundeck did not expand is a descriptor error (exit 3), not "unreachable".
+        let e = DescriptorRef::parse("TLO GE/Milestone/${option.version}").unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::EXIT_DESCRIPTOR, "{e}");
+        assert!(e.to_string().contains("nobody expanded"), "{e}");
     }
 
     #[test]
