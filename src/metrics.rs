@@ -53,6 +53,7 @@ struct Metrics {
     lock_waits: u64,
     lock_wait_seconds: f64,
     schedule_success: BTreeMap<String, u64>,
+    registry_refused: BTreeMap<u16, u64>,
 }
 
 static METRICS: Mutex<Option<Metrics>> = Mutex::new(None);
@@ -96,6 +97,13 @@ pub fn lock_waited(seconds: f64) {
 pub fn schedule_succeeded(name: &str) {
     with(|m| {
         m.schedule_success.insert(name.to_string(), crate::lock::now_secs());
+    });
+}
+
+/// Counts a publish the registry refused, by HTTP status.
+pub fn registry_refused(status: u16) {
+    with(|m| {
+        *m.registry_refused.entry(status).or_default() += 1;
     });
 }
 
@@ -148,6 +156,11 @@ pub fn render() -> String {
                 "dockmaster_schedule_last_success_timestamp_seconds{{schedule=\"{}\"}} {at}",
                 label(name)
             );
+        }
+        out.push_str("# HELP dockmaster_registry_refused_total Fragments the registry refused, by HTTP status.\n");
+        out.push_str("# TYPE dockmaster_registry_refused_total counter\n");
+        for (status, n) in &m.registry_refused {
+            let _ = writeln!(out, "dockmaster_registry_refused_total{{status=\"{status}\"}} {n}");
         }
         out
     })

@@ -297,3 +297,224 @@ fn config_review_history_and_option_lists_resolve_from_the_registry_when_one_is_
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"2\""), "{body}");
 }
+
+const READ_TOKEN: &str = "read-token-for-tests";
+const TLO_READ_TOKEN: &str = "tlo-read-token-for-tests";
+
+/// Sends a request whose body the server may stop reading (a 413): write
+/// errors are ignored and a reset after the answer is tolerated. Returns
+/// the status and body.
+fn send_tolerant(server: &Server, method: &str, path: &str, headers: &[(&str, String)], body: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(&server.addr).unwrap();
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    stream.set_write_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", server.addr);
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n", body.len()));
+    let _ = stream.write_all(request.as_bytes()).and_then(|_| stream.write_all(body.as_bytes()));
+    let mut response = Vec::new();
+    let mut buffer = [0u8; 8192];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => response.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    (status, body)
+}
+
+#[test]
+fn the_registry_is_bounded_and_closed_records_who_published_and_counts_refusals() {
+    let Some(run) = TestRun::start("registry-bounds") else { return };
+    run.add_config(
+        "registry:\n  serve: true\n  tokens:\n    - {name: build, token_env: DM_REG_TOKEN}\n    \
+         - {name: tlo, token_env: DM_REG_TLO, applications: [\"TLO *\"]}\n  read_tokens:\n    \
+         - {name: reader, token_env: DM_REG_READ}\n    \
+         - {name: tlo-reader, token_env: DM_REG_TLO_READ, applications: [\"TLO *\"]}\n",
+    );
+    let env = [
+        ("DM_REG_TOKEN", TOKEN),
+        ("DM_REG_TLO", TLO_TOKEN),
+        ("DM_REG_READ", READ_TOKEN),
+        ("DM_REG_TLO_READ", TLO_READ_TOKEN),
+    ];
+    let mut server = Server::start(&run, &env);
+    let bearer = |token: &str| vec![("Authorization", format!("Bearer {token}"))];
+    let read = |server: &Server, path: &str, token: Option<&str>| {
+        let headers = token.map(bearer).unwrap_or_default();
+        let (status, body, _) = server.send("GET", path, &headers, "");
+        (status, body)
+    };
+    let app = run.application.clone();
+    let app_path = app.replace(' ', "%20");
+    let listed = |server: &Server| read(server, "/descriptor/application", Some(READ_TOKEN)).1;
+
+    // A 300 KiB fragment: 413 before it is decoded, nothing written.
+    let big = |size: usize| {
+        let head = "web:\n  image: busybox\n  environment:\n    BIG: \"";
+        let tail = "\"\n";
+        format!("{head}{}{tail}", "a".repeat(size - head.len() - tail.len()))
+    };
+    let body = |fragment: &str| {
+        json!({
+            "fragment": base64::engine::general_purpose::STANDARD.encode(fragment),
+            "applications": [&app],
+            "releases": ["rel"],
+        })
+        .to_string()
+    };
+    let mut headers = bearer(TOKEN);
+    headers.push(("Content-Type", "application/json".into()));
+    let (status, answer) = send_tolerant(&server, "PUT", "/fragment", &headers, &body(&big(300 * 1024)));
+    assert_eq!(status, 413, "{answer}");
+    // Just over the cap, inside the body's allowance for the JSON around it:
+    // 413 too, from the fragment's size.
+    let (status, answer) = send_tolerant(&server, "PUT", "/fragment", &headers, &body(&big(256 * 1024 + 1)));
+    assert_eq!(status, 413, "{answer}");
+    assert!(answer.contains("registry.max_fragment_bytes"), "{answer}");
+    // At the cap exactly: accepted (in another application, to keep this
+    // one empty for now).
+    let (status, answer) = put(&server, TOKEN, &big(256 * 1024), &["TLO big"], &["rel"]);
+    assert_eq!(status, 201, "{answer}");
+
+    // 51 services: 422 naming the cap and its key; nothing written.
+    let many: String = (0..51).map(|i| format!("s{i}:\n  image: busybox\n")).collect();
+    let (status, answer) = put(&server, TOKEN, &many, &[&app], &["rel"]);
+    assert_eq!(status, 422, "{answer}");
+    let message = answer["error"].as_str().unwrap_or_default();
+    assert!(message.contains("51") && message.contains("50") && message.contains("registry.max_services"), "{answer}");
+    assert_eq!(listed(&server), "[\"TLO big\"]", "nothing was written for the refused fragments");
+    let fifty: String = (0..50).map(|i| format!("s{i}:\n  image: busybox\n")).collect();
+    assert_eq!(put(&server, TOKEN, &fifty, &["TLO fifty"], &["rel"]).0, 201, "50 services are fine");
+
+    // A version published by `build`, then one by `tlo`: each names its
+    // token in the versions list.
+    let fragment = format!("web:\n  image: {FIXTURE_IMAGE}\n  environment: {{MARK: read-marker}}\n");
+    assert_eq!(put(&server, TOKEN, &fragment, &[&app, "TLO GE"], &["rel"]).0, 201);
+    assert_eq!(put(&server, TLO_TOKEN, "other:\n  image: busybox\n", &["TLO GE"], &["rel"]).0, 201);
+    let versions: Value =
+        serde_json::from_str(&read(&server, "/descriptor/application/TLO%20GE/rel", Some(READ_TOKEN)).1).unwrap();
+    assert_eq!(versions[0]["published_by"], "build", "{versions}");
+    assert_eq!(versions[1]["published_by"], "tlo", "{versions}");
+    assert!(!versions.to_string().contains(TOKEN) && !versions.to_string().contains(TLO_TOKEN), "names, not tokens");
+
+    // Reads need a read or publishing token.
+    let descriptor = format!("/descriptor/application/{app_path}/rel/1");
+    for path in ["/descriptor/application", &format!("/descriptor/application/{app_path}"), &descriptor] {
+        let (status, body) = read(&server, path, None);
+        assert_eq!(status, 401, "{path}: {body}");
+        assert!(!body.contains("read-marker"), "{body}");
+        assert_eq!(read(&server, path, Some("wrong")).0, 401, "{path}");
+        assert_eq!(read(&server, path, Some(READ_TOKEN)).0, 200, "{path}");
+        assert_eq!(read(&server, path, Some(TOKEN)).0, 200, "a publishing token reads too: {path}");
+    }
+    let (status, body) = read(&server, &descriptor, Some(READ_TOKEN));
+    assert_eq!(status, 200);
+    assert!(body.contains("read-marker"), "{body}");
+    // A token limited to `TLO *` reads only those, and lists only those.
+    assert_eq!(read(&server, &descriptor, Some(TLO_READ_TOKEN)).0, 403);
+    assert_eq!(read(&server, "/descriptor/application/TLO%20GE/rel/1", Some(TLO_READ_TOKEN)).0, 200);
+    let visible: Value =
+        serde_json::from_str(&read(&server, "/descriptor/application", Some(TLO_READ_TOKEN)).1).unwrap();
+    assert_eq!(visible, json!(["TLO GE", "TLO big", "TLO fifty"]));
+
+    // If-None-Match: a weak tag, a list, `*` match; another tag does not.
+    let (_, got, _, _) = server.exchange("GET", &descriptor, &bearer(READ_TOKEN), "");
+    let etag = got.iter().find(|(k, _)| k == "etag").map(|(_, v)| v.clone()).expect("an ETag");
+    for (field, expected) in [
+        (etag.clone(), 304),
+        (format!("W/{etag}"), 304),
+        (format!("\"sha256:0000\", W/\"x\", {etag}"), 304),
+        ("*".to_string(), 304),
+        ("\"sha256:0000\", W/\"x\"".to_string(), 200),
+    ] {
+        let mut headers = bearer(READ_TOKEN);
+        headers.push(("If-None-Match", field.clone()));
+        let (status, answer, _) = server.send("GET", &descriptor, &headers, "");
+        assert_eq!(status, expected, "If-None-Match: {field}: {answer}");
+    }
+    let mut headers = bearer(READ_TOKEN);
+    headers.push(("If-None-Match", "*".into()));
+    let missing = format!("/descriptor/application/{app_path}/rel/9");
+    assert_eq!(server.send("GET", &missing, &headers, "").0, 404, "`*` matches only what exists");
+
+    // The client resolves with a read token, from the config or the
+    // environment; without one it is refused (exit 4).
+    let url = format!("http://{}", server.addr);
+    let client = run.write(
+        "client.yaml",
+        &format!(
+            "labels: {{dockmaster.test-run: \"{}\"}}\nstate_dir: \"{}\"\nregistry:\n  url: \"{url}\"\n  \
+             read_token_env: DM_CLIENT_READ\n",
+            run.id,
+            run.dir().join("client-state").display()
+        ),
+    );
+    let reference = format!("{app}/rel/1");
+    let out = run.dockmaster_with_env(
+        ["config", &reference],
+        &[("DOCKMASTER_CONFIG", client.as_str()), ("DM_CLIENT_READ", READ_TOKEN)],
+    );
+    out.assert_exit(0);
+    out.check(out.stdout.contains("read-marker"), "the descriptor came from the registry with the token");
+    let bare = run.write(
+        "bare.yaml",
+        &format!(
+            "labels: {{dockmaster.test-run: \"{}\"}}\nstate_dir: \"{}\"\nregistry:\n  url: \"{url}\"\n",
+            run.id,
+            run.dir().join("bare-state").display()
+        ),
+    );
+    let out = run.dockmaster_with_env(["config", &reference], &[("DOCKMASTER_CONFIG", bare.as_str())]);
+    out.assert_exit(4);
+    out.check(out.stderr.contains("DOCKMASTER_REGISTRY_READ_TOKEN"), "says which token to set");
+    let out = run.dockmaster_with_env(
+        ["config", &reference],
+        &[("DOCKMASTER_CONFIG", bare.as_str()), ("DOCKMASTER_REGISTRY_READ_TOKEN", READ_TOKEN)],
+    );
+    out.assert_exit(0);
+    out.check(out.stdout.contains("read-marker"), "DOCKMASTER_REGISTRY_READ_TOKEN is sent");
+    let options = run.dockmaster_with_env(
+        ["options", "applications"],
+        &[("DOCKMASTER_CONFIG", client.as_str()), ("DM_CLIENT_READ", READ_TOKEN)],
+    );
+    options.assert_exit(0);
+    options.check(options.stdout.contains(&app), "the lists are read with the token too");
+
+    // Every refused publish is counted by status.
+    assert_eq!(put(&server, "wrong", &fragment, &[&app], &["rel"]).0, 401);
+    assert_eq!(put(&server, TLO_TOKEN, &fragment, &["Shop"], &["rel"]).0, 403);
+    let (_, metrics) = get(&server, "/metrics");
+    for line in [
+        "dockmaster_registry_refused_total{status=\"401\"} 1",
+        "dockmaster_registry_refused_total{status=\"403\"} 1",
+        "dockmaster_registry_refused_total{status=\"413\"} 2",
+        "dockmaster_registry_refused_total{status=\"422\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in:\n{metrics}");
+    }
+
+    // The assembled descriptor's cap: a fragment that would make it too
+    // large is refused with 422 naming the key, and nothing is written.
+    let _ = server.child.kill();
+    let _ = server.child.wait();
+    let mut capped = env.to_vec();
+    capped.push(("DOCKMASTER__registry__max_descriptor_bytes", "400"));
+    server = Server::start(&run, &capped);
+    let wide = format!("wide:\n  image: busybox\n  environment: {{PAD: \"{}\"}}\n", "p".repeat(400));
+    let (status, answer) = put(&server, TOKEN, &wide, &[&app], &["rel"]);
+    assert_eq!(status, 422, "{answer}");
+    assert!(answer["error"].as_str().unwrap_or_default().contains("registry.max_descriptor_bytes"), "{answer}");
+    let versions: Value =
+        serde_json::from_str(&read(&server, &format!("/descriptor/application/{app_path}/rel"), Some(READ_TOKEN)).1)
+            .unwrap();
+    assert_eq!(versions.as_array().map(Vec::len), Some(1), "nothing was written: {versions}");
+    let (_, metrics) = get(&server, "/metrics");
+    assert!(metrics.contains("dockmaster_registry_refused_total{status=\"422\"} 1"), "{metrics}");
+}

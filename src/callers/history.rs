@@ -41,8 +41,26 @@ pub async fn run(config: &Config, user: Option<&str>, args: &HistoryArgs) -> Res
             path.display()
         )));
     }
-    let mut records = audit::Store::open(&path)?.query(&query)?;
-    if let (Some(access), Some(principal)) = (&config.access, &principal) {
+    let records = visible(config, principal.as_ref(), &query)?;
+    let text = match args.output {
+        OutputFormat::Json => serde_json::to_string_pretty(&records).unwrap_or_default() + "\n",
+        OutputFormat::Text => render(&records),
+    };
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+    Ok(0)
+}
+
+/// The read side of the audit trail, for every way in (the CLI's
+/// `history`, chat's `history`): the records matching `query` that the
+/// principal's `history` right covers (all of them without access rules),
+/// without the recorded descriptors. A trail not written yet has none.
+pub fn visible(config: &Config, principal: Option<&crate::identity::Principal>, query: &Query) -> Result<Vec<Record>> {
+    let path = audit::database(config);
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let mut records = audit::Store::open(&path)?.query(query)?;
+    if let (Some(access), Some(principal)) = (&config.access, principal) {
         records.retain(|r| {
             let scope = DescriptorRef::parse(&r.reference).map(|d| pipeline::scope(&d)).unwrap_or(r.reference.clone());
             crate::access::authorize(access, principal, "history", &scope, &r.environment).is_allowed()
@@ -51,12 +69,7 @@ pub async fn run(config: &Config, user: Option<&str>, args: &HistoryArgs) -> Res
     for r in &mut records {
         r.descriptor = None;
     }
-    let text = match args.output {
-        OutputFormat::Json => serde_json::to_string_pretty(&records).unwrap_or_default() + "\n",
-        OutputFormat::Text => render(&records),
-    };
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    Ok(0)
+    Ok(records)
 }
 
 /// The target a reference deploys to, as the pipeline names it: a named

@@ -397,11 +397,7 @@ impl Chat {
             Err(e) => return text(&e.to_string(), true),
         };
         let query = crate::audit::Query { target: Some(target.clone()), limit: Some(10), ..Default::default() };
-        let path = crate::audit::database(&self.config);
-        let records = match path.is_file() {
-            true => crate::audit::Store::open(&path).and_then(|s| s.query(&query)),
-            false => Ok(Vec::new()),
-        };
+        let records = crate::callers::history::visible(&self.config, principal.as_ref(), &query);
         match records {
             Ok(records) if records.is_empty() => text(&format!("No history for `{target}` yet."), false),
             Ok(records) => {

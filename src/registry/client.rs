@@ -25,6 +25,34 @@ fn client(config: &Config) -> Result<reqwest::Client> {
     reqwest::Client::builder().timeout(timeout).build().map_err(|e| Error::Usage(format!("HTTP client: {e}")))
 }
 
+/// The read token to send, if any: `DOCKMASTER_REGISTRY_READ_TOKEN`, else
+/// `registry.read_token_env` / `read_token_file` (an error when configured
+/// but empty or unreadable).
+fn read_token(config: &Config) -> Result<Option<String>> {
+    if let Some(token) = std::env::var("DOCKMASTER_REGISTRY_READ_TOKEN").ok().filter(|t| !t.trim().is_empty()) {
+        return Ok(Some(token.trim().to_string()));
+    }
+    let registry = &config.registry;
+    if registry.read_token_env.is_none() && registry.read_token_file.is_none() {
+        return Ok(None);
+    }
+    crate::secrets::read_secret(
+        registry.read_token_env.as_deref(),
+        registry.read_token_file.as_ref(),
+        "registry.read_token_env / registry.read_token_file",
+    )
+    .map(Some)
+}
+
+/// A GET of `url`, with the read token when there is one.
+fn get(config: &Config, url: reqwest::Url) -> Result<reqwest::RequestBuilder> {
+    let request = client(config)?.get(url);
+    Ok(match read_token(config)? {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    })
+}
+
 fn cache_dir(config: &Config) -> PathBuf {
     config.registry.cache_dir.clone().unwrap_or_else(|| config.state_dir().join("registry-cache"))
 }
@@ -63,7 +91,7 @@ pub async fn resolve(config: &Config, base: &str, reference: &DescriptorRef) -> 
         let etag = std::fs::read_to_string(path.with_extension("etag")).ok()?;
         path.is_file().then_some((path, etag))
     };
-    let mut request = client(config)?.get(url(base, application, release, &wanted)?);
+    let mut request = get(config, url(base, application, release, &wanted)?)?;
     if let Some((_, etag)) = version.as_deref().and_then(cached) {
         request = request.header("If-None-Match", etag);
     }
@@ -92,6 +120,10 @@ pub async fn resolve(config: &Config, base: &str, reference: &DescriptorRef) -> 
         reqwest::StatusCode::NOT_FOUND => {
             Err(Error::Descriptor(format!("`{reference}` is not in the registry at {base}")))
         }
+        status @ (reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN) => Err(Error::Denied(format!(
+            "registry {base} answered {status} for `{reference}`: set DOCKMASTER_REGISTRY_READ_TOKEN \
+             (or registry.read_token_env / read_token_file) to a token that may read it"
+        ))),
         status if status.is_success() => {
             let header =
                 |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
@@ -131,13 +163,20 @@ pub async fn list(config: &Config, base: &str, path: &[&str]) -> Result<Vec<Stri
         .pop_if_empty()
         .extend(["descriptor", "application"])
         .extend(path);
-    let response = client(config)?
-        .get(url)
+    let response = get(config, url)?
         .send()
         .await
         .map_err(|e| Error::Unreachable(format!("registry {base} unreachable: {}", e.without_url())))?;
     if response.status() == reqwest::StatusCode::NOT_FOUND {
         return Ok(Vec::new());
+    }
+    if matches!(response.status(), reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN) {
+        return Err(Error::Denied(format!(
+            "registry {base} answered {} listing {}: set DOCKMASTER_REGISTRY_READ_TOKEN \
+             (or registry.read_token_env / read_token_file) to a token that may read it",
+            response.status(),
+            path.join("/")
+        )));
     }
     if !response.status().is_success() {
         return Err(Error::Unreachable(format!(

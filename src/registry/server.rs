@@ -1,15 +1,24 @@
 //! The registry's HTTP API, hosted by `dockmaster serve`.
 //!
 //! - `PUT /fragment` (bearer token): publish a fragment to applications ×
-//!   releases; answers the new versions.
+//!   releases; answers the new versions. Bounded: the body by
+//!   `registry.max_fragment_bytes` (413 before anything is decoded), the
+//!   services of a fragment by `max_services` and each assembled
+//!   descriptor by `max_descriptor_bytes` (422). Every refusal is logged
+//!   (token name, status, reason; never the token or the fragment) and
+//!   counted in `/metrics`.
 //! - `GET /descriptor/application[/{application}[/{release}[/{version}]]]`:
 //!   the lists (plain JSON, or `?format=rundeck` for `valuesUrl`), and a
-//!   version's descriptor as YAML with `ETag: "<digest>"`.
+//!   version's descriptor as YAML with `ETag: "<digest>"`. Open, unless
+//!   `registry.read_tokens` is configured: then every read needs a read or
+//!   publishing token, limited to its applications.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
@@ -23,10 +32,45 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::secrets::{read_secret, same_secret};
 
+/// (name, token, application patterns).
+type Tokens = Vec<(String, String, Vec<String>)>;
+
 struct Registry {
     store: Store,
-    /// (name, token, application patterns).
-    tokens: Vec<(String, String, Vec<String>)>,
+    /// Publishing tokens.
+    tokens: Tokens,
+    /// Read tokens; empty: reads are open.
+    read_tokens: Tokens,
+    /// `registry.max_fragment_bytes`.
+    max_fragment_bytes: usize,
+    /// `registry.max_services`.
+    max_services: usize,
+    /// `registry.max_descriptor_bytes`.
+    max_descriptor_bytes: usize,
+}
+
+/// What a `PUT /fragment` body may add around the base64 of the largest
+/// fragment: the JSON keys and the application and release names.
+const ENVELOPE_BYTES: usize = 16 * 1024;
+
+/// The length of the base64 text of `bytes` bytes (padded).
+fn base64_len(bytes: usize) -> usize {
+    bytes.div_ceil(3) * 4
+}
+
+/// The byte length the (trimmed, padded) base64 text `text` decodes to.
+fn decoded_len(text: &str) -> usize {
+    let padding = text.bytes().rev().take_while(|b| *b == b'=').count().min(2);
+    (text.len() / 4 * 3 + (text.len() % 4) * 3 / 4).saturating_sub(padding)
+}
+
+fn read_tokens(list: &[super::Token], key: &str) -> Result<Tokens> {
+    list.iter()
+        .map(|t| {
+            let secret = read_secret(t.token_env.as_deref(), t.token_file.as_ref(), &format!("{key} `{}`", t.name))?;
+            Ok((t.name.clone(), secret, t.applications.clone()))
+        })
+        .collect()
 }
 
 /// The routes, when `registry.serve` is on: reads every token now, so a
@@ -35,20 +79,37 @@ pub fn routes(config: &Config) -> Result<Option<Router>> {
     if !config.registry.serve {
         return Ok(None);
     }
-    let mut tokens = Vec::new();
-    for t in &config.registry.tokens {
-        let secret =
-            read_secret(t.token_env.as_deref(), t.token_file.as_ref(), &format!("registry.tokens `{}`", t.name))?;
-        tokens.push((t.name.clone(), secret, t.applications.clone()));
-    }
+    let tokens = read_tokens(&config.registry.tokens, "registry.tokens")?;
     if tokens.is_empty() {
         return Err(Error::Usage("registry.serve needs at least one entry in registry.tokens to publish with".into()));
     }
+    let read_tokens = read_tokens(&config.registry.read_tokens, "registry.read_tokens")?;
+    let limits = &config.registry;
+    for (key, value) in [
+        ("max_fragment_bytes", limits.max_fragment_bytes()),
+        ("max_services", limits.max_services()),
+        ("max_descriptor_bytes", limits.max_descriptor_bytes()),
+    ] {
+        if value == 0 {
+            return Err(Error::Usage(format!("registry.{key} must be at least 1")));
+        }
+    }
     let store = Store::open(&database(config))?;
-    let state = Arc::new(Registry { store, tokens });
+    let state = Arc::new(Registry {
+        store,
+        tokens,
+        read_tokens,
+        max_fragment_bytes: limits.max_fragment_bytes(),
+        max_services: limits.max_services(),
+        max_descriptor_bytes: limits.max_descriptor_bytes(),
+    });
+    // The body is JSON carrying the fragment in base64: the cap on it is the
+    // base64 of the largest fragment plus room for the rest. axum answers
+    // 413 as soon as the body passes it, before anything is decoded.
+    let body_limit = base64_len(state.max_fragment_bytes).saturating_add(ENVELOPE_BYTES);
     Ok(Some(
         Router::new()
-            .route("/fragment", put(publish))
+            .route("/fragment", put(publish).layer(DefaultBodyLimit::max(body_limit)))
             .route("/descriptor/application", get(applications))
             .route("/descriptor/application/{application}", get(releases))
             .route("/descriptor/application/{application}/{release}", get(versions))
@@ -79,55 +140,148 @@ fn name_ok(name: &str) -> bool {
     !name.trim().is_empty() && name.trim() == name && !name.contains('/') && !name.chars().any(char::is_control)
 }
 
-async fn publish(State(registry): State<Arc<Registry>>, headers: HeaderMap, body: Bytes) -> Response {
-    let given = crate::secrets::header(&headers, "authorization");
-    let given = given.strip_prefix("Bearer ").unwrap_or_default();
-    let Some((token_name, _, patterns)) =
-        registry.tokens.iter().find(|(_, secret, _)| same_secret(given.as_bytes(), secret.as_bytes()))
-    else {
-        return error(StatusCode::UNAUTHORIZED, "a valid `Authorization: Bearer <token>` is required");
+/// The bearer token of a request, if any.
+fn bearer(headers: &HeaderMap) -> Option<String> {
+    let given = crate::secrets::header(headers, "authorization");
+    let (scheme, token) = given.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| token.to_string())
+}
+
+/// The token among `tokens` that `given` is, compared in constant time.
+fn find<'a>(tokens: &'a Tokens, given: &str) -> Option<&'a (String, String, Vec<String>)> {
+    tokens.iter().find(|(_, secret, _)| same_secret(given.as_bytes(), secret.as_bytes()))
+}
+
+/// Whether a token limited to `patterns` (none: all) covers `application`.
+fn covers(patterns: &[String], application: &str) -> bool {
+    patterns.is_empty() || patterns.iter().any(|p| crate::access::glob(p, application))
+}
+
+/// A refused publish: logged with the token's name when known, the status
+/// and `reason` (our words, never the token or the fragment's content),
+/// counted in `/metrics`, and answered with `message`.
+fn refused(status: StatusCode, token: Option<&str>, reason: &str, message: impl Into<String>) -> Response {
+    tracing::warn!(token = token.unwrap_or("-"), status = status.as_u16(), reason, "refused a fragment");
+    crate::metrics::registry_refused(status.as_u16());
+    error(status, message)
+}
+
+async fn publish(
+    State(registry): State<Arc<Registry>>,
+    headers: HeaderMap,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Response {
+    let given = bearer(&headers).unwrap_or_default();
+    let Some((token_name, _, patterns)) = find(&registry.tokens, &given) else {
+        let reason = if given.is_empty() { "no bearer token" } else { "an unknown token" };
+        return refused(StatusCode::UNAUTHORIZED, None, reason, "a valid `Authorization: Bearer <token>` is required");
+    };
+    let token = Some(token_name.as_str());
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return refused(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                token,
+                "the body is over the fragment cap",
+                format!(
+                    "the body is too large: a fragment may have at most {} bytes (registry.max_fragment_bytes)",
+                    registry.max_fragment_bytes
+                ),
+            )
+        }
+        Err(rejection) => {
+            let status = rejection.status();
+            return refused(status, token, "the body could not be read", rejection.body_text());
+        }
     };
     let request: PublishBody = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
-            return error(
+            return refused(
                 StatusCode::BAD_REQUEST,
+                token,
+                "the body is not the expected JSON",
                 format!("the body must be {{\"fragment\": base64, \"applications\": [..], \"releases\": [..]}}: {e}"),
             )
         }
     };
     if request.applications.is_empty() || request.releases.is_empty() {
-        return error(StatusCode::BAD_REQUEST, "`applications` and `releases` must each name at least one");
+        return refused(
+            StatusCode::BAD_REQUEST,
+            token,
+            "no application or no release",
+            "`applications` and `releases` must each name at least one",
+        );
     }
     if let Some(bad) = request.applications.iter().chain(&request.releases).find(|n| !name_ok(n)) {
-        return error(StatusCode::BAD_REQUEST, format!("`{bad}` is not a valid name (no `/`, no surrounding spaces)"));
+        return refused(
+            StatusCode::BAD_REQUEST,
+            token,
+            "an invalid application or release name",
+            format!("`{bad}` is not a valid name (no `/`, no surrounding spaces)"),
+        );
     }
-    if let Some(app) = request
-        .applications
-        .iter()
-        .find(|app| !patterns.is_empty() && !patterns.iter().any(|p| crate::access::glob(p, app)))
-    {
-        return error(StatusCode::FORBIDDEN, format!("token `{token_name}` may not publish to application `{app}`"));
+    if let Some(app) = request.applications.iter().find(|app| !covers(patterns, app)) {
+        return refused(
+            StatusCode::FORBIDDEN,
+            token,
+            "an application outside the token's patterns",
+            format!("token `{token_name}` may not publish to application `{app}`"),
+        );
     }
-    let text = match base64::engine::general_purpose::STANDARD
-        .decode(request.fragment.trim())
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-    {
-        Some(t) => t,
-        None => return error(StatusCode::BAD_REQUEST, "`fragment` is not base64 of UTF-8 text"),
-    };
+    // The exact size of the fragment, from its base64 length: a fragment
+    // over the cap that fits in the body's allowance is refused before it
+    // is decoded too.
+    let encoded = request.fragment.trim();
+    let size = decoded_len(encoded);
+    if size > registry.max_fragment_bytes {
+        return refused(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            token,
+            "the fragment is over the fragment cap",
+            format!(
+                "the fragment has {size} bytes, over the cap of {} (registry.max_fragment_bytes)",
+                registry.max_fragment_bytes
+            ),
+        );
+    }
+    let text =
+        match base64::engine::general_purpose::STANDARD.decode(encoded).ok().and_then(|b| String::from_utf8(b).ok()) {
+            Some(t) => t,
+            None => {
+                return refused(
+                    StatusCode::BAD_REQUEST,
+                    token,
+                    "the fragment is not base64 of UTF-8 text",
+                    "`fragment` is not base64 of UTF-8 text",
+                )
+            }
+        };
+    let unprocessable =
+        |reason: &str, message: String| refused(StatusCode::UNPROCESSABLE_ENTITY, token, reason, message);
     let fragment: serde_yaml::Value = match serde_yaml::from_str(&text) {
         Ok(v) => v,
-        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, format!("the fragment is not YAML: {e}")),
+        Err(e) => return unprocessable("the fragment is not YAML", format!("the fragment is not YAML: {e}")),
     };
     let services = match super::fragment_services(&fragment) {
         Ok((s, _)) if !s.is_empty() => s.keys().filter_map(|k| k.as_str().map(str::to_string)).collect::<Vec<_>>(),
-        Ok(_) => return error(StatusCode::UNPROCESSABLE_ENTITY, "the fragment defines no service"),
-        Err(e) => return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Ok(_) => return unprocessable("the fragment defines no service", "the fragment defines no service".into()),
+        Err(e) => return unprocessable("the fragment is not a mapping of services", e.to_string()),
     };
+    if services.len() > registry.max_services {
+        return unprocessable(
+            "the fragment is over the services cap",
+            format!(
+                "the fragment defines {} services, over the cap of {}: split it, or raise registry.max_services",
+                services.len(),
+                registry.max_services
+            ),
+        );
+    }
     if let Err(e) = super::validate(&text, "the fragment") {
-        return error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string());
+        return unprocessable("the loader refused the fragment", e.to_string());
     }
     let pairs: Vec<(String, String)> = request
         .applications
@@ -135,13 +289,25 @@ async fn publish(State(registry): State<Arc<Registry>>, headers: HeaderMap, body
         .flat_map(|a| request.releases.iter().map(move |r| (a.clone(), r.clone())))
         .collect();
     let store = registry.store.clone();
+    let max_descriptor = registry.max_descriptor_bytes;
+    let over_cap = Arc::new(AtomicBool::new(false));
+    let over = over_cap.clone();
+    let publisher = token_name.clone();
     let result = tokio::task::spawn_blocking(move || {
         let assemble = |previous: Option<&str>| {
             let text = super::assemble(previous, &fragment)?;
+            if text.len() > max_descriptor {
+                over.store(true, Ordering::Relaxed);
+                return Err(Error::Descriptor(format!(
+                    "the assembled descriptor would have {} bytes, over the cap of {max_descriptor}: \
+                     raise registry.max_descriptor_bytes, or start a new release",
+                    text.len()
+                )));
+            }
             super::validate(&text, "the assembled descriptor")?;
             Ok(text)
         };
-        store.append(&pairs, &text, &services, &assemble)
+        store.append(&pairs, &text, &services, &publisher, &assemble)
     })
     .await;
     match result {
@@ -150,9 +316,92 @@ async fn publish(State(registry): State<Arc<Registry>>, headers: HeaderMap, body
             let body = json!({"versions": versions}).to_string();
             (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
-        Ok(Err(e @ Error::Descriptor(_))) => error(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        Ok(Err(e @ Error::Descriptor(_))) => {
+            let reason = if over_cap.load(Ordering::Relaxed) {
+                "an assembled descriptor is over the descriptor cap"
+            } else {
+                "the loader refused an assembled descriptor"
+            };
+            unprocessable(reason, e.to_string())
+        }
         Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+/// Why a read was refused.
+enum ReadRefused {
+    /// No valid token: 401.
+    NoToken,
+    /// The token does not cover this application: 403.
+    Outside(String),
+}
+
+impl IntoResponse for ReadRefused {
+    fn into_response(self) -> Response {
+        match self {
+            ReadRefused::NoToken => {
+                let mut response = error(
+                    StatusCode::UNAUTHORIZED,
+                    "reading the registry needs `Authorization: Bearer <token>` of a read or publishing token",
+                );
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+                response
+            }
+            ReadRefused::Outside(application) => {
+                error(StatusCode::FORBIDDEN, format!("this token may not read application `{application}`"))
+            }
+        }
+    }
+}
+
+/// Who is reading: `Ok(None)` when reads are open (no read tokens), else
+/// the application patterns of the read or publishing token given (401
+/// without a valid one).
+fn reader<'a>(registry: &'a Registry, headers: &HeaderMap) -> std::result::Result<Option<&'a [String]>, ReadRefused> {
+    if registry.read_tokens.is_empty() {
+        return Ok(None);
+    }
+    let given = bearer(headers).unwrap_or_default();
+    match find(&registry.read_tokens, &given).or_else(|| find(&registry.tokens, &given)) {
+        Some((_, _, patterns)) => Ok(Some(patterns)),
+        None => Err(ReadRefused::NoToken),
+    }
+}
+
+/// [`reader`], and 403 when the token does not cover `application`.
+fn may_read(registry: &Registry, headers: &HeaderMap, application: &str) -> std::result::Result<(), ReadRefused> {
+    match reader(registry, headers)? {
+        Some(patterns) if !covers(patterns, application) => Err(ReadRefused::Outside(application.to_string())),
+        _ => Ok(()),
+    }
+}
+
+/// Whether an `If-None-Match` field (RFC 9110 §13.1.2) matches the current
+/// representation, whose strong entity tag is `etag` (quoted): `*` matches
+/// any, else a comma-separated list of entity tags matches when any member
+/// matches by the weak comparison (`W/"x"` and `"x"` are the same tag).
+/// A malformed member (`*` inside a list included) ends the list: what
+/// came before it still counts, nothing after it does.
+pub fn if_none_match(field: &str, etag: &str) -> bool {
+    let field = field.trim();
+    if field == "*" {
+        return true;
+    }
+    let ours = etag.strip_prefix("W/").unwrap_or(etag);
+    let mut rest = field;
+    loop {
+        rest = rest.trim_start_matches([',', ' ', '\t']);
+        if rest.is_empty() {
+            return false;
+        }
+        let tag = rest.strip_prefix("W/").unwrap_or(rest);
+        let Some(opaque) = tag.strip_prefix('"') else { return false };
+        let Some(end) = opaque.find('"') else { return false };
+        if format!("\"{}\"", &opaque[..end]) == ours {
+            return true;
+        }
+        rest = &opaque[end + 1..];
     }
 }
 
@@ -177,23 +426,40 @@ fn list(names: Result<Vec<String>>, format: &Format) -> Response {
     }
 }
 
-async fn applications(State(r): State<Arc<Registry>>, Query(format): Query<Format>) -> Response {
-    list(r.store.applications(), &format)
+/// The applications; a token limited to some sees only those.
+async fn applications(State(r): State<Arc<Registry>>, headers: HeaderMap, Query(format): Query<Format>) -> Response {
+    let patterns = match reader(&r, &headers) {
+        Ok(p) => p,
+        Err(refused) => return refused.into_response(),
+    };
+    let names = r.store.applications().map(|names| match patterns {
+        Some(patterns) => names.into_iter().filter(|n| covers(patterns, n)).collect(),
+        None => names,
+    });
+    list(names, &format)
 }
 
 async fn releases(
     State(r): State<Arc<Registry>>,
     Path(application): Path<String>,
+    headers: HeaderMap,
     Query(format): Query<Format>,
 ) -> Response {
+    if let Err(refused) = may_read(&r, &headers, &application) {
+        return refused.into_response();
+    }
     list(r.store.releases(&application), &format)
 }
 
 async fn versions(
     State(r): State<Arc<Registry>>,
     Path((application, release)): Path<(String, String)>,
+    headers: HeaderMap,
     Query(format): Query<Format>,
 ) -> Response {
+    if let Err(refused) = may_read(&r, &headers, &application) {
+        return refused.into_response();
+    }
     let versions = match r.store.versions(&application, &release) {
         Ok(v) if v.is_empty() => {
             return error(StatusCode::NOT_FOUND, format!("no versions of `{application}/{release}`"))
@@ -219,6 +485,9 @@ async fn descriptor(
     Path((application, release, version)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
+    if let Err(refused) = may_read(&r, &headers, &application) {
+        return refused.into_response();
+    }
     let wanted = match version.as_str() {
         "latest" => None,
         v => match v.parse::<i64>() {
@@ -229,7 +498,13 @@ async fn descriptor(
     match r.store.descriptor(&application, &release, wanted) {
         Ok(Some((number, text, digest))) => {
             let etag = format!("\"{digest}\"");
-            if crate::secrets::header(&headers, "if-none-match") == etag {
+            let field = headers
+                .get_all(header::IF_NONE_MATCH)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(", ");
+            if !field.is_empty() && if_none_match(&field, &etag) {
                 return (StatusCode::NOT_MODIFIED, [(header::ETAG, etag)]).into_response();
             }
             let headers = [
@@ -241,5 +516,60 @@ async fn descriptor(
         }
         Ok(None) => error(StatusCode::NOT_FOUND, format!("no version {version} of `{application}/{release}`")),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TAG: &str = "\"sha256:abc\"";
+
+    #[test]
+    fn if_none_match_compares_weakly_takes_lists_and_the_wildcard() {
+        assert!(if_none_match("\"sha256:abc\"", TAG));
+        assert!(if_none_match("W/\"sha256:abc\"", TAG), "weak comparison");
+        assert!(if_none_match("  W/\"sha256:abc\"  ", TAG));
+        assert!(if_none_match("\"x\", \"sha256:abc\"", TAG), "any member of a list");
+        assert!(if_none_match("\"x\",W/\"sha256:abc\",\"y\"", TAG));
+        assert!(if_none_match("\"x\" ,\t, \"sha256:abc\"", TAG), "empty list elements are allowed");
+        assert!(if_none_match("*", TAG));
+        assert!(if_none_match(" * ", TAG));
+        assert!(if_none_match("\"a,b\", \"sha256:abc\"", TAG), "a comma inside a tag is part of it");
+
+        assert!(!if_none_match("\"sha256:abd\"", TAG));
+        assert!(!if_none_match("sha256:abc", TAG), "unquoted is malformed");
+        assert!(!if_none_match("w/\"sha256:abc\"", TAG), "the weak prefix is case-sensitive");
+        assert!(!if_none_match("\"x\", \"y\"", TAG));
+        assert!(!if_none_match("\"sha256:abc", TAG), "unterminated");
+        assert!(!if_none_match("\"x\", *", TAG), "`*` is not a list member");
+        assert!(!if_none_match("", TAG));
+        assert!(!if_none_match("\"\"", TAG));
+        assert!(!if_none_match("\"sha256:abc\"x", "\"other\""));
+    }
+
+    #[test]
+    fn the_base64_length_of_a_fragment_gives_its_size_exactly() {
+        use base64::Engine as _;
+        for n in 0..40 {
+            let bytes = vec![b'a'; n];
+            let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+            assert_eq!(decoded_len(&encoded), n, "{encoded}");
+            assert_eq!(base64_len(n), encoded.len());
+        }
+    }
+
+    #[test]
+    fn bearer_tokens_are_read_from_the_authorization_header() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(bearer(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Bearer  abc ".parse().unwrap());
+        assert_eq!(bearer(&headers).as_deref(), Some("abc"));
+        headers.insert(header::AUTHORIZATION, "bearer abc".parse().unwrap());
+        assert_eq!(bearer(&headers).as_deref(), Some("abc"));
+        headers.insert(header::AUTHORIZATION, "Basic abc".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
+        headers.insert(header::AUTHORIZATION, "Bearer".parse().unwrap());
+        assert_eq!(bearer(&headers), None);
     }
 }

@@ -32,6 +32,16 @@ CREATE TRIGGER IF NOT EXISTS versions_immutable_d BEFORE DELETE ON versions
     BEGIN SELECT RAISE(ABORT, 'registry versions are immutable'); END;
 ";
 
+/// Migrations, in order: each adds to the schema and never rewrites a row
+/// (`ALTER TABLE ... ADD COLUMN` leaves existing rows as they are, the new
+/// column NULL, and fires no trigger). `PRAGMA user_version` is the number
+/// applied.
+const MIGRATIONS: &[&str] = &[
+    // 1: the name of the token that published each version (NULL for
+    // versions from before it was recorded).
+    "ALTER TABLE versions ADD COLUMN published_by TEXT",
+];
+
 /// One stored version, without its descriptor text.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct VersionInfo {
@@ -47,6 +57,10 @@ pub struct VersionInfo {
     pub digest: String,
     /// The services the fragment that made it added or replaced.
     pub services: Vec<String>,
+    /// The name (never the secret) of the token that published it; `null`
+    /// for versions published before this was recorded.
+    #[serde(default)]
+    pub published_by: Option<String>,
 }
 
 /// The registry database at one path.
@@ -59,8 +73,30 @@ impl Store {
     /// Opens (creating when needed) the database.
     pub fn open(path: &Path) -> Result<Store> {
         let store = Store { path: path.to_path_buf() };
-        store.connect()?.execute_batch(SCHEMA).map_err(|e| failed(path, e))?;
+        let mut conn = store.connect()?;
+        conn.execute_batch(SCHEMA).map_err(|e| failed(path, e))?;
+        store.migrate(&mut conn)?;
         Ok(store)
+    }
+
+    /// Applies the migrations not yet applied, each in its own immediate
+    /// transaction, so two processes opening one database at once do not
+    /// both apply one.
+    fn migrate(&self, conn: &mut Connection) -> Result<()> {
+        for (i, sql) in MIGRATIONS.iter().enumerate() {
+            let number = i as i64 + 1;
+            let tx =
+                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| failed(&self.path, e))?;
+            let applied: i64 =
+                tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| failed(&self.path, e))?;
+            if applied >= number {
+                continue;
+            }
+            tx.execute_batch(sql).map_err(|e| failed(&self.path, e))?;
+            tx.execute_batch(&format!("PRAGMA user_version = {number}")).map_err(|e| failed(&self.path, e))?;
+            tx.commit().map_err(|e| failed(&self.path, e))?;
+        }
+        Ok(())
     }
 
     fn connect(&self) -> Result<Connection> {
@@ -68,13 +104,14 @@ impl Store {
     }
 
     /// Appends, for every (application, release) pair, version N+1 made by
-    /// `assemble(previous descriptor or None)`, all or nothing. Returns the
-    /// new versions.
+    /// `assemble(previous descriptor or None)`, all or nothing, recording
+    /// the name of the token that `published_by`. Returns the new versions.
     pub fn append(
         &self,
         pairs: &[(String, String)],
         fragment: &str,
         services: &[String],
+        published_by: &str,
         assemble: &dyn Fn(Option<&str>) -> Result<String>,
     ) -> Result<Vec<VersionInfo>> {
         let mut conn = self.connect()?;
@@ -95,8 +132,8 @@ impl Store {
             let descriptor = assemble(previous.as_ref().map(|p| p.1.as_str()))?;
             let digest = super::digest(&descriptor);
             tx.execute(
-                "INSERT INTO versions (application, release, version, created, digest, services, fragment, descriptor)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                "INSERT INTO versions (application, release, version, created, digest, services, fragment, descriptor, \
+                 published_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 params![
                     application,
                     release,
@@ -105,7 +142,8 @@ impl Store {
                     digest,
                     serde_json::to_string(services).unwrap_or_default(),
                     fragment,
-                    descriptor
+                    descriptor,
+                    published_by
                 ],
             )
             .map_err(|e| failed(&self.path, e))?;
@@ -116,6 +154,7 @@ impl Store {
                 created,
                 digest,
                 services: services.to_vec(),
+                published_by: Some(published_by.to_string()),
             });
         }
         tx.commit().map_err(|e| failed(&self.path, e))?;
@@ -146,7 +185,7 @@ impl Store {
         let conn = self.connect()?;
         let mut stmt = conn
             .prepare(
-                "SELECT version, created, digest, services FROM versions WHERE application = ?1 AND release = ?2 \
+                "SELECT version, created, digest, services, published_by FROM versions WHERE application = ?1 AND release = ?2 \
                  ORDER BY version",
             )
             .map_err(|e| failed(&self.path, e))?;
@@ -159,6 +198,7 @@ impl Store {
                     created: r.get::<_, i64>(1)? as u64,
                     digest: r.get(2)?,
                     services: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
+                    published_by: r.get(4)?,
                 })
             })
             .map_err(|e| failed(&self.path, e))?;
@@ -192,4 +232,46 @@ impl Store {
 
 fn failed(path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Engine(format!("registry database {}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_migration_adds_published_by_without_touching_existing_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("registry.db");
+        // A database from before the migration, with a version in it.
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute(
+            "INSERT INTO versions (application, release, version, created, digest, services, fragment, descriptor)
+             VALUES ('A', 'R', 1, 5, 'sha256:old', '[\"web\"]', 'web: {image: x}', 'web: {image: x}\n')",
+            [],
+        )
+        .unwrap();
+        drop(conn);
+
+        let store = Store::open(&path).unwrap();
+        Store::open(&path).expect("opening again applies nothing twice");
+        let old = store.versions("A", "R").unwrap();
+        assert_eq!(old.len(), 1);
+        assert_eq!(old[0].digest, "sha256:old", "the old row is as it was");
+        assert_eq!(old[0].published_by, None, "unknown for a version from before");
+
+        let made = store
+            .append(&[("A".into(), "R".into())], "b: {image: y}", &["b".into()], "build-server", &|_| {
+                Ok("b: {image: y}\n".into())
+            })
+            .unwrap();
+        assert_eq!(made[0].published_by.as_deref(), Some("build-server"));
+        let all = store.versions("A", "R").unwrap();
+        assert_eq!(all[1].published_by.as_deref(), Some("build-server"));
+        let json = serde_json::to_value(&all[1]).unwrap();
+        assert_eq!(json["published_by"], "build-server");
+        let conn = Connection::open(&path).unwrap();
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(version, MIGRATIONS.len() as i64);
+    }
 }
