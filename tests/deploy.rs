@@ -554,6 +554,13 @@ fn bad_command_lines_exit_2() {
         out.check(!out.stderr.trim().is_empty(), "a usage error says what is wrong on stderr");
     }
     assert!(containers_with_label(&run.label()).is_empty(), "a usage error changes nothing");
+    // A reference that is neither a file nor APPLICATION/RELEASE is refused
+    // before the pipeline, and still recorded.
+    let out = run.dockmaster(["deploy", "not-a-reference"]);
+    out.assert_exit(2);
+    let history = run.dockmaster(["history", "--output", "json"]);
+    history.assert_exit(0);
+    history.check(history.stdout.contains("not-a-reference"), "the refused reference is in the audit trail");
 }
 
 #[test]

@@ -78,7 +78,16 @@ async fn try_run(cli: Cli) -> Result<i32> {
             (Action::Down, &args.target, options)
         }
     };
-    let mut request = request(action, target, options)?;
+    let mut request = match request(action, target, options) {
+        Ok(request) => request,
+        Err(e) => {
+            // A request refused before the pipeline (a reference that is
+            // neither a file nor APPLICATION/RELEASE) is recorded too.
+            let origin = Origin::cli();
+            pipeline::record_refusal(&config, origin, action.as_str(), &target.reference, &target.env, &e);
+            return Err(e);
+        }
+    };
     if let Some(user) = &cli.user {
         // The password only ever comes from the environment (or a secret
         // store that sets it), never from the command line, where `ps` sees it.
