@@ -102,6 +102,7 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
     let started = audit::now();
     let store = audit::open(config)?;
     let mut trail = Trail { redactor: crate::redact::Redactor::for_request(request), ..Trail::default() };
+    trail.redactor.learn_config(config);
     // One redaction at the boundary: the outcome and the error, on every
     // path, before the record, the webhooks and the way in see them.
     let mut result = match stages(request, config, progress, shutdown, &store, &mut trail).await {

@@ -40,6 +40,20 @@ impl Redactor {
         redactor
     }
 
+    /// Learns the secrets dockmaster itself holds for this configuration:
+    /// the directory's bind password and the registry tokens in the
+    /// environment, should an engine or a directory ever echo them.
+    pub fn learn_config(&mut self, config: &crate::config::Config) {
+        if let Some(password) = config.ldap.as_ref().and_then(|l| l.bind_secret()) {
+            self.add(&password);
+        }
+        for var in ["DOCKMASTER_REGISTRY_TOKEN", "DOCKMASTER_REGISTRY_READ_TOKEN", "DOCKMASTER_PASSWORD"] {
+            if let Ok(value) = std::env::var(var) {
+                self.add(&value);
+            }
+        }
+    }
+
     /// Remembers one secret value (and its trimmed form).
     pub fn add(&mut self, value: &str) {
         for v in [value, value.trim()] {

@@ -266,6 +266,12 @@ impl LdapConfig {
         membership
     }
 
+    /// The service account's password as text, when one is configured and
+    /// readable: for the redactor, which masks it wherever it might show.
+    pub fn bind_secret(&self) -> Option<String> {
+        self.bind_password().ok().map(|p| p.0)
+    }
+
     /// The service account's password: from `bindPasswordEnv` when that
     /// variable is set, else from `bindPasswordFile`. Never inline.
     fn bind_password(&self) -> Result<BindPassword> {
