@@ -318,8 +318,9 @@ async fn stages(
     descriptor.digest = descriptor.digest_with(&stack.inputs);
     trail.summary = Some(summarize(request, &descriptor));
     let declared = stack.name.clone();
-    stack.name =
+    let target =
         crate::target::of(&request.descriptor, &request.environment, request.project.as_deref(), Some(&declared))?;
+    stack.retarget(&target);
     if matches!(request.descriptor, DescriptorRef::Named { .. }) && declared != request.descriptor.default_project() {
         progress.step(&format!(
             "note: the descriptor's `name: {declared}` does not choose the target of a named descriptor; it deploys to `{}`",
@@ -454,7 +455,7 @@ async fn act<E: Engine>(
             let mut descriptor = resolve(config, &target.descriptor).await?;
             let mut previous_stack = load(&target, config, &descriptor)?;
             descriptor.digest = descriptor.digest_with(&previous_stack.inputs);
-            previous_stack.name = stack.name.clone();
+            previous_stack.retarget(&stack.name);
             // The version gone back to must still meet today's policy.
             guard(&target, config, &previous_stack, trail)?;
             let summary = summarize(&target, &descriptor);

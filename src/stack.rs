@@ -481,6 +481,20 @@ impl Service {
 }
 
 impl Stack {
+    /// Moves the stack onto `target` (the pipeline's one target): its name,
+    /// and the names of images it builds without naming them, which
+    /// Compose calls `<project>-<service>` after the project they run in,
+    /// not the one the loader first assumed.
+    pub fn retarget(&mut self, target: &str) {
+        let before = self.name.clone();
+        for (service, svc) in self.services.iter_mut() {
+            if svc.build.is_some() && svc.image == format!("{before}-{service}").to_ascii_lowercase() {
+                svc.image = format!("{target}-{service}").to_ascii_lowercase();
+            }
+        }
+        self.name = target.to_string();
+    }
+
     /// The engine-side name of a network declared under `key`.
     pub fn network_name(&self, key: &str) -> String {
         match self.networks.get(key) {

@@ -205,7 +205,7 @@ async fn print_config(
     let env = |name: &str| std::env::var(name).ok();
     let mut stack = load_with_options(&descriptor, &reference.default_project(), options, &env)?;
     if let Some(name) = project {
-        stack.name = crate::descriptor::project_name(name);
+        stack.retarget(&crate::descriptor::project_name(name));
     }
     for warning in std::mem::take(&mut stack.warnings) {
         let _ = writeln!(std::io::stderr(), "dockmaster: warning: {warning}");

@@ -69,3 +69,17 @@ fn names_follow_compose() {
     assert_eq!(s.network_name("default"), "p_default");
     assert_eq!(s.volume_name("data"), "p_data");
 }
+
+#[test]
+fn retargeting_renames_the_images_the_stack_builds_without_naming_them() {
+    let build =
+        || Build { context: "/src".into(), dockerfile: "Dockerfile".into(), args: BTreeMap::new(), target: None };
+    let built = Service { image: "p-web".into(), build: Some(build()), ..Default::default() };
+    let named = Service { image: "team/api:1".into(), build: Some(build()), ..Default::default() };
+    let mut s = stack(vec![("web", built), ("api", named), ("db", svc())]);
+    s.retarget("shop--prod");
+    assert_eq!(s.name, "shop--prod");
+    assert_eq!(s.services["web"].image, "shop--prod-web", "Compose names a built image <project>-<service>");
+    assert_eq!(s.services["api"].image, "team/api:1", "a named image keeps its name");
+    assert_eq!(s.services["db"].image, "busybox");
+}
