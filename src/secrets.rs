@@ -25,9 +25,13 @@ pub fn read_secret(env: Option<&str>, file: Option<&PathBuf>, key: &str) -> Resu
             return Ok(value);
         }
     }
-    Err(Error::Usage(format!(
-        "{key}: no secret: set the variable its `_env` key names, or point its `_file` key at a file holding it"
-    )))
+    let wanted = match (env, file) {
+        (Some(name), Some(path)) => format!("set the environment variable {name}, or fill {}", path.display()),
+        (Some(name), None) => format!("set the environment variable {name}"),
+        (None, Some(path)) => format!("write the secret into {}", path.display()),
+        (None, None) => "give it a `_env` or `_file` key".to_string(),
+    };
+    Err(Error::Usage(format!("{key}: no secret: {wanted}")))
 }
 
 /// A header's value as text; empty when missing.

@@ -129,6 +129,13 @@ pub async fn run(config: Config, listen: Option<String>) -> Result<()> {
         true => None,
         false => Some(crate::schedule::hooks::Hooks::new(shared.clone(), shutdown.clone(), jobs.clone())?),
     };
+    // Everything that can refuse the configuration (the registry's token
+    // variables among it) runs before `listening` is printed, so a caller
+    // never sees "listening" followed by an exit.
+    let mut app = router(config.clone(), chat.clone(), hooks);
+    if let Some(registry) = crate::registry::server::routes(&config)? {
+        app = app.merge(registry);
+    }
     crate::schedule::run::start(shared, shutdown.clone(), &mut *jobs.lock().await);
     if let Some(chat) = chat.clone().filter(|c| c.config.chat.discord.as_ref().is_some_and(|d| d.gateway)) {
         tokio::spawn(crate::chat::gateway::run(chat));
@@ -144,10 +151,6 @@ pub async fn run(config: Config, listen: Option<String>) -> Result<()> {
     println!("listening on {bound}");
     tracing::info!(%bound, chat = chat.is_some(), ?limits, "serving");
     let stopping = shutdown.clone();
-    let mut app = router(config.clone(), chat.clone(), hooks);
-    if let Some(registry) = crate::registry::server::routes(&config)? {
-        app = app.merge(registry);
-    }
     let app = limits.apply(app);
     limits::serve(listener, app, &limits, async move { stopping.wait().await }).await;
     tracing::info!(grace = ?grace, "waiting for running commands and jobs to finish or roll back");

@@ -518,3 +518,26 @@ fn the_registry_is_bounded_and_closed_records_who_published_and_counts_refusals(
     let (_, metrics) = get(&server, "/metrics");
     assert!(metrics.contains("dockmaster_registry_refused_total{status=\"422\"} 1"), "{metrics}");
 }
+
+#[test]
+fn an_unknown_application_is_not_found_and_a_missing_token_stops_serve_before_it_listens() {
+    let Some(run) = TestRun::start("registry-edges") else { return };
+    registry_config(&run);
+    let server = Server::start(&run, ENV);
+    let (status, body) = get(&server, "/descriptor/application/No%20Such%20App");
+    assert_eq!(status, 404, "an unknown application, as an unknown release: {body}");
+    drop(server);
+
+    // Without DM_REG_TOKEN the configuration is refused before `listening`.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_dockmaster"))
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DOCKMASTER_CONFIG", &run.config)
+        .env("DM_REG_TLO", TLO_TOKEN)
+        .env_remove("DM_REG_TOKEN")
+        .output()
+        .expect("run serve");
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!stdout.contains("listening"), "nothing claimed to listen: {stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("DM_REG_TOKEN"), "the missing variable is named");
+}

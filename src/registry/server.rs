@@ -448,7 +448,11 @@ async fn releases(
     if let Err(refused) = may_read(&r, &headers, &application) {
         return refused.into_response();
     }
-    list(r.store.releases(&application), &format)
+    // An unknown application is not found, as an unknown release is.
+    match r.store.releases(&application) {
+        Ok(names) if names.is_empty() => error(StatusCode::NOT_FOUND, format!("no application `{application}`")),
+        other => list(other, &format),
+    }
 }
 
 async fn versions(
