@@ -254,7 +254,9 @@ fn a_directory_that_stops_fails_the_request_closed_and_the_failure_is_audited() 
     // Without the directory nobody can read the trail through dockmaster
     // with access rules on; read the database directly.
     let rows = audit_rows(&run);
-    let expected = [("alice", "plan", "ok", 0), ("alice", "deploy", "error", 5)];
+    // A directory that does not answer is recorded as `unavailable`: the
+    // request was neither decided on nor failed by itself.
+    let expected = [("alice", "plan", "ok", 0), ("alice", "deploy", "unavailable", 5)];
     let expected: Vec<(String, String, String, i64)> =
         expected.iter().map(|(a, b, c, d)| (a.to_string(), b.to_string(), c.to_string(), *d)).collect();
     assert_eq!(rows, expected);
