@@ -62,5 +62,20 @@ impl Error {
     }
 }
 
+impl Error {
+    /// The verdict a request that ended in this error is recorded and
+    /// reported with: `denied` for a refusal, `unavailable` when the
+    /// directory or the engine did not answer (nothing was decided about
+    /// the request), `error` otherwise. The one mapping for the audit
+    /// trail, the Rundeck data lines and refusals before the pipeline.
+    pub fn verdict(&self) -> &'static str {
+        match self {
+            Error::Denied(_) => "denied",
+            Error::Unreachable(_) => "unavailable",
+            _ => "error",
+        }
+    }
+}
+
 /// The result type of the pipeline's stages.
 pub type Result<T> = std::result::Result<T, Error>;

@@ -204,14 +204,7 @@ fn record(request: &Request, trail: &Trail, result: &Result<Outcome>, started: u
                 r.target =
                     crate::target::of(&request.descriptor, &request.environment, request.project.as_deref(), None).ok();
             }
-            r.verdict = match e {
-                Error::Denied(_) => "denied",
-                // The directory or the engine did not answer: nothing was
-                // decided about the request itself.
-                Error::Unreachable(_) => "unavailable",
-                _ => "error",
-            }
-            .to_string();
+            r.verdict = e.verdict().to_string();
         }
     }
     r
@@ -242,8 +235,7 @@ pub fn record_refusal(
     environment: &str,
     error: &Error,
 ) {
-    let verdict = if matches!(error, Error::Denied(_)) { "denied" } else { "error" };
-    record_event(config, origin, action, reference, environment, verdict, error);
+    record_event(config, origin, action, reference, environment, error.verdict(), error);
 }
 
 /// Records something that happened to a request outside [`run`] with

@@ -262,11 +262,7 @@ pub async fn run(config_fallback: Option<PathBuf>) -> i32 {
 /// later step can tell a refusal (`verdict=denied`) from an unreachable
 /// engine (`verdict=unavailable`) without parsing messages.
 fn print_error_data(request: Option<&Request>, error: &Error) {
-    let verdict = match error {
-        Error::Denied(_) => "denied",
-        Error::Unreachable(_) => "unavailable",
-        _ => "error",
-    };
+    let verdict = error.verdict();
     let mut out = std::io::stdout().lock();
     if let Some(request) = request {
         let target = crate::target::of(&request.descriptor, &request.environment, request.project.as_deref(), None)

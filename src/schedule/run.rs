@@ -46,6 +46,7 @@ pub async fn run_once(config: &Config, job: &Job, origin: Origin, shutdown: &Shu
             once.options.only_if_changed = true;
             let outcome = pipeline::run(&once, config, &Silent, shutdown).await?;
             if outcome.unchanged() {
+                // Nothing changed: no report to the job's webhooks either.
                 tracing::info!(job = %job.name, target = %outcome.target, "nothing changed: no deploy");
                 return Ok(outcome);
             }
