@@ -36,8 +36,31 @@ pub struct RollbackReport {
     /// recorded one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
-    /// The health of the restored containers.
-    pub restored: HealthReport,
+    /// Whether the target ran anything before this deploy. A failed first
+    /// deploy has nothing to restore: its containers, and the networks and
+    /// volumes it created, are removed, and no "restored" health is
+    /// reported (an empty report would read HEALTHY 0/0).
+    pub previous: bool,
+    /// The health of the restored containers; absent when there was no
+    /// previous version.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub restored: Option<HealthReport>,
+}
+
+impl RollbackReport {
+    /// Whether the previous version is back and healthy (a failed first
+    /// deploy has none: false).
+    pub fn restored_healthy(&self) -> bool {
+        self.restored.as_ref().is_some_and(|r| !r.services.is_empty() && r.verdict.is_healthy())
+    }
+
+    /// One sentence on what the rollback left running.
+    pub fn summary(&self) -> String {
+        match &self.restored {
+            None => "no previous version; the failed containers were removed".to_string(),
+            Some(r) => format!("{}/{} previous services healthy", r.healthy_count(), r.services.len()),
+        }
+    }
 }
 
 /// The result of applying a plan.
@@ -60,7 +83,16 @@ enum Undo {
     /// A stopped container that was started.
     Started { id: String, name: String },
     /// A container replaced by a new one; the old one is kept renamed.
-    Replaced { service: String, old_id: String, old_name: String, was_running: bool, new_id: Option<String> },
+    Replaced {
+        service: String,
+        old_id: String,
+        old_name: String,
+        was_running: bool,
+        new_id: Option<String>,
+        /// The old container's anonymous volumes: those its successor does
+        /// not mount are removed with it on success.
+        anonymous: Vec<String>,
+    },
 }
 
 /// The outcome of one service's change.
@@ -89,6 +121,9 @@ pub struct Apply<'a> {
     pub shutdown: &'a Shutdown,
     /// Labels recording the descriptor on every new container.
     pub descriptor_labels: BTreeMap<String, String>,
+    /// Containers an earlier deploy kept aside and never cleared (id,
+    /// name), observed with the rest before anything changed.
+    pub leftovers: Vec<(String, String)>,
 }
 
 impl Apply<'_> {
@@ -264,7 +299,7 @@ impl Apply<'_> {
                 self.progress.step(&format!("starting {} ({})", change.container, change.reasons.join("; ")));
                 step.undo = Some(Undo::Started { id: c.id.clone(), name: c.name.clone() });
                 step.id = Some(c.id.clone());
-                self.engine.start(&c.id, &change.container).await
+                self.start(&c.id, change).await
             }
             (ChangeKind::Recreate, Some(c)) => self.replace(change, c, &mut step).await,
             _ => self.create_and_start(change, &mut step).await,
@@ -285,9 +320,13 @@ impl Apply<'_> {
             change.reasons.join("; ")
         ));
         // The old container's anonymous volumes (a v1 data container's
-        // `/var/lib/mysql`) go to the new one, as Compose hands them over.
-        let inherit = self.engine.anonymous_volumes(&old.id).await?;
+        // `/var/lib/mysql`) go to the new one, as Compose hands them over,
+        // so their data survives the recreate; `--renew-anon-volumes`
+        // starts the new one with fresh ones instead.
+        let anonymous = self.engine.anonymous_volumes(&old.id).await?;
+        let inherit = if self.options.renew_anon_volumes { Vec::new() } else { anonymous.clone() };
         if strategy == Strategy::StopFirst {
+            self.pre_stop(old).await?;
             self.engine.stop(&old.id, &old.name).await?;
         }
         let kept = format!("{}{PREVIOUS_SUFFIX}", old.name);
@@ -298,20 +337,39 @@ impl Apply<'_> {
             old_name: old.name.clone(),
             was_running: old.running,
             new_id: None,
+            anonymous: anonymous.into_iter().map(|(_, name)| name).collect(),
         });
         let id = self.create(change, &inherit).await?;
         if let Some(Undo::Replaced { new_id, .. }) = &mut step.undo {
             *new_id = Some(id.clone());
         }
         step.id = Some(id.clone());
-        self.engine.start(&id, &change.container).await
+        self.start(&id, change).await
+    }
+
+    /// Starts a container, then runs its service's `post_start` hooks, as
+    /// Compose does.
+    async fn start(&self, id: &str, change: &ServiceChange) -> Result<(), Error> {
+        self.engine.start(id, &change.container).await?;
+        let hooks = self.stack.services.get(&change.service).map(|s| s.post_start.as_slice()).unwrap_or_default();
+        self.engine.run_hooks(id, &change.container, "post_start", hooks).await
+    }
+
+    /// Runs the `pre_stop` hooks of a running container that is about to
+    /// be stopped (the ones of the service as now described).
+    async fn pre_stop(&self, old: &ObservedContainer) -> Result<(), Error> {
+        let hooks = self.stack.services.get(&old.service).map(|s| s.pre_stop.as_slice()).unwrap_or_default();
+        if !old.running || hooks.is_empty() {
+            return Ok(());
+        }
+        self.engine.run_hooks(&old.id, &old.name, "pre_stop", hooks).await
     }
 
     async fn create_and_start(&self, change: &ServiceChange, step: &mut Step) -> Result<(), Error> {
         let id = self.create(change, &[]).await?;
         step.undo = Some(Undo::Created { id: id.clone(), name: change.container.clone() });
         step.id = Some(id.clone());
-        self.engine.start(&id, &change.container).await
+        self.start(&id, change).await
     }
 
     async fn create(&self, change: &ServiceChange, inherit: &[(String, String)]) -> Result<String, Error> {
@@ -328,11 +386,23 @@ impl Apply<'_> {
     /// Success: the kept containers and the services no longer in the
     /// descriptor go, and so do containers a killed deploy left behind.
     async fn finalize(&self, undo: &[Undo]) {
-        // Old containers stop with their grace period, all at once.
+        // Old containers stop with their grace period, all at once. Their
+        // anonymous volumes go with them unless the successor mounts them
+        // (the engine keeps a volume still in use), so none is left
+        // dangling by a recreate.
         let removals = undo.iter().filter_map(|u| match u {
-            Undo::Replaced { old_id, old_name, .. } => Some(async move {
-                if let Err(e) = self.engine.remove_container(old_id, old_name).await {
+            Undo::Replaced { old_id, old_name, anonymous, .. } => Some(async move {
+                if let Err(e) = self.engine.remove_container_with(old_id, old_name, true).await {
                     self.progress.step(&format!("warning: could not remove the replaced container {old_name}: {e}"));
+                    return;
+                }
+                // A volume handed down by an earlier recreate is mounted by
+                // name, so the engine does not remove it with the container:
+                // one the successor does not use goes here.
+                for volume in anonymous {
+                    if let Err(e) = self.engine.remove_unused_volume(volume).await {
+                        self.progress.step(&format!("warning: could not remove anonymous volume {volume}: {e}"));
+                    }
                 }
             }),
             _ => None,
@@ -353,8 +423,7 @@ impl Apply<'_> {
 
     /// Removes `_dm_previous` containers an earlier deploy left behind.
     async fn clear_leftovers(&self) -> Result<(), Error> {
-        let leftovers = self.engine.leftovers(&self.stack.name).await?;
-        let removals = leftovers.iter().map(|(id, name)| async move {
+        let removals = self.leftovers.iter().map(|(id, name)| async move {
             self.progress.step(&format!("removing {name}, kept aside by an earlier deploy that did not finish"));
             self.engine.remove_container(id, name).await
         });
@@ -372,7 +441,7 @@ impl Apply<'_> {
             let result = match u {
                 Undo::Created { id, name } => self.engine.discard(id, name).await,
                 Undo::Started { id, name } => self.engine.stop(id, name).await,
-                Undo::Replaced { old_id, old_name, was_running, new_id, service } => {
+                Undo::Replaced { old_id, old_name, was_running, new_id, service, .. } => {
                     self.progress.step(&format!("restoring the previous container of `{service}`"));
                     let mut r = Ok(());
                     if let Some(new_id) = new_id {
@@ -392,6 +461,11 @@ impl Apply<'_> {
             }
         });
         futures_util::future::join_all(steps).await;
+        self.remove_created_objects().await;
+        if self.observed.is_empty() {
+            self.progress.step("rolled back: no previous version; the failed containers were removed");
+            return RollbackReport { reason, version: None, previous: false, restored: None };
+        }
         // Watch what runs now: the kept services and the restored ones.
         let mut watch =
             Watch::new(self.engine, self.stack, self.options.stability_window, self.options.log_lines).only_tracked();
@@ -409,12 +483,26 @@ impl Apply<'_> {
             Ok(report) => report,
             Err(_) => watch.report(false).await,
         };
-        self.progress.step(&format!(
-            "rolled back: {}/{} previous services healthy",
-            restored.healthy_count(),
-            restored.services.len()
-        ));
-        RollbackReport { reason, version, restored }
+        let rollback = RollbackReport { reason, version, previous: true, restored: Some(restored) };
+        self.progress.step(&format!("rolled back: {}", rollback.summary()));
+        rollback
+    }
+
+    /// The networks and volumes this deploy created belong to no previous
+    /// container: a rollback removes them, so nothing is left dangling.
+    async fn remove_created_objects(&self) {
+        for network in &self.plan.networks {
+            self.progress.step(&format!("removing network {network}, created by the failed deploy"));
+            if let Err(e) = self.engine.remove_network(network).await {
+                self.progress.step(&format!("warning: could not remove network {network}: {e}"));
+            }
+        }
+        for volume in &self.plan.volumes {
+            self.progress.step(&format!("removing volume {volume}, created by the failed deploy"));
+            if let Err(e) = self.engine.remove_volume(volume).await {
+                self.progress.step(&format!("warning: could not remove volume {volume}: {e}"));
+            }
+        }
     }
 }
 

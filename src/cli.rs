@@ -129,6 +129,11 @@ pub enum Command {
         /// from DOCKMASTER_REGISTRY_TOKEN only, never a flag.
         #[arg(long, env = "DOCKMASTER_REGISTRY", value_name = "URL")]
         registry: Option<String>,
+        /// Refuse (exit 3, nothing published) when a new version would
+        /// reference a service, container, volume or network no fragment
+        /// defines, instead of publishing it with warnings.
+        #[arg(long)]
+        strict: bool,
     },
     /// Exit 0 when a running `serve` answers /healthz: the container
     /// image's HEALTHCHECK (it has no curl).
@@ -311,6 +316,17 @@ pub struct DeployArgs {
     /// containers back, for debugging.
     #[arg(long)]
     pub no_rollback: bool,
+
+    /// Recreate every container, even those whose configuration and image
+    /// have not changed (like `docker compose up --force-recreate`).
+    #[arg(long)]
+    pub force_recreate: bool,
+
+    /// Give recreated containers new anonymous volumes instead of the
+    /// previous container's (like `docker compose up --renew-anon-volumes`):
+    /// the old anonymous volumes and their data are removed.
+    #[arg(long, short = 'V')]
+    pub renew_anon_volumes: bool,
 
     /// How many services to create and start at once. Default:
     /// deploy.parallelism, else 32.

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 
 use crate::engine::{ContainerSnapshot, DockerEngine};
@@ -28,6 +28,18 @@ pub const CRASH_LOOP_RESTARTS: i64 = 3;
 /// How often snapshots are refreshed when no event arrives: bounds how
 /// late a stability window or a deadline is noticed.
 const TICK: Duration = Duration::from_millis(250);
+
+/// Every this many ticks (5 s) the watch reads every container again,
+/// events or not: the safety net under the event stream.
+const FULL_READ_TICKS: u32 = 20;
+
+/// Now, in Unix seconds, less a margin for a remote engine's clock: where
+/// the event stream starts (events replayed twice only mark a container to
+/// be read again).
+fn since_now() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    now.saturating_sub(5) as i64
+}
 
 /// The status of one service, as reports show it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -156,8 +168,11 @@ impl HealthReport {
 /// What the rules need to know about a service besides its snapshot.
 #[derive(Debug, Clone, Copy)]
 pub struct Expectation {
-    /// Exiting 0 is its job.
+    /// Exiting 0 is done, not dead ([`Stack::is_one_shot`]).
     pub one_shot: bool,
+    /// Running on is "not done yet": it must exit 0 to be done
+    /// ([`Stack::must_finish`]).
+    pub must_finish: bool,
     /// The engine's restart count when the watch began.
     pub baseline_restarts: i64,
     /// How long it must run without a restart when it has no healthcheck.
@@ -218,7 +233,7 @@ pub fn assess(snapshot: Option<&ContainerSnapshot>, expect: &Expectation, runnin
             bad(ServiceStatus::Unhealthy, format!("healthcheck failing: {probe}"))
         }
         Some(_) => bad(ServiceStatus::Starting, "healthcheck has not passed yet".into()),
-        None if expect.one_shot => bad(ServiceStatus::Starting, "one-shot service still running".into()),
+        None if expect.must_finish => bad(ServiceStatus::Starting, "one-shot service still running".into()),
         None if running_for >= expect.stability_window => ok(ServiceStatus::Running),
         None => bad(
             ServiceStatus::Starting,
@@ -287,6 +302,20 @@ pub struct Watch<'a> {
     /// Report only services that have a container tracked (the watch of a
     /// rollback, where services new in the failed deploy are gone).
     only_tracked: bool,
+    /// Containers the engine sent an event for since they were last read:
+    /// only those are inspected again. Between events the last snapshot is
+    /// re-assessed (the stability window is a matter of time, not of a new
+    /// read), so a settled stack costs no engine request per tick.
+    dirty: std::collections::HashSet<String>,
+    /// The event stream failed: every container is read on every tick.
+    polling: bool,
+    /// Containers whose first `start` event was seen: that one is the
+    /// start dockmaster made itself and read right after, so only later
+    /// starts (a restart policy at work) mark the container to be read.
+    own_starts: std::collections::HashSet<String>,
+    /// Ticks since every container was last read; a full read every
+    /// [`FULL_READ_TICKS`] is the safety net under the events.
+    ticks: u32,
     events: std::pin::Pin<
         Box<
             dyn futures_util::Stream<Item = std::result::Result<bollard::models::EventMessage, bollard::errors::Error>>
@@ -303,7 +332,12 @@ impl<'a> Watch<'a> {
             .services
             .keys()
             .map(|name| {
-                let expect = Expectation { one_shot: stack.is_one_shot(name), baseline_restarts: 0, stability_window };
+                let expect = Expectation {
+                    one_shot: stack.is_one_shot(name),
+                    must_finish: stack.must_finish(name),
+                    baseline_restarts: 0,
+                    stability_window,
+                };
                 let assessment = Assessment { status: ServiceStatus::Missing, cause: Some("not created yet".into()) };
                 let t = Tracked {
                     container: None,
@@ -324,7 +358,11 @@ impl<'a> Watch<'a> {
             log_lines,
             tracked,
             only_tracked: false,
-            events: Box::pin(engine.events(&stack.name)),
+            events: Box::pin(engine.events(&stack.name, since_now())),
+            dirty: Default::default(),
+            polling: false,
+            own_starts: Default::default(),
+            ticks: 0,
         }
     }
 
@@ -388,12 +426,18 @@ impl<'a> Watch<'a> {
         self.tracked.get(service).map(|t| &t.assessment)
     }
 
-    /// Re-reads one service's container and re-applies the rules.
+    /// Re-reads one service's container when the engine said something
+    /// happened to it (or events are unavailable), and re-applies the rules.
     pub async fn refresh(&mut self, service: &str) -> Result<()> {
         let Some(container) = self.tracked.get(service).and_then(|t| t.container.clone()) else {
             return Ok(());
         };
-        let snapshot = self.engine.snapshot(&container).await?;
+        let full_read = self.polling || self.ticks >= FULL_READ_TICKS;
+        let snapshot = if self.dirty.remove(&container) || full_read {
+            self.engine.snapshot(&container).await?
+        } else {
+            self.tracked.get(service).and_then(|t| t.snapshot.clone())
+        };
         self.apply_snapshot(service, snapshot);
         Ok(())
     }
@@ -421,28 +465,73 @@ impl<'a> Watch<'a> {
         t.snapshot = snapshot;
     }
 
-    /// Re-reads every tracked service.
+    /// Re-assesses every tracked service, reading again (concurrently)
+    /// those the engine sent events for.
     async fn refresh_all(&mut self) -> Result<()> {
+        let full_read = self.polling || self.ticks >= FULL_READ_TICKS;
+        let mut reads = Vec::new();
+        for (name, t) in &self.tracked {
+            if let Some(id) = &t.container {
+                if full_read || self.dirty.contains(id) {
+                    reads.push((name.clone(), id.clone()));
+                }
+            }
+        }
+        if full_read {
+            self.ticks = 0;
+        }
+        let engine = self.engine;
+        let snapshots = futures_util::future::join_all(reads.iter().map(|(_, id)| engine.snapshot(id))).await;
+        let mut fresh = BTreeMap::new();
+        for ((name, id), snapshot) in reads.into_iter().zip(snapshots) {
+            self.dirty.remove(&id);
+            fresh.insert(name, snapshot?);
+        }
         let names: Vec<String> =
             self.tracked.iter().filter(|(_, t)| t.container.is_some()).map(|(n, _)| n.clone()).collect();
         for name in names {
-            self.refresh(&name).await?;
+            let snapshot = match fresh.remove(&name) {
+                Some(s) => s,
+                None => self.tracked.get(&name).and_then(|t| t.snapshot.clone()),
+            };
+            self.apply_snapshot(&name, snapshot);
         }
         Ok(())
     }
 
-    /// Waits for the next engine event or tick, whichever comes first.
+    /// Waits for the next engine event or tick, whichever comes first, and
+    /// notes which containers the events were about.
     pub async fn wait_for_news(&mut self) {
-        match tokio::time::timeout(TICK, self.events.next()).await {
-            // An event or a tick: either way, look again.
-            Ok(Some(Ok(_))) | Err(_) => {}
-            // The event stream broke or ended: carry on with ticks alone,
-            // inspect is the source of truth anyway.
-            Ok(Some(Err(e))) => {
-                tracing::debug!("engine event stream failed, polling instead: {e}");
-                self.events = Box::pin(futures_util::stream::pending());
+        self.ticks += 1;
+        let first = tokio::time::timeout(TICK, self.events.next()).await;
+        let mut next = match first {
+            Err(_) => return,
+            Ok(item) => Some(item),
+        };
+        // Take every event already waiting, so a burst costs one round.
+        while let Some(item) = next.take() {
+            match item {
+                Some(Ok(event)) => {
+                    let first_start = event.action.as_deref() == Some("start");
+                    if let Some(id) = event.actor.and_then(|a| a.id) {
+                        if !(first_start && self.own_starts.insert(id.clone())) {
+                            self.dirty.insert(id);
+                        }
+                    }
+                }
+                // The event stream broke or ended: carry on with ticks
+                // alone, reading every container each time.
+                Some(Err(e)) => {
+                    tracing::debug!("engine event stream failed, polling instead: {e}");
+                    self.events = Box::pin(futures_util::stream::pending());
+                    self.polling = true;
+                }
+                None => {
+                    self.events = Box::pin(futures_util::stream::pending());
+                    self.polling = true;
+                }
             }
-            Ok(None) => self.events = Box::pin(futures_util::stream::pending()),
+            next = self.events.next().now_or_never();
         }
     }
 
@@ -564,7 +653,7 @@ mod tests {
     use super::*;
 
     fn expect(one_shot: bool) -> Expectation {
-        Expectation { one_shot, baseline_restarts: 0, stability_window: Duration::from_secs(3) }
+        Expectation { one_shot, must_finish: one_shot, baseline_restarts: 0, stability_window: Duration::from_secs(3) }
     }
 
     fn running() -> ContainerSnapshot {
@@ -602,6 +691,17 @@ mod tests {
         assert_eq!(assess(Some(&exited(0)), &expect(false), Duration::ZERO).status, ServiceStatus::Exited);
         let a = assess(Some(&exited(2)), &expect(true), Duration::ZERO);
         assert_eq!((a.status, a.cause.as_deref()), (ServiceStatus::Exited, Some("exited with code 2")));
+    }
+
+    #[test]
+    fn a_service_that_may_finish_is_judged_by_what_it_does() {
+        // A data container lends its volumes: exit 0 is done, and running
+        // on is watched like any service, never waited on to exit.
+        let may = Expectation { must_finish: false, ..expect(true) };
+        assert_eq!(assess(Some(&exited(0)), &may, Duration::ZERO).status, ServiceStatus::Completed);
+        assert_eq!(assess(Some(&running()), &may, Duration::from_secs(3)).status, ServiceStatus::Running);
+        // One that must finish is not done while it runs.
+        assert_eq!(assess(Some(&running()), &expect(true), Duration::from_secs(60)).status, ServiceStatus::Starting);
     }
 
     #[test]

@@ -11,9 +11,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListServicesOptionsBuilder, ListVolumesOptionsBuilder,
-};
+use bollard::query_parameters::ListServicesOptionsBuilder;
 
 use crate::engine::spec::LABEL_TARGET;
 use crate::engine::DockerEngine;
@@ -163,29 +161,17 @@ fn listing(engine: &DockerEngine, what: &str, e: bollard::errors::Error) -> Erro
 /// The target's containers (by label) and every container the stack would
 /// create by name.
 async fn containers(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
-    let docker = engine.docker();
     let names: Vec<String> = stack.services.keys().map(|s| stack.container_name(s)).collect();
-    let by_label: HashMap<String, Vec<String>> =
-        [("label".to_string(), vec![format!("{LABEL_TARGET}={}", stack.name)])].into_iter().collect();
-    let by_name: HashMap<String, Vec<String>> =
-        [("name".to_string(), names.iter().map(|n| format!("^/?{}$", regex_quote(n))).collect())].into_iter().collect();
-    let mut found: BTreeMap<String, Found> = BTreeMap::new();
-    for filters in [&by_label, &by_name] {
-        if filters.values().all(Vec::is_empty) {
-            continue;
-        }
-        let options = ListContainersOptionsBuilder::default().all(true).filters(filters).build();
-        for c in docker.list_containers(Some(options)).await.map_err(|e| listing(engine, "list containers", e))? {
-            let name = c.names.and_then(|n| n.into_iter().next()).unwrap_or_default();
-            let name = name.trim_start_matches('/').to_string();
-            let labelled = filters.contains_key("label");
-            // Containers kept aside by an adoption are no longer the target's.
-            if (labelled || names.contains(&name)) && !name.contains(ADOPTED_MARK) {
-                found.insert(name, (c.id, c.labels.unwrap_or_default()));
-            }
+    let found = engine.containers_where(Some((LABEL_TARGET, &stack.name)), &names).await?;
+    let mut objects: BTreeMap<String, Found> = BTreeMap::new();
+    for c in found {
+        let name = crate::engine::Survey::name_of(&c);
+        // Containers kept aside by an adoption are no longer the target's.
+        if !name.contains(ADOPTED_MARK) {
+            objects.insert(name, (c.id, c.labels.unwrap_or_default()));
         }
     }
-    Ok(found.into_iter().map(|(name, (id, labels))| Object { kind: "container", name, id, labels }).collect())
+    Ok(objects.into_iter().map(|(name, (id, labels))| Object { kind: "container", name, id, labels }).collect())
 }
 
 /// The target's Swarm services (by label) and every service the stack
@@ -208,18 +194,13 @@ async fn services(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
 
 /// The networks and volumes the stack would create, and the target's.
 async fn networks_and_volumes(engine: &DockerEngine, stack: &Stack) -> Result<Vec<Object>> {
-    let docker = engine.docker();
     let mut found = Vec::new();
     let networks: Vec<String> = crate::plan::wanted_networks(stack)
         .iter()
         .filter(|key| !stack.networks.get(*key).is_some_and(|n| n.external))
         .map(|key| stack.network_name(key))
         .collect();
-    let list = docker
-        .list_networks(Some(ListNetworksOptionsBuilder::default().build()))
-        .await
-        .map_err(|e| listing(engine, "list networks", e))?;
-    for n in list {
+    for n in engine.all_networks().await? {
         let name = n.name.unwrap_or_default();
         let labels = n.labels.unwrap_or_default();
         if networks.contains(&name) || labels.get(LABEL_TARGET) == Some(&stack.name) {
@@ -227,29 +208,12 @@ async fn networks_and_volumes(engine: &DockerEngine, stack: &Stack) -> Result<Ve
         }
     }
     let volumes = crate::plan::wanted_volumes(stack);
-    let list = docker
-        .list_volumes(Some(ListVolumesOptionsBuilder::default().build()))
-        .await
-        .map_err(|e| listing(engine, "list volumes", e))?;
-    for v in list.volumes.unwrap_or_default() {
+    for v in engine.all_volumes().await? {
         if volumes.contains(&v.name) || v.labels.get(LABEL_TARGET) == Some(&stack.name) {
             found.push(Object { kind: "volume", name: v.name, id: None, labels: v.labels });
         }
     }
     Ok(found)
-}
-
-/// `text` with the engine's name-filter regular-expression characters
-/// escaped (container names may hold `.`).
-fn regex_quote(text: &str) -> String {
-    let mut out = String::new();
-    for c in text.chars() {
-        if !c.is_ascii_alphanumeric() && c != '_' && c != '-' {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -293,6 +257,5 @@ mod tests {
         assert_eq!(found.unowned.len(), 2, "{:?}", found.unowned);
         assert!(found.unowned[0].contains("earlier dockmaster"), "{:?}", found.unowned);
         assert!(found.unowned[1].contains("docker compose"), "{:?}", found.unowned);
-        assert_eq!(regex_quote("a.b-c_1"), "a\\.b-c_1");
     }
 }

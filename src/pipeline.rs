@@ -6,6 +6,7 @@
 //! request leaves exactly one audit record, whatever became of it.
 
 mod docker;
+mod status;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -189,6 +190,7 @@ fn record(request: &Request, trail: &Trail, result: &Result<Outcome>, started: u
             r.error = outcome.error.as_ref().map(|e| e.message.clone());
             r.verdict = match (&outcome.report, &outcome.error) {
                 _ if outcome.unchanged() => "unchanged",
+                _ if outcome.not_running.is_some() => "not-running",
                 (_, Some(_)) => "error",
                 (Some(report), None) if report.verdict.is_healthy() => "healthy",
                 (Some(_), None) => "unhealthy",
@@ -340,8 +342,17 @@ async fn stages(
     labels.extend(owner.labels());
     let docker = DockerEngine::connect_to(&engine_config, &request.environment, labels).await?;
     let cx = Cx { request, config, progress, shutdown };
+    // One deploy, down or rollback of a target at a time, across
+    // processes: taken before anything is observed, so what the stages
+    // see stays true until they change it themselves.
+    let _lock = match request.action {
+        Action::Deploy | Action::Down | Action::Rollback => Some(lock(request, config, &stack.name, progress).await?),
+        _ => None,
+    };
     let mut outcome = match engine_config.kind {
         EngineKind::Docker => {
+            // The stages share one look at the engine until they change it.
+            let docker = docker.surveyed();
             trail.engine = Some(docker.describe());
             if request.action != Action::Approve {
                 let files_share = config.access.is_none();
@@ -399,7 +410,6 @@ async fn act<E: Engine>(
             })
         }
         Action::Deploy => {
-            let _lock = lock(request, config, &stack.name, progress).await?;
             let observed = engine.observe(&stack.name).await?;
             let classification = engine.classify(stack, &observed);
             trail.classification = Some(classification.clone());
@@ -431,13 +441,9 @@ async fn act<E: Engine>(
                 ..Outcome::new(stack.name.clone(), request.action, summary)
             })
         }
-        Action::Status => engine.status(cx, stack, summary).await,
-        Action::Down => {
-            let _lock = lock(request, config, &stack.name, progress).await?;
-            engine.down(cx, stack, summary).await
-        }
+        Action::Status => status::status(engine, cx, stack, descriptor).await,
+        Action::Down => engine.down(cx, stack, summary).await,
         Action::Rollback => {
-            let _lock = lock(request, config, &stack.name, progress).await?;
             let previous = rollback_version(request, store, stack)?;
             progress.step(&format!("rolling {} back to version {previous}", stack.name));
             let mut target = request.clone();

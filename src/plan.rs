@@ -40,6 +40,9 @@ pub struct ObservedContainer {
     /// The descriptor version it was deployed from (label
     /// `dockmaster.descriptor-version`), when known.
     pub descriptor_version: Option<String>,
+    /// The digest of the descriptor it was deployed from (label
+    /// `dockmaster.descriptor-digest`), when known: what `status` reports.
+    pub descriptor_digest: Option<String>,
     /// The hashes of the top-level declarations (networks, volumes,
     /// secrets, configs) it was deployed with (label
     /// `dockmaster.top-level`), so a change to them is seen as structural;
@@ -336,6 +339,19 @@ pub fn wanted_networks(stack: &Stack) -> Vec<String> {
         .collect()
 }
 
+/// `--force-recreate`: every service the descriptor keeps or would only
+/// start is recreated, as `docker compose up --force-recreate` does.
+/// Services already being created or recreated keep their own reasons.
+pub fn force_recreate(plan: &mut Plan, stack: &Stack) {
+    for change in &mut plan.services {
+        if matches!(change.action, ChangeKind::Keep | ChangeKind::Start) {
+            change.action = ChangeKind::Recreate;
+            change.reasons = vec!["--force-recreate".to_string()];
+            change.strategy = stack.services.get(&change.service).map(strategy);
+        }
+    }
+}
+
 /// Engine-side names of the named volumes the stack creates (not external).
 pub fn wanted_volumes(stack: &Stack) -> Vec<String> {
     stack.volumes.iter().filter(|(_, v)| !v.external).map(|(k, _)| stack.volume_name(k)).collect()
@@ -417,6 +433,7 @@ mod tests {
                     running: true,
                     exit_code: None,
                     descriptor_version: None,
+                    descriptor_digest: None,
                     top_level: Some(crate::policy::top_level_hashes(stack)),
                 }
             })
@@ -527,6 +544,7 @@ mod tests {
             running: true,
             exit_code: None,
             descriptor_version: None,
+            descriptor_digest: None,
             top_level: None,
         });
         let p = plan(&s, &observed, &images(), &["shop_default".into()], &["shop_data".into()]);

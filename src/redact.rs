@@ -109,7 +109,7 @@ impl Redactor {
         if self.secrets.is_empty() {
             return;
         }
-        let reports = outcome.report.iter_mut().chain(outcome.rollback.iter_mut().map(|r| &mut r.restored));
+        let reports = outcome.report.iter_mut().chain(outcome.rollback.iter_mut().filter_map(|r| r.restored.as_mut()));
         for report in reports {
             for service in &mut report.services {
                 for line in service.log_tail.iter_mut().chain(service.cause.iter_mut()) {

@@ -216,6 +216,12 @@ pub struct DeployOptions {
     /// audit record says `unchanged`. What a schedule's `if-changed`
     /// policy asks for.
     pub only_if_changed: bool,
+    /// Recreate every container even when nothing changed
+    /// (`--force-recreate`).
+    pub force_recreate: bool,
+    /// Recreated containers start with new anonymous volumes; the old
+    /// ones are removed with the old container (`--renew-anon-volumes`).
+    pub renew_anon_volumes: bool,
 }
 
 impl Default for DeployOptions {
@@ -230,6 +236,8 @@ impl Default for DeployOptions {
             parallelism: 32,
             rollback: true,
             only_if_changed: false,
+            force_recreate: false,
+            renew_anon_volumes: false,
         }
     }
 }
@@ -303,6 +311,10 @@ pub struct Outcome {
     /// `swarm tcp://manager:2376`), so a report says where things ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
+    /// `status` of a version that is not the one running: the version that
+    /// runs instead (verdict `not-running`, exit 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_running: Option<String>,
 }
 
 /// Where a service's image came from and exactly which image it is.
@@ -348,6 +360,7 @@ impl Outcome {
             images: vec![],
             error: None,
             engine: None,
+            not_running: None,
         }
     }
 

@@ -17,10 +17,12 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 mod container;
+mod host;
 mod resources;
 mod swarm;
 
 pub use container::{Device, FileKind, FileMount, FileSource, Ulimit};
+pub use host::{BlkioConfig, DeviceRequest, Hook, ThrottleDevice, WeightDevice};
 pub use resources::{Network, Subnet, Volume};
 pub use swarm::{Placement, SwarmDeploy, SwarmRestart, UpdateConfig};
 
@@ -226,6 +228,98 @@ pub struct Service {
     /// configuration hash; a `swarm` environment deploys with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub swarm: Option<SwarmDeploy>,
+    /// Ports the container exposes without publishing them (`expose`):
+    /// `PORT[/PROTOCOL]` or a range `START-END[/PROTOCOL]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expose: Vec<String>,
+    /// Relative CPU weight (`cpu_shares`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_shares: Option<i64>,
+    /// CPUs the container may run on (`cpuset: "0-2,4"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpuset: Option<String>,
+    /// CFS quota in microseconds per period (`cpu_quota`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_quota: Option<i64>,
+    /// CFS period in microseconds (`cpu_period`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_period: Option<i64>,
+    /// Real-time period in microseconds (`cpu_rt_period`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_period: Option<i64>,
+    /// Real-time runtime in microseconds (`cpu_rt_runtime`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_rt_runtime: Option<i64>,
+    /// Memory plus swap in bytes (`memswap_limit`; -1 is unlimited swap).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memswap_limit: Option<i64>,
+    /// Swappiness, 0-100 (`mem_swappiness`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mem_swappiness: Option<i64>,
+    /// OOM-killer preference, -1000 to 1000 (`oom_score_adj`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub oom_score_adj: Option<i64>,
+    /// Storage driver options (`storage_opt: {size: 20G}`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub storage_opt: BTreeMap<String, String>,
+    /// Block-I/O weights and throttles (`blkio_config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blkio_config: Option<BlkioConfig>,
+    /// Device cgroup rules (`c 1:3 mr`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_cgroup_rules: Vec<String>,
+    /// The cgroup the container's cgroup is created under (`cgroup_parent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup_parent: Option<String>,
+    /// The cgroup namespace: `host` or `private` (`cgroup`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cgroup: Option<String>,
+    /// The container's MAC address on its first network (`mac_address`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mac_address: Option<String>,
+    /// The image platform (`linux/amd64`): what to pull and build, and what
+    /// the engine creates the container from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    /// GPUs handed out by the engine's device drivers (`gpus:`; `all` is one
+    /// request with count -1).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub gpus: Vec<DeviceRequest>,
+    /// Devices (GPUs) reserved through `deploy.resources.reservations.devices`,
+    /// which Compose also asks a single engine for.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub device_requests: Vec<DeviceRequest>,
+    /// Supplementary groups of the container's user (`group_add`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub group_add: Vec<String>,
+    /// The user namespace mode (`userns_mode: host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns_mode: Option<String>,
+    /// The UTS namespace (`uts: host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uts: Option<String>,
+    /// The container's NIS domain name (`domainname`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domainname: Option<String>,
+    /// The OCI runtime (`runtime: runc`, `nvidia`, `runsc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<String>,
+    /// Legacy links to containers outside the stack, `CONTAINER[:ALIAS]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external_links: Vec<String>,
+    /// OCI annotations on the container (`annotations`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// The volume driver for the service's anonymous and undeclared volumes
+    /// (v1 `volume_driver`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub volume_driver: Option<String>,
+    /// Commands run in the container after it starts (`post_start`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub post_start: Vec<Hook>,
+    /// Commands run in the container before it is stopped (`pre_stop`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pre_stop: Vec<Hook>,
 }
 
 /// Compose's `pull_policy`.
@@ -255,6 +349,9 @@ pub struct Build {
     /// The stage to build.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// Images the builder may take cached layers from (`cache_from`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cache_from: Vec<String>,
 }
 
 /// A published port.
@@ -552,14 +649,29 @@ impl Stack {
         }
     }
 
-    /// Whether a service is one-shot: it has done its job when it exits 0.
+    /// Whether a service must finish: exiting 0 is its job and running on
+    /// is "not done yet". Only what the descriptor says makes a service so:
+    /// the label `dockmaster.one-shot: "true"`, or another service waiting
+    /// for it with `service_completed_successfully`.
+    pub fn must_finish(&self, service: &str) -> bool {
+        let Some(svc) = self.services.get(service) else {
+            return false;
+        };
+        svc.one_shot
+            || self.services.values().any(|other| {
+                other.depends_on.get(service).is_some_and(|d| d.condition == Condition::ServiceCompletedSuccessfully)
+            })
+    }
+
+    /// Whether a service may finish: exiting 0 counts as done, not dead.
     ///
-    /// A service is one-shot when the descriptor marks it (label
-    /// `dockmaster.one-shot: "true"`), when another service waits for it with
-    /// `service_completed_successfully`, or when it is a data container:
-    /// another service takes its volumes with `volumes_from` and it has no
-    /// restart policy that would keep it running. The last rule is what makes
-    /// the `*-data` containers of legacy descriptors deploy as intended.
+    /// Every service that [must finish](Stack::must_finish) may, and so
+    /// may a data container: another service takes its volumes with
+    /// `volumes_from` and it has no restart policy that would keep it
+    /// running. Such a service is judged by what it does: one that exits 0
+    /// is done (the `*-data` containers of legacy descriptors), one that
+    /// keeps running is watched like any other service (a database whose
+    /// volumes a backup service borrows), never waited on to exit.
     pub fn is_one_shot(&self, service: &str) -> bool {
         let Some(svc) = self.services.get(service) else {
             return false;

@@ -25,6 +25,11 @@ fn registry_config(run: &TestRun) {
 }
 
 fn put(server: &Server, token: &str, fragment: &str, apps: &[&str], releases: &[&str]) -> (u16, Value) {
+    put_to(server, "/fragment", token, fragment, apps, releases)
+}
+
+/// [`put`] to `path` (`/fragment?strict=true`).
+fn put_to(server: &Server, path: &str, token: &str, fragment: &str, apps: &[&str], releases: &[&str]) -> (u16, Value) {
     let body = json!({
         "fragment": base64::engine::general_purpose::STANDARD.encode(fragment),
         "applications": apps,
@@ -32,7 +37,7 @@ fn put(server: &Server, token: &str, fragment: &str, apps: &[&str], releases: &[
     })
     .to_string();
     let headers = [("Authorization", format!("Bearer {token}")), ("Content-Type", "application/json".into())];
-    let (status, body, _) = server.send("PUT", "/fragment", &headers, &body);
+    let (status, body, _) = server.send("PUT", path, &headers, &body);
     (status, serde_json::from_str(&body).unwrap_or(Value::Null))
 }
 
@@ -540,4 +545,218 @@ fn an_unknown_application_is_not_found_and_a_missing_token_stops_serve_before_it
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(!stdout.contains("listening"), "nothing claimed to listen: {stdout}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("DM_REG_TOKEN"), "the missing variable is named");
+}
+
+/// `(application, version, fragment, service, key, reference)` of each
+/// warning in a `warnings` list.
+fn warnings_of(list: &Value) -> Vec<(String, i64, i64, String, String, String)> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("a list of warnings: {list}"))
+        .iter()
+        .map(|w| {
+            let text = |k: &str| w[k].as_str().unwrap_or_else(|| panic!("{k} in {w}")).to_string();
+            assert!(!text("message").is_empty(), "{w}");
+            let number = |k: &str| w[k].as_i64().unwrap_or_else(|| panic!("{k} in {w}"));
+            (
+                text("application"),
+                number("version"),
+                number("fragment"),
+                text("service"),
+                text("key"),
+                text("reference"),
+            )
+        })
+        .collect()
+}
+
+fn versions_json(server: &Server, app_path: &str) -> Value {
+    let (status, body) = get(server, &format!("/descriptor/application/{app_path}/Milestone"));
+    assert_eq!(status, 200, "{body}");
+    serde_json::from_str(&body).unwrap()
+}
+
+#[test]
+fn publish_warns_of_references_no_fragment_defines_and_strict_refuses_them_writing_nothing() {
+    let Some(run) = TestRun::start("registry-lint") else { return };
+    registry_config(&run);
+    let server = Server::start(&run, ENV);
+    let apps = ["TLO GE", "TLO EE"];
+    let (status, answer) = put(&server, TOKEN, &example("transmission.yml"), &apps, &["Milestone"]);
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(answer["warnings"], json!([]), "transmission references only its own services");
+    assert_eq!(answer["versions"][0]["warnings"], json!([]));
+
+    // plex's `volumes_from: [plex-data, bittorrent-sync-data]`: no fragment
+    // defines the second. Strict: refused with every warning, nothing
+    // stored for either application.
+    let (status, refused) =
+        put_to(&server, "/fragment?strict=true", TOKEN, &example("plex.yml"), &apps, &["Milestone"]);
+    assert_eq!(status, 422, "{refused}");
+    assert!(refused["error"].as_str().unwrap().contains("nothing was published"), "{refused}");
+    let seed = |app: &str, version: i64, fragment: i64| {
+        (
+            app.to_string(),
+            version,
+            fragment,
+            "plex".to_string(),
+            "volumes_from[1]".to_string(),
+            "bittorrent-sync-data".to_string(),
+        )
+    };
+    assert_eq!(warnings_of(&refused["warnings"]), vec![seed("TLO GE", 2, 2), seed("TLO EE", 2, 2)]);
+    for app in ["TLO%20GE", "TLO%20EE"] {
+        let versions = versions_json(&server, app);
+        assert_eq!(versions.as_array().map(Vec::len), Some(1), "the store is unchanged: {versions}");
+        assert_eq!(get(&server, &format!("/descriptor/application/{app}/Milestone/2")).0, 404);
+    }
+    let (status, answer) =
+        put_to(&server, "/fragment?strict=maybe", TOKEN, &example("plex.yml"), &apps, &["Milestone"]);
+    assert_eq!(status, 400, "{answer}");
+    assert_eq!(versions_json(&server, "TLO%20GE").as_array().map(Vec::len), Some(1));
+
+    // By default: published, with the warning in the answer and the list.
+    let (status, answer) = put(&server, TOKEN, &example("plex.yml"), &apps, &["Milestone"]);
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(warnings_of(&answer["warnings"]), vec![seed("TLO GE", 2, 2), seed("TLO EE", 2, 2)]);
+    let message = answer["warnings"][0]["message"].as_str().unwrap();
+    assert!(message.contains("must exist on the engine"), "{message}");
+    assert_eq!(answer["versions"][0]["warnings"][0]["reference"], "bittorrent-sync-data", "{answer}");
+    // mysql's own references resolve; version 3 still carries plex's,
+    // attributed to the fragment of version 2.
+    let (status, answer) = put(&server, TOKEN, &example("mysql.yml"), &apps, &["Milestone"]);
+    assert_eq!(status, 201, "{answer}");
+    assert_eq!(warnings_of(&answer["warnings"]), vec![seed("TLO GE", 3, 2), seed("TLO EE", 3, 2)]);
+    // A fragment may reference what an earlier fragment defines (refused
+    // before, as the fragment alone was checked); what none defines is a
+    // warning.
+    let (status, answer) =
+        put(&server, TOKEN, "web:\n  image: busybox\n  links: [mysql, ghost]\n", &["TLO GE"], &["Milestone"]);
+    assert_eq!(status, 201, "{answer}");
+    let mut expected = vec![seed("TLO GE", 4, 2)];
+    expected.push(("TLO GE".into(), 4, 4, "web".into(), "links[1]".into(), "ghost".into()));
+    assert_eq!(warnings_of(&answer["warnings"]), expected);
+
+    let versions = versions_json(&server, "TLO%20GE");
+    let count = |i: usize| versions[i]["warnings"].as_array().map(Vec::len);
+    assert_eq!((count(0), count(1), count(2), count(3)), (Some(0), Some(1), Some(1), Some(2)), "{versions}");
+    assert_eq!(versions[1]["warnings"][0]["fragment"], 2, "{versions}");
+
+    // `dockmaster publish` prints them on stderr and exits 0; `--strict`
+    // exits 3 listing them, and publishes nothing.
+    let url = format!("http://{}", server.addr);
+    let fragment = run.write("api.yml", "api:\n  image: busybox\n  volumes_from: [shared-data]\n");
+    let publish = |extra: &[&str]| {
+        let mut args =
+            vec!["publish", &fragment, "--application", "TLO EE", "--release", "Milestone", "--registry", &url];
+        args.extend_from_slice(extra);
+        run.dockmaster_with_env(args, &[("DOCKMASTER_REGISTRY_TOKEN", TOKEN)])
+    };
+    let strict = publish(&["--strict"]);
+    strict.assert_exit(3);
+    strict.check(strict.stderr.contains("\"shared-data\""), "names the reference");
+    strict.check(strict.stderr.contains("bittorrent-sync-data"), "lists every warning");
+    assert_eq!(versions_json(&server, "TLO%20EE").as_array().map(Vec::len), Some(3), "nothing published");
+    let out = publish(&[]);
+    out.assert_exit(0);
+    out.check(out.stdout.starts_with("TLO EE/Milestone/4 sha256:"), "prints the new version");
+    let lines: Vec<&str> = out.stderr.lines().filter(|l| l.starts_with("dockmaster: warning: ")).collect();
+    out.check(lines.len() == 2, "one line per warning");
+    out.check(lines.iter().any(|l| l.contains("service \"api\"") && l.contains("volumes_from[0]")), "api's");
+}
+
+#[test]
+fn a_refused_fragment_names_its_line_and_every_get_route_answers_404_for_an_unknown_application_or_release() {
+    let Some(run) = TestRun::start("registry-lines") else { return };
+    registry_config(&run);
+    let server = Server::start(&run, ENV);
+    // The loader's refusal names the line, in v1 as in the Specification;
+    // a YAML syntax error the line and column.
+    for (fragment, line, column) in [
+        ("plex:\n  image: x\n  restart: always\n  imagee: y\n", 4, None),
+        ("services:\n  web:\n    image: x\n    imagee: y\n", 4, None),
+        ("web:\n  image: x\n  ports:\n    - \"not-a-port\"\n", 4, None),
+        ("web:\n  image: x\n  ports: [80\n", 4, Some(1)),
+    ] {
+        let (status, answer) = put(&server, TOKEN, fragment, &["TLO GE"], &["Milestone"]);
+        assert_eq!(status, 422, "{fragment}: {answer}");
+        let error = answer["error"].as_str().unwrap();
+        assert!(error.starts_with(&format!("the fragment:{line}:")), "{fragment}: {error}");
+        assert_eq!(answer["line"], line, "{answer}");
+        assert_eq!(answer["column"].as_i64(), column, "{answer}");
+    }
+    assert_eq!(get(&server, "/descriptor/application").1, "[]", "nothing was written");
+
+    let (status, answer) = put(&server, TOKEN, "web: {image: busybox}\n", &["TLO GE"], &["Milestone"]);
+    assert_eq!(status, 201, "{answer}");
+    for path in [
+        "/descriptor/application/No%20App",
+        "/descriptor/application/No%20App?format=rundeck",
+        "/descriptor/application/No%20App/Milestone",
+        "/descriptor/application/No%20App/Milestone?format=rundeck&env=default",
+        "/descriptor/application/No%20App/Milestone/1",
+        "/descriptor/application/No%20App/Milestone/latest",
+        "/descriptor/application/No%20App/Milestone/not-a-number",
+        "/descriptor/application/TLO%20GE/Nope",
+        "/descriptor/application/TLO%20GE/Nope?format=rundeck",
+        "/descriptor/application/TLO%20GE/Nope?format=rundeck&env=no-such-env",
+        "/descriptor/application/TLO%20GE/Nope/1",
+        "/descriptor/application/TLO%20GE/Nope/latest",
+        "/descriptor/application/TLO%20GE/Nope/not-a-number",
+        "/descriptor/application/TLO%20GE/Milestone/2",
+    ] {
+        let (status, body) = get(&server, path);
+        assert_eq!(status, 404, "{path}: {body}");
+        assert!(serde_json::from_str::<Value>(&body).unwrap()["error"].is_string(), "{path}: {body}");
+    }
+    let (status, body) = get(&server, "/descriptor/application/TLO%20GE/Milestone/not-a-number");
+    assert_eq!(status, 400, "a known release, a version that is no number: {body}");
+    let (status, body) = get(&server, "/descriptor/application/TLO%20GE/Milestone?format=rundeck&env=no-such-env");
+    assert_eq!(status, 400, "an environment the configuration does not name: {body}");
+    assert!(body.contains("no-such-env"), "{body}");
+}
+
+#[test]
+fn the_rundeck_version_list_selects_the_version_running_in_the_environment_asked_for() {
+    let Some(run) = TestRun::start_named("registry-env") else { return };
+    registry_config(&run);
+    let server = Server::start(&run, ENV);
+    let app = run.application.clone();
+    for marker in ["one", "two"] {
+        let fragment = format!(
+            "web:\n  image: {FIXTURE_IMAGE}\n  command: [\"sleep\", \"1000\"]\n  environment: {{MARK: {marker}}}\n"
+        );
+        assert_eq!(put(&server, TOKEN, &fragment, &[&app], &["rel"]).0, 201);
+    }
+    let list = |query: &str| -> Vec<(String, bool)> {
+        let (status, body) = get(&server, &format!("/descriptor/application/{app}/rel?format=rundeck{query}"));
+        assert_eq!(status, 200, "{query}: {body}");
+        let list: Value = serde_json::from_str(&body).unwrap();
+        list.as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["value"].as_str().unwrap().to_string(), c["selected"].as_bool().unwrap()))
+            .collect()
+    };
+    let pair = |v: &str, selected: bool| (v.to_string(), selected);
+    assert_eq!(list(""), vec![pair("2", true), pair("1", false)], "without env: the newest");
+    assert_eq!(list("&env=default"), vec![pair("2", false), pair("1", false)], "nothing runs: none");
+
+    // Deploy version 1 from the registry, recording in the trail `serve`
+    // reads (the same state_dir).
+    let client = run.write(
+        "client.yaml",
+        &format!(
+            "labels: {{dockmaster.test-run: \"{}\"}}\nstate_dir: \"{}\"\nregistry:\n  url: \"http://{}\"\n",
+            run.id,
+            run.dir().join("state").display(),
+            server.addr
+        ),
+    );
+    run.dockmaster_with_env(
+        ["deploy", &run.named("1"), "--timeout", common::DEPLOY_TIMEOUT],
+        &[("DOCKMASTER_CONFIG", client.as_str())],
+    )
+    .assert_exit(0);
+    assert_eq!(list("&env=default"), vec![pair("2", false), pair("1", true)], "the running version");
+    assert_eq!(list(""), vec![pair("2", true), pair("1", false)], "without env, still the newest");
 }

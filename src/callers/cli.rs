@@ -65,8 +65,8 @@ async fn try_run(cli: Cli) -> Result<i32> {
         Command::Status(target) => (Action::Status, target, config.deploy_options()?),
         Command::Review(args) => return super::review::run(&config, args).await,
         Command::Healthcheck { address } => return healthcheck(&config, address.clone()).await,
-        Command::Publish { file, applications, releases, registry, .. } => {
-            return publish(&config, file, applications, releases, registry.clone()).await
+        Command::Publish { file, applications, releases, registry, strict } => {
+            return publish(&config, file, applications, releases, registry.clone(), *strict).await
         }
         Command::Schedules { next, output } => return super::schedules::run(&config, *next, *output),
         Command::History(args) => return super::history::run(&config, cli.user.as_deref(), args).await,
@@ -124,13 +124,16 @@ async fn try_run(cli: Cli) -> Result<i32> {
     Ok(outcome.exit_code())
 }
 
-/// `dockmaster publish`: prints the new versions, one per line.
+/// `dockmaster publish`: prints the new versions, one per line, and on
+/// stderr what they reference but no fragment defines, one line each
+/// (`--strict`: refused, exit 3).
 async fn publish(
     config: &Config,
     file: &std::path::Path,
     applications: &[String],
     releases: &[String],
     registry: Option<String>,
+    strict: bool,
 ) -> Result<i32> {
     let base = registry.or_else(|| config.registry.url.clone()).ok_or_else(|| {
         Error::Usage("no registry: give --registry URL, DOCKMASTER_REGISTRY, or registry.url in the config".into())
@@ -139,10 +142,15 @@ async fn publish(
         .ok()
         .filter(|t| !t.trim().is_empty())
         .ok_or_else(|| Error::Usage("set DOCKMASTER_REGISTRY_TOKEN to a publishing token".into()))?;
-    let versions = crate::registry::client::publish(config, &base, token.trim(), file, applications, releases).await?;
+    let (versions, warnings) =
+        crate::registry::client::publish(config, &base, token.trim(), file, applications, releases, strict).await?;
     let mut out = std::io::stdout().lock();
     for v in versions {
         let _ = writeln!(out, "{}/{}/{} {}", v.application, v.release, v.version, v.digest);
+    }
+    let mut err = std::io::stderr().lock();
+    for warning in &warnings {
+        let _ = writeln!(err, "dockmaster: warning: {}", warning.line());
     }
     Ok(0)
 }
@@ -182,6 +190,8 @@ fn deploy_options(config: &Config, args: &DeployArgs) -> Result<DeployOptions> {
     }
     options.build = args.build;
     options.rollback = !args.no_rollback;
+    options.force_recreate = args.force_recreate;
+    options.renew_anon_volumes = args.renew_anon_volumes;
     if let Some(n) = args.parallelism {
         options.parallelism = n.max(1);
     }
@@ -202,10 +212,16 @@ async fn print_config(
 ) -> Result<i32> {
     let reference = DescriptorRef::parse(reference)?;
     let descriptor = pipeline::resolve(config, &reference).await?;
-    let env = |name: &str| std::env::var(name).ok();
+    // `-p` is the project name the file interpolates as COMPOSE_PROJECT_NAME
+    // too, whatever `.env` says, as in Compose.
+    let pinned = project.map(crate::descriptor::project_name);
+    let env = |name: &str| match (name, &pinned) {
+        ("COMPOSE_PROJECT_NAME", Some(p)) => Some(p.clone()),
+        _ => std::env::var(name).ok(),
+    };
     let mut stack = load_with_options(&descriptor, &reference.default_project(), options, &env)?;
-    if let Some(name) = project {
-        stack.retarget(&crate::descriptor::project_name(name));
+    if let Some(name) = &pinned {
+        stack.retarget(name);
     }
     for warning in std::mem::take(&mut stack.warnings) {
         let _ = writeln!(std::io::stderr(), "dockmaster: warning: {warning}");

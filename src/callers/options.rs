@@ -58,6 +58,18 @@ pub async fn versions(config: &Config, application: &str, release: &str, environ
         }
     };
     list.reverse();
+    let running = running_version(config, application, release, environment)?;
+    Ok(list
+        .into_iter()
+        .map(|v| Choice { selected: running.as_deref() == Some(v.as_str()), name: v.clone(), value: v })
+        .collect())
+}
+
+/// The version of `application/release` running now in `environment`:
+/// the last healthy deploy or rollback of its target in the audit trail.
+/// `None` when nothing was deployed there (or there is no trail yet). The
+/// registry's `?format=rundeck&env=ENV` list selects it too.
+pub fn running_version(config: &Config, application: &str, release: &str, environment: &str) -> Result<Option<String>> {
     let reference = DescriptorRef::Named { application: application.into(), release: release.into(), version: None };
     let target = crate::target::of(&reference, environment, None, None)?;
     let query = crate::audit::Query {
@@ -73,11 +85,7 @@ pub async fn versions(config: &Config, application: &str, release: &str, environ
     } else {
         Vec::new()
     };
-    let (running, _) = crate::audit::rollback_candidates(&past);
-    Ok(list
-        .into_iter()
-        .map(|v| Choice { selected: running.as_deref() == Some(v.as_str()), name: v.clone(), value: v })
-        .collect())
+    Ok(crate::audit::rollback_candidates(&past).0)
 }
 
 /// Renders a list as Rundeck expects it.

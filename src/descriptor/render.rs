@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
-use crate::stack::{Condition, FileSource, Mount, MountKind, Service, Stack, VolumesFromSource};
+use crate::stack::{Condition, DeviceRequest, FileSource, Hook, Mount, MountKind, Service, Stack, VolumesFromSource};
 
 /// The stack as a Compose document (a JSON value: print it as YAML or JSON).
 pub fn compose_document(stack: &Stack) -> Value {
@@ -115,6 +115,9 @@ fn escape_dollars(value: &mut Value) {
 /// restart policy, service labels), as the loader reads them back.
 fn swarm_deploy(sw: &crate::stack::SwarmDeploy) -> Map<String, Value> {
     let mut d = Map::new();
+    if let Some(mode) = &sw.mode {
+        d.insert("mode".into(), json!(mode));
+    }
     if let Some(n) = sw.replicas {
         d.insert("replicas".into(), json!(n));
     }
@@ -199,6 +202,9 @@ fn service(stack: &Stack, name: &str, s: &Service) -> Value {
         }
         if let Some(t) = &b.target {
             build["target"] = json!(t);
+        }
+        if !b.cache_from.is_empty() {
+            build["cache_from"] = json!(b.cache_from);
         }
         m.insert("build".into(), build);
     }
@@ -345,6 +351,15 @@ fn service(stack: &Stack, name: &str, s: &Service) -> Value {
         }
         deploy.insert("resources".into(), resources);
     }
+    if !s.device_requests.is_empty() {
+        let devices: Vec<Value> = s.device_requests.iter().map(device_request).collect();
+        let resources = deploy.entry("resources").or_insert_with(|| json!({}));
+        let reservations = &mut resources["reservations"];
+        if reservations.is_null() {
+            *reservations = json!({});
+        }
+        reservations["devices"] = json!(devices);
+    }
     put_if(&mut m, "deploy", !deploy.is_empty(), Value::Object(deploy));
     if let Some(l) = &s.logging {
         let mut logging = Map::new();
@@ -358,6 +373,7 @@ fn service(stack: &Stack, name: &str, s: &Service) -> Value {
         m.insert("pull_policy".into(), serde_json::to_value(p).unwrap_or(Value::Null));
     }
     kernel(&mut m, s);
+    host(&mut m, s);
     for (key, files) in [("secrets", &s.secrets), ("configs", &s.configs)] {
         let refs: Vec<Value> = files
             .iter()
@@ -463,6 +479,92 @@ fn kernel(m: &mut Map<String, Value>, s: &Service) {
     }
 }
 
+/// One device request as Compose prints it (`count: -1` for `all`).
+fn device_request(d: &DeviceRequest) -> Value {
+    let mut r = Map::new();
+    put_if(&mut r, "capabilities", !d.capabilities.is_empty(), json!(d.capabilities));
+    put_if(&mut r, "driver", d.driver.is_some(), json!(d.driver));
+    put_if(&mut r, "count", d.count.is_some(), json!(d.count));
+    put_if(&mut r, "device_ids", !d.device_ids.is_empty(), json!(d.device_ids));
+    put_if(&mut r, "options", !d.options.is_empty(), json!(d.options));
+    Value::Object(r)
+}
+
+fn hook(h: &Hook) -> Value {
+    let mut r = Map::new();
+    r.insert("command".into(), json!(h.command));
+    put_if(&mut r, "user", h.user.is_some(), json!(h.user));
+    put_if(&mut r, "privileged", h.privileged, json!(true));
+    put_if(&mut r, "working_dir", h.working_dir.is_some(), json!(h.working_dir));
+    put_if(&mut r, "environment", !h.environment.is_empty(), json!(h.environment));
+    Value::Object(r)
+}
+
+/// The keys Compose passes to the engine beyond the common ones: CPU and
+/// memory tuning, cgroups, block I/O, devices, namespaces, identity,
+/// `expose`, links outside the stack, annotations, hooks.
+fn host(m: &mut Map<String, Value>, s: &Service) {
+    for (key, value) in [
+        ("cpu_shares", s.cpu_shares),
+        ("cpu_quota", s.cpu_quota),
+        ("cpu_period", s.cpu_period),
+        ("cpu_rt_period", s.cpu_rt_period),
+        ("cpu_rt_runtime", s.cpu_rt_runtime),
+        ("mem_swappiness", s.mem_swappiness),
+        ("oom_score_adj", s.oom_score_adj),
+    ] {
+        put_if(m, key, value.is_some(), json!(value));
+    }
+    // Sizes as Compose prints them: bytes, as text.
+    put_if(m, "memswap_limit", s.memswap_limit.is_some(), json!(s.memswap_limit.map(|n| n.to_string())));
+    for (key, value) in [
+        ("cpuset", &s.cpuset),
+        ("cgroup_parent", &s.cgroup_parent),
+        ("cgroup", &s.cgroup),
+        ("mac_address", &s.mac_address),
+        ("platform", &s.platform),
+        ("userns_mode", &s.userns_mode),
+        ("uts", &s.uts),
+        ("domainname", &s.domainname),
+        ("runtime", &s.runtime),
+        ("volume_driver", &s.volume_driver),
+    ] {
+        put_if(m, key, value.is_some(), json!(value));
+    }
+    for (key, list) in [
+        ("device_cgroup_rules", &s.device_cgroup_rules),
+        ("group_add", &s.group_add),
+        ("external_links", &s.external_links),
+        ("expose", &s.expose),
+    ] {
+        put_if(m, key, !list.is_empty(), json!(list));
+    }
+    put_if(m, "storage_opt", !s.storage_opt.is_empty(), json!(s.storage_opt));
+    put_if(m, "annotations", !s.annotations.is_empty(), json!(s.annotations));
+    if let Some(b) = &s.blkio_config {
+        let mut blkio = Map::new();
+        put_if(&mut blkio, "weight", b.weight.is_some(), json!(b.weight));
+        let weights: Vec<Value> = b.weight_device.iter().map(|w| json!({"path": w.path, "weight": w.weight})).collect();
+        put_if(&mut blkio, "weight_device", !weights.is_empty(), json!(weights));
+        for (key, list) in [
+            ("device_read_bps", &b.device_read_bps),
+            ("device_read_iops", &b.device_read_iops),
+            ("device_write_bps", &b.device_write_bps),
+            ("device_write_iops", &b.device_write_iops),
+        ] {
+            let items: Vec<Value> = list.iter().map(|t| json!({"path": t.path, "rate": t.rate})).collect();
+            put_if(&mut blkio, key, !items.is_empty(), json!(items));
+        }
+        m.insert("blkio_config".into(), Value::Object(blkio));
+    }
+    let gpus: Vec<Value> = s.gpus.iter().map(device_request).collect();
+    put_if(m, "gpus", !gpus.is_empty(), json!(gpus));
+    for (key, hooks) in [("post_start", &s.post_start), ("pre_stop", &s.pre_stop)] {
+        let list: Vec<Value> = hooks.iter().map(hook).collect();
+        put_if(m, key, !list.is_empty(), json!(list));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -482,7 +584,7 @@ mod tests {
         std::fs::create_dir_all(first.parent().unwrap()).unwrap();
         std::fs::write(
             &first,
-            "name: shop\nservices:\n  db:\n    image: db:1\n    healthcheck: {test: [\"CMD\", \"true\"], interval: 1m30s, retries: 3}\n    volumes: [\"data:/var/lib/db:nocopy\", \"./conf:/conf:z,ro\"]\n    tmpfs: [\"/run:size=64m,mode=1777,noexec\"]\n    init: true\n    read_only: true\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    devices: [\"/dev/fuse\"]\n    dns: [1.1.1.1]\n    dns_search: [example.com]\n    dns_opt: [\"ndots:2\"]\n    sysctls: {net.core.somaxconn: 1024}\n    ulimits: {nofile: {soft: 1, hard: 2}, nproc: 3}\n    shm_size: 64m\n    security_opt: [\"no-new-privileges:true\"]\n    pid: host\n    ipc: shareable\n    secrets: [cert, {source: token, target: tok, uid: \"7\", mode: 0400}, ext]\n    configs: [motd]\n  web:\n    image: web:1\n    ports: [\"127.0.0.1:8080:80\"]\n    environment: {MODE: prod, PRICE: \"$$5 ${TOKEN}\"}\n    command: [echo, \"$$HOME\"]\n    labels: {cost: \"$$$$\"}\n    depends_on: {db: {condition: service_healthy}}\n    volumes_from: [\"db:ro\"]\n    deploy: {resources: {limits: {cpus: \"0.5\", memory: 64m}}, replicas: 3, labels: {team: a}, update_config: {order: start-first, failure_action: rollback, delay: 2s, parallelism: 2, monitor: 1m30s, max_failure_ratio: 0.5}, rollback_config: {parallelism: 0}, placement: {constraints: ['node.role == worker'], preferences: [{spread: node.labels.zone}], max_replicas_per_node: 2}, restart_policy: {condition: on-failure, max_attempts: 2, window: 10s, delay: 500ms}}\nvolumes:\n  data: {}\nnetworks:\n  front:\n    enable_ipv6: true\n    ipam: {config: [{subnet: 10.9.0.0/24, gateway: 10.9.0.1, aux_addresses: {a: 10.9.0.5}}]}\nsecrets:\n  cert: {file: ./cert.pem}\n  token: {environment: TOKEN}\n  ext: {external: true, name: prod-ext}\nconfigs:\n  motd: {content: hello}\n",
+            "name: shop\nservices:\n  db:\n    image: db:1\n    healthcheck: {test: [\"CMD\", \"true\"], interval: 1m30s, retries: 3}\n    volumes: [\"data:/var/lib/db:nocopy\", \"./conf:/conf:z,ro\"]\n    tmpfs: [\"/run:size=64m,mode=1777,noexec\"]\n    init: true\n    read_only: true\n    cap_add: [NET_ADMIN]\n    cap_drop: [ALL]\n    devices: [\"/dev/fuse\"]\n    dns: [1.1.1.1]\n    dns_search: [example.com]\n    dns_opt: [\"ndots:2\"]\n    sysctls: {net.core.somaxconn: 1024}\n    ulimits: {nofile: {soft: 1, hard: 2}, nproc: 3}\n    shm_size: 64m\n    security_opt: [\"no-new-privileges:true\"]\n    pid: host\n    ipc: shareable\n    cpu_shares: 512\n    cpuset: \"0-1\"\n    cpu_quota: 50000\n    cpu_period: 100000\n    cpu_rt_runtime: 950ms\n    memswap_limit: 1g\n    mem_swappiness: 10\n    oom_score_adj: 100\n    storage_opt: {size: 20G}\n    blkio_config: {weight: 300, weight_device: [{path: /dev/sda, weight: 400}], device_read_bps: [{path: /dev/sda, rate: 12mb}]}\n    device_cgroup_rules: [\"c 1:3 mr\"]\n    cgroup_parent: m-executor\n    cgroup: private\n    mac_address: \"02:42:ac:11:00:02\"\n    platform: linux/amd64\n    gpus: all\n    group_add: [mail]\n    userns_mode: host\n    uts: host\n    domainname: example.com\n    runtime: runc\n    external_links: [\"redis_1:cache\"]\n    annotations: {com.example.a: b}\n    expose: [\"3000\", \"8000-8010/udp\"]\n    post_start: [{command: echo hi, user: root, environment: {A: \"1\"}}]\n    pre_stop: [{command: [./drain], working_dir: /app}]\n    build: {context: ., cache_from: [\"db:cache\"]}\n    secrets: [cert, {source: token, target: tok, uid: \"7\", mode: 0400}, ext]\n    configs: [motd]\n  web:\n    image: web:1\n    ports: [\"127.0.0.1:8080:80\"]\n    environment: {MODE: prod, PRICE: \"$$5 ${TOKEN}\"}\n    command: [echo, \"$$HOME\"]\n    labels: {cost: \"$$$$\"}\n    depends_on: {db: {condition: service_healthy}}\n    volumes_from: [\"db:ro\"]\n    deploy: {mode: replicated, resources: {limits: {cpus: \"0.5\", memory: 64m}, reservations: {devices: [{capabilities: [gpu], driver: nvidia, count: all}]}}, replicas: 3, labels: {team: a}, update_config: {order: start-first, failure_action: rollback, delay: 2s, parallelism: 2, monitor: 1m30s, max_failure_ratio: 0.5}, rollback_config: {parallelism: 0}, placement: {constraints: ['node.role == worker'], preferences: [{spread: node.labels.zone}], max_replicas_per_node: 2}, restart_policy: {condition: on-failure, max_attempts: 2, window: 10s, delay: 500ms}}\nvolumes:\n  data: {}\nnetworks:\n  front:\n    enable_ipv6: true\n    ipam: {config: [{subnet: 10.9.0.0/24, gateway: 10.9.0.1, aux_addresses: {a: 10.9.0.5}}]}\nsecrets:\n  cert: {file: ./cert.pem}\n  token: {environment: TOKEN}\n  ext: {external: true, name: prod-ext}\nconfigs:\n  motd: {content: hello}\n",
         )
         .unwrap();
         let load = |path: &std::path::Path| {
@@ -506,6 +608,10 @@ mod tests {
         };
         assert_eq!(unnamed(&again), unnamed(&stack));
         assert_eq!(stack.services["db"].secrets.len(), 3, "the example exercises what it means to");
+        let db = &stack.services["db"];
+        assert!(db.blkio_config.is_some() && !db.gpus.is_empty() && !db.post_start.is_empty(), "new keys exercised");
+        assert_eq!(db.build.as_ref().map(|b| b.cache_from.len()), Some(1));
+        assert_eq!(stack.services["web"].device_requests[0].count, Some(-1));
         let web = &stack.services["web"];
         assert_eq!(web.environment["PRICE"].as_deref(), Some("$5 s3cret"), "the example has literal dollars");
         assert_eq!(

@@ -18,6 +18,10 @@ use crate::error::{Error, Result};
 /// Seconds an engine request may take before it counts as unanswered.
 const REQUEST_TIMEOUT_SECS: u64 = 120;
 
+/// The local engine's socket, where the Docker CLI looks when `DOCKER_HOST`
+/// is unset or empty.
+const DEFAULT_SOCKET: &str = "unix:///var/run/docker.sock";
+
 /// The engine of one environment (`environments.<name>.engine`).
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -111,7 +115,7 @@ impl EngineConfig {
         self.host
             .clone()
             .or_else(|| std::env::var("DOCKER_HOST").ok().filter(|h| !h.is_empty()))
-            .unwrap_or_else(|| "unix:///var/run/docker.sock".into())
+            .unwrap_or_else(|| DEFAULT_SOCKET.into())
     }
 }
 
@@ -141,6 +145,11 @@ impl DockerEngine {
         };
         engine.validate().map_err(|e| Error::Usage(format!("environment `{environment}`: engine: {e}")))?;
         let docker = match (&engine.host, &engine.tls) {
+            // An empty DOCKER_HOST means the default, as the Docker CLI and
+            // Compose read it.
+            (None, _) if std::env::var("DOCKER_HOST").is_ok_and(|h| h.trim().is_empty()) => {
+                Docker::connect_with_unix(DEFAULT_SOCKET, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION)
+            }
             (None, _) => Docker::connect_with_defaults(),
             (Some(h), None) => Docker::connect_with_unix(h, REQUEST_TIMEOUT_SECS, API_DEFAULT_VERSION),
             (Some(h), Some(tls)) => {
@@ -156,9 +165,10 @@ impl DockerEngine {
             }
         }
         .map_err(|e| unreachable(&e))?;
+        // Negotiating asks the engine its version: that it answers is the
+        // check (no separate ping, one request less per command).
         let docker = docker.negotiate_version().await.map_err(|e| unreachable(&describe(&e)))?;
-        docker.ping().await.map_err(|e| unreachable(&describe(&e)))?;
-        Ok(DockerEngine { docker, host, extra_labels })
+        Ok(DockerEngine { docker, host, extra_labels, survey: Default::default() })
     }
 }
 

@@ -7,7 +7,10 @@
 
 pub mod archive;
 pub mod connect;
+mod hooks;
 pub mod spec;
+mod survey;
+pub use survey::Survey;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
@@ -16,8 +19,7 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerStateStatusEnum, EventMessage, HealthStatusEnum, VolumeCreateRequest};
 use bollard::query_parameters::{
     BuildImageOptionsBuilder, CreateContainerOptionsBuilder, CreateImageOptionsBuilder, EventsOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, RenameContainerOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveVolumeOptionsBuilder, RenameContainerOptionsBuilder,
     StopContainerOptionsBuilder,
 };
 use bollard::Docker;
@@ -39,6 +41,10 @@ pub const LABEL_REFERENCE: &str = "dockmaster.descriptor";
 /// successor is healthy (see the apply stage).
 pub const PREVIOUS_SUFFIX: &str = "_dm_previous";
 
+/// How long removing a network is retried while the engine still reports
+/// endpoints on it (a race right after its containers are removed).
+pub const NETWORK_REMOVAL_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// A connection to one Docker engine.
 #[derive(Clone)]
 pub struct DockerEngine {
@@ -47,6 +53,8 @@ pub struct DockerEngine {
     pub host: String,
     /// Labels the operator wants on everything dockmaster creates.
     pub extra_labels: BTreeMap<String, String>,
+    /// The survey a [surveyed](DockerEngine::surveyed) engine keeps.
+    survey: std::sync::Arc<survey::SurveyCache>,
 }
 
 /// What the engine says about one container right now: the source of truth
@@ -96,10 +104,7 @@ impl DockerEngine {
 
     /// Every container of a target, running or not.
     pub async fn observe(&self, target: &str) -> Result<Vec<ObservedContainer>> {
-        let filters: HashMap<String, Vec<String>> =
-            [("label".to_string(), vec![format!("{LABEL_TARGET}={target}")])].into_iter().collect();
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-        let list = self.docker.list_containers(Some(options)).await.map_err(|e| self.fail("list containers", e))?;
+        let list = self.containers_where(Some((LABEL_TARGET, target)), &[]).await?;
         let mut observed = Vec::new();
         for c in list {
             let labels = c.labels.unwrap_or_default();
@@ -130,6 +135,7 @@ impl DockerEngine {
                 running,
                 exit_code,
                 descriptor_version: labels.get(LABEL_VERSION).cloned(),
+                descriptor_digest: labels.get(LABEL_DIGEST).cloned(),
                 top_level: labels.get(spec::LABEL_TOP_LEVEL).and_then(|j| serde_json::from_str(j).ok()),
             });
         }
@@ -141,10 +147,7 @@ impl DockerEngine {
     /// behind only when a deploy was killed before it could finish or roll
     /// back. Returns (id, name) pairs.
     pub async fn leftovers(&self, target: &str) -> Result<Vec<(String, String)>> {
-        let filters: HashMap<String, Vec<String>> =
-            [("label".to_string(), vec![format!("{LABEL_TARGET}={target}")])].into_iter().collect();
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
-        let list = self.docker.list_containers(Some(options)).await.map_err(|e| self.fail("list containers", e))?;
+        let list = self.containers_where(Some((LABEL_TARGET, target)), &[]).await?;
         Ok(list
             .into_iter()
             .filter_map(|c| {
@@ -156,6 +159,7 @@ impl DockerEngine {
 
     /// Renames a container.
     pub async fn rename(&self, id: &str, new_name: &str) -> Result<()> {
+        self.survey.forget();
         let options = RenameContainerOptionsBuilder::default().name(new_name).build();
         self.docker
             .rename_container(id, options)
@@ -166,6 +170,7 @@ impl DockerEngine {
     /// Stops a container (its own grace period); one already stopped or
     /// gone is not an error.
     pub async fn stop(&self, id: &str, what: &str) -> Result<()> {
+        self.survey.forget();
         match self.docker.stop_container(id, Some(StopContainerOptionsBuilder::default().build())).await {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 304 | 404, .. }) => Ok(()),
             Err(e) => Err(self.fail(&format!("stop {what}"), e)),
@@ -174,47 +179,45 @@ impl DockerEngine {
 
     /// Names of the networks that exist among `wanted`.
     pub async fn existing_networks(&self, wanted: &[String]) -> Result<Vec<String>> {
-        let list = self
-            .docker
-            .list_networks(Some(ListNetworksOptionsBuilder::default().build()))
-            .await
-            .map_err(|e| self.fail("list networks", e))?;
+        let list = self.all_networks().await?;
         Ok(list.into_iter().filter_map(|n| n.name).filter(|n| wanted.contains(n)).collect())
     }
 
     /// Names of the volumes that exist among `wanted`.
     pub async fn existing_volumes(&self, wanted: &[String]) -> Result<Vec<String>> {
-        let list = self
-            .docker
-            .list_volumes(Some(ListVolumesOptionsBuilder::default().build()))
-            .await
-            .map_err(|e| self.fail("list volumes", e))?;
-        Ok(list.volumes.unwrap_or_default().into_iter().map(|v| v.name).filter(|n| wanted.contains(n)).collect())
+        let list = self.all_volumes().await?;
+        Ok(list.into_iter().map(|v| v.name).filter(|n| wanted.contains(n)).collect())
     }
 
     /// Names of every volume (and network) labelled as the target's: what
     /// `down --volumes` removes.
     pub async fn target_volumes(&self, target: &str) -> Result<Vec<String>> {
-        let filters: HashMap<String, Vec<String>> =
-            [("label".to_string(), vec![format!("{LABEL_TARGET}={target}")])].into_iter().collect();
-        let list = self
-            .docker
-            .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filters).build()))
-            .await
-            .map_err(|e| self.fail("list volumes", e))?;
-        Ok(list.volumes.unwrap_or_default().into_iter().map(|v| v.name).collect())
+        let list = self.all_volumes().await?;
+        Ok(list
+            .into_iter()
+            .filter(|v| v.labels.get(LABEL_TARGET).map(String::as_str) == Some(target))
+            .map(|v| v.name)
+            .collect())
     }
 
     /// Names of the networks labelled as the target's.
     pub async fn target_networks(&self, target: &str) -> Result<Vec<String>> {
-        let filters: HashMap<String, Vec<String>> =
-            [("label".to_string(), vec![format!("{LABEL_TARGET}={target}")])].into_iter().collect();
-        let list = self
-            .docker
-            .list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filters).build()))
-            .await
-            .map_err(|e| self.fail("list networks", e))?;
-        Ok(list.into_iter().filter_map(|n| n.name).collect())
+        let list = self.all_networks().await?;
+        Ok(list
+            .into_iter()
+            .filter(|n| n.labels.as_ref().and_then(|l| l.get(LABEL_TARGET)).map(String::as_str) == Some(target))
+            .filter_map(|n| n.name)
+            .collect())
+    }
+
+    /// A local image's ID and registry digests in one request, or `None`
+    /// when the engine does not have it.
+    pub async fn image_facts(&self, reference: &str) -> Result<Option<(String, Vec<String>)>> {
+        match self.docker.inspect_image(reference).await {
+            Ok(image) => Ok(image.id.map(|id| (id, image.repo_digests.unwrap_or_default()))),
+            Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(None),
+            Err(e) => Err(self.fail(&format!("inspect image {reference}"), e)),
+        }
     }
 
     /// The ID of a local image, or `None` when the engine does not have it.
@@ -248,6 +251,12 @@ impl DockerEngine {
         if let Some(target) = &build.target {
             options = options.target(target);
         }
+        if !build.cache_from.is_empty() {
+            options = options.cachefrom(&build.cache_from);
+        }
+        if let Some(platform) = &svc.platform {
+            options = options.platform(platform);
+        }
         let body = bollard::body_full(context.into());
         let mut stream = self.docker.build_image(options.build(), None, Some(body));
         while let Some(item) = stream.next().await {
@@ -270,8 +279,22 @@ impl DockerEngine {
     /// Pulls an image from its registry, reporting progress lines. Fails
     /// with a message that says plainly when no registry is reachable.
     pub async fn pull(&self, reference: &str, progress: &mut (dyn FnMut(&str) + Send)) -> Result<String> {
+        self.pull_for(reference, None, progress).await
+    }
+
+    /// [`Self::pull`] for a service's `platform` (`linux/amd64`), when it names one.
+    pub async fn pull_for(
+        &self,
+        reference: &str,
+        platform: Option<&str>,
+        progress: &mut (dyn FnMut(&str) + Send),
+    ) -> Result<String> {
         let (name, tag) = split_reference(reference);
-        let options = CreateImageOptionsBuilder::default().from_image(&name).tag(&tag).build();
+        let mut options = CreateImageOptionsBuilder::default().from_image(&name).tag(&tag);
+        if let Some(platform) = platform {
+            options = options.platform(platform);
+        }
+        let options = options.build();
         let mut stream = self.docker.create_image(Some(options), None, None);
         let mut last = String::new();
         while let Some(item) = stream.next().await {
@@ -336,6 +359,7 @@ impl DockerEngine {
 
     /// Creates a network the stack owns.
     pub async fn create_network(&self, stack: &Stack, key: &str) -> Result<()> {
+        self.survey.forget();
         let body = spec::network_body(stack, key, &self.extra_labels);
         let name = body.name.clone();
         self.docker.create_network(body).await.map_err(|e| self.fail(&format!("create network {name}"), e))?;
@@ -344,6 +368,7 @@ impl DockerEngine {
 
     /// Creates a named volume the stack owns.
     pub async fn create_volume(&self, stack: &Stack, key: &str) -> Result<()> {
+        self.survey.forget();
         let declared = stack.volumes.get(key).cloned().unwrap_or_default();
         let mut labels = spec::resource_labels(stack, &declared.labels, &self.extra_labels);
         labels.insert("com.docker.compose.volume".into(), key.into());
@@ -376,13 +401,18 @@ impl DockerEngine {
         descriptor_labels: &BTreeMap<String, String>,
         inherit: &[(String, String)],
     ) -> Result<String> {
+        self.survey.forget();
         let name = stack.container_name(service);
         let mut extra = self.extra_labels.clone();
         extra.extend(descriptor_labels.clone());
         let labels = spec::container_labels(stack, service, svc, hash, &extra);
         let mut body = spec::container_body(stack, service, svc, labels);
         spec::inherit_anonymous_volumes(&mut body, svc, inherit);
-        let options = CreateContainerOptionsBuilder::default().name(&name).build();
+        let mut options = CreateContainerOptionsBuilder::default().name(&name);
+        if let Some(platform) = &svc.platform {
+            options = options.platform(platform);
+        }
+        let options = options.build();
         let created = self
             .docker
             .create_container(Some(options), body)
@@ -414,6 +444,7 @@ impl DockerEngine {
 
     /// Starts a container.
     pub async fn start(&self, id: &str, what: &str) -> Result<()> {
+        self.survey.forget();
         self.docker.start_container(id, None).await.map_err(|e| self.fail(&format!("start {what}"), e))
     }
 
@@ -427,6 +458,7 @@ impl DockerEngine {
     /// volumes too (`down --volumes`), so none is left dangling. Named
     /// volumes are never removed here.
     pub async fn remove_container_with(&self, id: &str, what: &str, volumes: bool) -> Result<()> {
+        self.survey.forget();
         self.stop(id, what).await?;
         let options = RemoveContainerOptionsBuilder::default().force(true).v(volumes).build();
         match self.docker.remove_container(id, Some(options)).await {
@@ -438,24 +470,53 @@ impl DockerEngine {
     /// Removes a container at once (SIGKILL), without a grace period: for
     /// the failed containers of a deploy being rolled back, which serve
     /// nothing worth draining. One already gone is not an error.
+    /// Its fresh anonymous volumes go with it; the ones it inherited from a
+    /// kept container are mounted by name, so the engine keeps them.
     pub async fn discard(&self, id: &str, what: &str) -> Result<()> {
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(false).build();
+        self.survey.forget();
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
             Err(e) => Err(self.fail(&format!("remove {what}"), e)),
         }
     }
 
-    /// Removes a network; one already gone is not an error.
+    /// Removes a network; one already gone is not an error. Right after its
+    /// containers are removed the engine may still report endpoints on it
+    /// (seen on Docker 20.10); that is retried for up to
+    /// [`NETWORK_REMOVAL_GRACE`], as Compose rides the race out.
     pub async fn remove_network(&self, name: &str) -> Result<()> {
-        match self.docker.remove_network(name).await {
-            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-            Err(e) => Err(self.fail(&format!("remove network {name}"), e)),
+        self.survey.forget();
+        let deadline = std::time::Instant::now() + NETWORK_REMOVAL_GRACE;
+        loop {
+            match self.docker.remove_network(name).await {
+                Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => return Ok(()),
+                Err(BollardError::DockerResponseServerError { ref message, .. })
+                    if message.contains("active endpoints") && std::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                }
+                Err(e) => return Err(self.fail(&format!("remove network {name}"), e)),
+            }
+        }
+    }
+
+    /// Removes a volume unless a container still uses it (the engine answers
+    /// 409); one already gone is not an error either.
+    pub async fn remove_unused_volume(&self, name: &str) -> Result<()> {
+        self.survey.forget();
+        let options = RemoveVolumeOptionsBuilder::default().build();
+        match self.docker.remove_volume(name, Some(options)).await {
+            Ok(())
+            | Err(BollardError::DockerResponseServerError { status_code: 404, .. })
+            | Err(BollardError::DockerResponseServerError { status_code: 409, .. }) => Ok(()),
+            Err(e) => Err(self.fail(&format!("remove volume {name}"), e)),
         }
     }
 
     /// Removes a volume; one already gone is not an error.
     pub async fn remove_volume(&self, name: &str) -> Result<()> {
+        self.survey.forget();
         let options = RemoveVolumeOptionsBuilder::default().build();
         match self.docker.remove_volume(name, Some(options)).await {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
@@ -566,9 +627,16 @@ impl DockerEngine {
         all.into_iter().skip(skip).collect()
     }
 
-    /// The engine's container events for one target, from now on. The
-    /// healthcheck's `exec_*` noise is filtered out by the engine.
-    pub fn events(&self, target: &str) -> impl Stream<Item = std::result::Result<EventMessage, BollardError>> + use<> {
+    /// The engine's container events for one target, from `since` (Unix
+    /// seconds, engine time) on: the request is only sent when the stream
+    /// is first polled, and `since` has the engine replay what happened in
+    /// between, so no event is lost. The healthcheck's `exec_*` noise is
+    /// filtered out by the engine.
+    pub fn events(
+        &self,
+        target: &str,
+        since: i64,
+    ) -> impl Stream<Item = std::result::Result<EventMessage, BollardError>> + use<> {
         let filters: HashMap<String, Vec<String>> = [
             ("type".to_string(), vec!["container".to_string()]),
             ("label".to_string(), vec![format!("{LABEL_TARGET}={target}")]),
@@ -582,7 +650,7 @@ impl DockerEngine {
         ]
         .into_iter()
         .collect();
-        let options = EventsOptionsBuilder::default().filters(&filters).build();
+        let options = EventsOptionsBuilder::default().since(&since.to_string()).filters(&filters).build();
         self.docker.clone().events(Some(options))
     }
 

@@ -8,13 +8,16 @@
 use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
-    ContainerCreateBody, DeviceMapping, EndpointIpamConfig, EndpointSettings, HealthConfig, HostConfig,
-    HostConfigLogConfig, Ipam, IpamConfig, Mount as EngineMount, MountType, MountVolumeOptions, NetworkCreateRequest,
-    NetworkingConfig, PortBinding, ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum,
+    ContainerCreateBody, DeviceMapping, DeviceRequest as EngineDeviceRequest, EndpointIpamConfig, EndpointSettings,
+    HealthConfig, HostConfig, HostConfigCgroupnsModeEnum, HostConfigLogConfig, Ipam, IpamConfig, Mount as EngineMount,
+    MountType, MountVolumeOptions, NetworkCreateRequest, NetworkingConfig, PortBinding, ResourcesBlkioWeightDevice,
+    ResourcesUlimits, RestartPolicy, RestartPolicyNameEnum, ThrottleDevice,
 };
 
 use crate::plan::ConfigHash;
-use crate::stack::{FileMount, FileSource, MountKind, Network, Service, Stack, VolumesFromSource, DEFAULT_NETWORK};
+use crate::stack::{
+    DeviceRequest, FileMount, FileSource, MountKind, Network, Service, Stack, VolumesFromSource, DEFAULT_NETWORK,
+};
 
 /// Label naming the target (project) a resource belongs to.
 pub const LABEL_TARGET: &str = "dockmaster.target";
@@ -86,7 +89,8 @@ pub fn service_networks(svc: &Service) -> Vec<String> {
 }
 
 /// The endpoint settings for a service on one network: aliases (the service
-/// name is always one, as in Compose) and static addresses.
+/// name is always one, as in Compose), static addresses, and, on the first
+/// network, the service's `mac_address` (API 1.44 and later take it there).
 pub fn endpoint(service: &str, svc: &Service, network_key: &str) -> EndpointSettings {
     let attachment = svc.networks.get(network_key).cloned().unwrap_or_default();
     let mut aliases = vec![service.to_string()];
@@ -100,7 +104,76 @@ pub fn endpoint(service: &str, svc: &Service, network_key: &str) -> EndpointSett
     } else {
         None
     };
-    EndpointSettings { aliases: Some(aliases), ipam_config: ipam, ..Default::default() }
+    let first = service_networks(svc).first().is_some_and(|k| k == network_key);
+    EndpointSettings {
+        aliases: Some(aliases),
+        ipam_config: ipam,
+        mac_address: svc.mac_address.clone().filter(|_| first),
+        ..Default::default()
+    }
+}
+
+/// The legacy links of a service as Compose v2 writes them (`getLinks`):
+/// for `SERVICE[:ALIAS]`, the service's container under the alias, under
+/// `SERVICE-1` and under `<project>-SERVICE-1`; then `external_links`,
+/// `CONTAINER[:ALIAS]`, as written.
+pub fn links(stack: &Stack, svc: &Service) -> Vec<String> {
+    let mut out = Vec::new();
+    for link in &svc.links {
+        let (target, alias) = link.split_once(':').unwrap_or((link.as_str(), link.as_str()));
+        if !stack.services.contains_key(target) {
+            // Not a service of the stack (the loader refuses that for a
+            // descriptor; kept as a container name for a hand-made model).
+            out.push(format!("{target}:{alias}"));
+            continue;
+        }
+        let container = stack.container_name(target);
+        for name in [alias.to_string(), format!("{target}-1"), format!("{}-{target}-1", stack.name)] {
+            let entry = format!("{container}:{name}");
+            if !out.contains(&entry) {
+                out.push(entry);
+            }
+        }
+    }
+    for link in &svc.external_links {
+        let (container, alias) = link.split_once(':').unwrap_or((link.as_str(), link.as_str()));
+        out.push(format!("{container}:{alias}"));
+    }
+    out
+}
+
+/// The ports a container exposes: its published ports' targets, then
+/// `expose` (ranges spelled out), each once, as `PORT/PROTOCOL`.
+fn exposed_ports(svc: &Service) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut add = |key: String| {
+        if !out.contains(&key) {
+            out.push(key);
+        }
+    };
+    for port in &svc.ports {
+        add(format!("{}/{}", port.target, port.protocol));
+    }
+    for entry in &svc.expose {
+        let (range, protocol) = entry.split_once('/').unwrap_or((entry.as_str(), "tcp"));
+        let (start, end) = range.split_once('-').unwrap_or((range, range));
+        let (Ok(start), Ok(end)) = (start.parse::<u16>(), end.parse::<u16>()) else { continue };
+        for port in start..=end {
+            add(format!("{port}/{protocol}"));
+        }
+    }
+    out
+}
+
+/// A device request as the engine takes it (`count: all` is -1).
+fn device_request(d: &DeviceRequest) -> EngineDeviceRequest {
+    EngineDeviceRequest {
+        driver: d.driver.clone(),
+        count: d.count,
+        device_ids: non_empty(d.device_ids.clone()),
+        capabilities: Some(vec![d.capabilities.clone()]),
+        options: if d.options.is_empty() { None } else { Some(d.options.clone().into_iter().collect()) },
+    }
 }
 
 /// Builds the create request for a service's container. The first network
@@ -114,13 +187,10 @@ pub fn container_body(
 ) -> ContainerCreateBody {
     let env: Vec<String> = svc.environment.iter().filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={v}"))).collect();
 
-    let mut exposed = Vec::new();
+    let exposed = exposed_ports(svc);
     let mut bindings: HashMap<String, Option<Vec<PortBinding>>> = HashMap::new();
     for port in &svc.ports {
         let key = format!("{}/{}", port.target, port.protocol);
-        if !exposed.contains(&key) {
-            exposed.push(key.clone());
-        }
         let binding = PortBinding {
             host_ip: port.host_ip.clone(),
             host_port: Some(port.published.map(|p| p.to_string()).unwrap_or_default()),
@@ -141,25 +211,33 @@ pub fn container_body(
         })
         .collect();
 
-    let links: Vec<String> = svc
-        .links
-        .iter()
-        .map(|link| {
-            let (target, alias) = link.split_once(':').unwrap_or((link.as_str(), link.as_str()));
-            let container =
-                if stack.services.contains_key(target) { stack.container_name(target) } else { target.to_string() };
-            format!("{container}:{alias}")
-        })
-        .collect();
+    let links = links(stack, svc);
 
     let networks = service_networks(svc);
     let network_mode = match svc.network_mode.as_deref() {
         Some(mode) => Some(namespace(stack, mode)),
         None => networks.first().map(|key| stack.network_name(key)),
     };
-    let networking_config = networks.first().map(|key| NetworkingConfig {
-        endpoints_config: Some([(stack.network_name(key), endpoint(service, svc, key))].into_iter().collect()),
+    let networking_config = networks.first().map(|key| {
+        let mut settings = endpoint(service, svc, key);
+        // As Compose does: the links on the endpoint too, which is where a
+        // user-defined network takes them.
+        settings.links = non_empty(links.clone());
+        NetworkingConfig { endpoints_config: Some([(stack.network_name(key), settings)].into_iter().collect()) }
     });
+    let blkio = svc.blkio_config.clone().unwrap_or_default();
+    let throttles = |list: &[crate::stack::ThrottleDevice]| {
+        non_empty(
+            list.iter()
+                .map(|t| ThrottleDevice {
+                    path: Some(t.path.clone()),
+                    rate: Some(i64::try_from(t.rate).unwrap_or(i64::MAX)),
+                })
+                .collect(),
+        )
+    };
+    let device_requests: Vec<EngineDeviceRequest> =
+        svc.gpus.iter().chain(&svc.device_requests).map(device_request).collect();
 
     let host_config = HostConfig {
         binds: non_empty(binds),
@@ -203,6 +281,49 @@ pub fn container_body(
         security_opt: non_empty(svc.security_opt.clone()),
         pid_mode: svc.pid.as_deref().map(|m| namespace(stack, m)),
         ipc_mode: svc.ipc.as_deref().map(|m| namespace(stack, m)),
+        cpu_shares: svc.cpu_shares,
+        cpuset_cpus: svc.cpuset.clone(),
+        cpu_quota: svc.cpu_quota,
+        cpu_period: svc.cpu_period,
+        cpu_realtime_period: svc.cpu_rt_period,
+        cpu_realtime_runtime: svc.cpu_rt_runtime,
+        memory_swap: svc.memswap_limit,
+        memory_swappiness: svc.mem_swappiness,
+        oom_score_adj: svc.oom_score_adj,
+        storage_opt: if svc.storage_opt.is_empty() {
+            None
+        } else {
+            Some(svc.storage_opt.clone().into_iter().collect())
+        },
+        blkio_weight: blkio.weight,
+        blkio_weight_device: non_empty(
+            blkio
+                .weight_device
+                .iter()
+                .map(|w| ResourcesBlkioWeightDevice { path: Some(w.path.clone()), weight: Some(usize::from(w.weight)) })
+                .collect(),
+        ),
+        blkio_device_read_bps: throttles(&blkio.device_read_bps),
+        blkio_device_read_iops: throttles(&blkio.device_read_iops),
+        blkio_device_write_bps: throttles(&blkio.device_write_bps),
+        blkio_device_write_iops: throttles(&blkio.device_write_iops),
+        device_cgroup_rules: non_empty(svc.device_cgroup_rules.clone()),
+        device_requests: non_empty(device_requests),
+        cgroup_parent: svc.cgroup_parent.clone(),
+        cgroupns_mode: svc.cgroup.as_deref().map(|c| match c {
+            "host" => HostConfigCgroupnsModeEnum::HOST,
+            _ => HostConfigCgroupnsModeEnum::PRIVATE,
+        }),
+        group_add: non_empty(svc.group_add.clone()),
+        userns_mode: svc.userns_mode.clone(),
+        uts_mode: svc.uts.clone(),
+        runtime: svc.runtime.clone(),
+        annotations: if svc.annotations.is_empty() {
+            None
+        } else {
+            Some(svc.annotations.clone().into_iter().collect())
+        },
+        volume_driver: svc.volume_driver.clone(),
         ..Default::default()
     };
 
@@ -215,6 +336,7 @@ pub fn container_body(
         labels: Some(labels),
         healthcheck: svc.healthcheck.as_ref().map(health_config),
         hostname: svc.hostname.clone(),
+        domainname: svc.domainname.clone(),
         user: svc.user.clone(),
         working_dir: svc.working_dir.clone(),
         tty: svc.tty.then_some(true),
@@ -283,6 +405,9 @@ fn mounts(stack: &Stack, svc: &Service) -> (Vec<String>, Vec<EngineMount>, HashM
                 let options = if options.is_empty() { String::new() } else { format!(":{}", options.join(",")) };
                 binds.push(format!("{source}:{}{options}", mount.target));
             }
+            // A `:z`/`:Z` on a named volume is left out, as Compose leaves it
+            // out (it mounts volumes through the Mount API, which has no
+            // relabel option for them).
             MountKind::Volume => mounts.push(EngineMount {
                 target: Some(mount.target.clone()),
                 source: mount.source.as_ref().map(|key| stack.volume_name(key)),

@@ -75,14 +75,33 @@ fn refuse_unsupported(stack: &Stack) -> Result<()> {
 }
 
 /// The image ID each service's image has on the engine now (`None` when
-/// missing), without building or pulling anything.
+/// missing), without building or pulling anything: each distinct image is
+/// inspected once, all at once.
 async fn local_images(engine: &DockerEngine, stack: &Stack) -> Result<ImageIds> {
-    let mut images = ImageIds::new();
-    for (name, svc) in &stack.services {
-        images.insert(name.clone(), engine.image_id(&svc.image).await?);
-    }
-    Ok(images)
+    let facts = image_facts(engine, stack).await?;
+    Ok(stack
+        .services
+        .iter()
+        .map(|(name, svc)| (name.clone(), facts.get(&svc.image).cloned().flatten().map(|(id, _)| id)))
+        .collect())
 }
+
+/// Each distinct image of the stack inspected once, concurrently: its ID
+/// and registry digests, `None` when missing.
+async fn image_facts(engine: &DockerEngine, stack: &Stack) -> Result<ImageFacts> {
+    let mut distinct: Vec<&str> = stack.services.values().map(|s| s.image.as_str()).collect();
+    distinct.sort();
+    distinct.dedup();
+    let answers = futures_util::future::join_all(distinct.iter().map(|i| engine.image_facts(i))).await;
+    let mut facts = ImageFacts::new();
+    for (image, answer) in distinct.into_iter().zip(answers) {
+        facts.insert(image.to_string(), answer?);
+    }
+    Ok(facts)
+}
+
+/// Image reference -> (ID, registry digests), `None` when missing.
+type ImageFacts = std::collections::BTreeMap<String, Option<(String, Vec<String>)>>;
 
 async fn observe_and_plan(engine: &DockerEngine, stack: &Stack, images: &ImageIds) -> Result<Plan> {
     let observed = engine.observe(&stack.name).await?;
@@ -105,8 +124,11 @@ async fn ensure_images(
     let mut images = ImageIds::new();
     let mut uses = Vec::new();
     let mut built: Vec<String> = Vec::new();
+    // What the engine has, read once per distinct image; an image built,
+    // pulled or loaded below is read again once, after that.
+    let mut facts = image_facts(engine, stack).await?;
     for (name, svc) in &stack.services {
-        let existing = engine.image_id(&svc.image).await?;
+        let existing = facts.get(&svc.image).cloned().flatten().map(|(id, _)| id);
         let buildable = svc.build.is_some();
         let policy = svc.pull_policy.unwrap_or(crate::stack::PullPolicy::Missing);
         if policy == crate::stack::PullPolicy::Build && !buildable {
@@ -115,9 +137,11 @@ async fn ensure_images(
         let force_build = request.options.build || policy == crate::stack::PullPolicy::Build;
         let force_pull = policy == crate::stack::PullPolicy::Always && !buildable;
         let mut archive = None;
-        let (id, source) = if buildable && built.contains(&svc.image) {
-            // Several services may share one built image: build it once.
-            (engine.image_id(&svc.image).await?, "built")
+        // Several services may share one built image: build it once (its
+        // facts were read again right after the build).
+        let shared_build = buildable && built.contains(&svc.image);
+        let (id, source) = if shared_build {
+            (existing, "built")
         } else if buildable && (force_build || existing.is_none()) {
             progress.step(&format!("building image `{}` for service `{name}`", svc.image));
             let mut lines = |line: &str| progress.step(&format!("  {line}"));
@@ -126,7 +150,7 @@ async fn ensure_images(
         } else if force_pull && config.deploy.pull != Some(crate::config::PullPolicy::Never) {
             progress.step(&format!("pulling image `{}` for service `{name}` (pull_policy: always)", svc.image));
             let mut lines = |line: &str| progress.step(&format!("  {line}"));
-            (Some(engine.pull(&svc.image, &mut lines).await?), "pulled")
+            (Some(engine.pull_for(&svc.image, svc.platform.as_deref(), &mut lines).await?), "pulled")
         } else if let Some(id) = existing {
             (Some(id), "present")
         } else if policy == crate::stack::PullPolicy::Never {
@@ -158,15 +182,19 @@ async fn ensure_images(
         } else {
             progress.step(&format!("pulling image `{}` for service `{name}`", svc.image));
             let mut lines = |line: &str| progress.step(&format!("  {line}"));
-            (Some(engine.pull(&svc.image, &mut lines).await?), "pulled")
+            (Some(engine.pull_for(&svc.image, svc.platform.as_deref(), &mut lines).await?), "pulled")
         };
+        if source != "present" && !shared_build {
+            facts.insert(svc.image.clone(), engine.image_facts(&svc.image).await.ok().flatten());
+        }
+        let repo_digests = facts.get(&svc.image).cloned().flatten().map(|(_, d)| d).unwrap_or_default();
         uses.push(ImageUse {
             service: name.clone(),
             image: svc.image.clone(),
             id: id.clone(),
             source: source.to_string(),
             archive,
-            repo_digests: engine.repo_digests(&svc.image).await,
+            repo_digests,
         });
         images.insert(name.clone(), id);
     }
@@ -218,7 +246,10 @@ async fn deploy(
 ) -> Result<Outcome> {
     preflight(engine, stack).await?;
     let (images, image_uses) = ensure_images(request, config, engine, stack, progress).await?;
-    let plan = observe_and_plan(engine, stack, &images).await?;
+    let mut plan = observe_and_plan(engine, stack, &images).await?;
+    if request.options.force_recreate {
+        plan::force_recreate(&mut plan, stack);
+    }
     for warning in &plan.warnings {
         progress.step(&format!("warning: {warning}"));
     }
@@ -226,6 +257,7 @@ async fn deploy(
         progress.step(&format!("no changes: all {} services of `{}` are up to date", plan.services.len(), stack.name));
     }
     let observed = engine.observe(&stack.name).await?;
+    let leftovers = engine.leftovers(&stack.name).await?;
     for network in &plan.networks {
         let key = network_key(stack, network);
         progress.step(&format!("creating network {network}"));
@@ -251,6 +283,7 @@ async fn deploy(
         progress,
         shutdown,
         descriptor_labels,
+        leftovers,
     };
     let applied = apply.run().await;
     let error = applied.error.map(|e| OutcomeError { exit_code: e.exit_code(), message: e.to_string() });
@@ -265,6 +298,7 @@ async fn deploy(
         images: image_uses,
         error,
         engine: None,
+        not_running: None,
     })
 }
 
@@ -303,6 +337,9 @@ async fn down(
     progress: &dyn Progress,
 ) -> Result<Outcome> {
     let observed = engine.observe(&stack.name).await?;
+    // Everything of the target, seen in one look before anything goes.
+    let networks = engine.target_networks(&stack.name).await?;
+    let volumes = engine.target_volumes(&stack.name).await?;
     // Dependents go first: the reverse of the start order, one level at a
     // time; a level's containers go at once (`parallelism` at a time).
     let levels: Vec<Vec<String>> = stack.start_levels().unwrap_or_default();
@@ -335,13 +372,11 @@ async fn down(
             strategy: None,
         }));
     }
-    let networks = engine.target_networks(&stack.name).await?;
     for network in &networks {
         progress.step(&format!("removing network {network}"));
         engine.remove_network(network).await?;
     }
     let mut warnings = Vec::new();
-    let volumes = engine.target_volumes(&stack.name).await?;
     if request.options.remove_volumes {
         for volume in &volumes {
             progress.step(&format!("removing volume {volume}"));

@@ -72,13 +72,22 @@ pub struct PolicyRule {
     #[serde(default)]
     pub bind_roots: Option<Vec<PathBuf>>,
     /// When set, host access is forbidden except what is listed here:
-    /// `privileged`, `pid_host`, `network_host`, `ipc_host`, `devices`,
-    /// `cap_add` (any capability) or `cap_add:NAME` (that one), and the
-    /// `security_opt` entries that lift confinement: `seccomp_unconfined`,
-    /// `apparmor_unconfined`, `label_disable`, `systempaths_unconfined`,
-    /// `no_new_privileges_false`. Joining the network, PID or IPC
-    /// namespace of a container or service outside the stack is refused
-    /// whatever the list says.
+    /// `privileged` (also a `post_start`/`pre_stop` hook with
+    /// `privileged: true`), `pid_host`, `network_host`, `ipc_host`,
+    /// `devices`, `cap_add` (any capability) or `cap_add:NAME` (that one),
+    /// the `security_opt` entries that lift confinement:
+    /// `seccomp_unconfined`, `apparmor_unconfined`, `label_disable`,
+    /// `systempaths_unconfined`, `no_new_privileges_false`; and
+    /// `userns_host` (`userns_mode: host`: container root is host root),
+    /// `uts_host`, `cgroup_host` (`cgroup: host`), `cgroup_parent` (placing
+    /// the container in another cgroup, out of its limits),
+    /// `device_cgroup_rules` (device access by number), `runtime` (any OCI
+    /// runtime) or `runtime:NAME` (that one), `gpus` (GPU and other device
+    /// requests), `oom_score_adj` (a negative one: other containers are
+    /// killed first) and `external_links` (links into containers outside
+    /// the stack, which expose their environment). Joining the network,
+    /// PID or IPC namespace of a container or service outside the stack is
+    /// refused whatever the list says.
     #[serde(default)]
     pub privileges: Option<Vec<String>>,
     /// CPU and memory limits.
@@ -98,7 +107,8 @@ pub struct PolicyRule {
     pub reserved_labels: Vec<String>,
     /// The most replicas one service may ask for (`deploy.replicas`; a
     /// service without it has one): a cap on what a team can take from a
-    /// shared cluster.
+    /// shared cluster. `deploy.mode: global` (a task on every node, however
+    /// many) is refused under a cap.
     #[serde(default)]
     pub max_replicas: Option<u64>,
     /// Placement constraints every service must carry, written as in the
@@ -141,6 +151,15 @@ pub const PRIVILEGES: &[&str] = &[
     "label_disable",
     "systempaths_unconfined",
     "no_new_privileges_false",
+    "userns_host",
+    "uts_host",
+    "cgroup_host",
+    "cgroup_parent",
+    "device_cgroup_rules",
+    "runtime",
+    "gpus",
+    "oom_score_adj",
+    "external_links",
 ];
 
 impl PolicyConfig {
@@ -158,9 +177,9 @@ impl PolicyConfig {
             }
             for p in rule.privileges.iter().flatten() {
                 let base = p.split_once(':').map(|(b, _)| b).unwrap_or(p);
-                if !PRIVILEGES.contains(&base) || (p.contains(':') && base != "cap_add") {
+                if !PRIVILEGES.contains(&base) || (p.contains(':') && !matches!(base, "cap_add" | "runtime")) {
                     return Err(at(format!(
-                        "privileges: `{p}` is not one of {} or cap_add:NAME",
+                        "privileges: `{p}` is not one of {}, cap_add:NAME or runtime:NAME",
                         PRIVILEGES.join(", ")
                     )));
                 }

@@ -306,6 +306,68 @@ fn privileges(rule: &PolicyRule, stack: &Stack, svc: &Service, v: &mut dyn FnMut
             v("security_opt", format!("security option `{opt}` is not allowed (privilege `{name}`); {hint}"));
         }
     }
+    let hooks = svc.post_start.iter().map(|h| ("post_start", h)).chain(svc.pre_stop.iter().map(|h| ("pre_stop", h)));
+    for (key, hook) in hooks {
+        if hook.privileged && !ok("privileged") {
+            v(key, format!("a privileged hook (`{}`) is not allowed; {hint}", hook.command.join(" ")));
+        }
+    }
+    for (key, mode, name) in [
+        ("userns_mode", &svc.userns_mode, "userns_host"),
+        ("uts", &svc.uts, "uts_host"),
+        ("cgroup", &svc.cgroup, "cgroup_host"),
+    ] {
+        if mode.as_deref() == Some("host") && !ok(name) {
+            v(key, format!("`{key}: host` is not allowed (privilege `{name}`); {hint}"));
+        }
+    }
+    if let Some(parent) = svc.cgroup_parent.as_deref().filter(|_| !ok("cgroup_parent")) {
+        v(
+            "cgroup_parent",
+            format!("`cgroup_parent: {parent}` places the container outside its own cgroup (privilege `cgroup_parent`); {hint}"),
+        );
+    }
+    if !svc.device_cgroup_rules.is_empty() && !ok("device_cgroup_rules") {
+        v(
+            "device_cgroup_rules",
+            format!(
+                "device cgroup rules ({}) open host devices to the container (privilege `device_cgroup_rules`); {hint}",
+                svc.device_cgroup_rules.join(", ")
+            ),
+        );
+    }
+    if let Some(runtime) = svc.runtime.as_deref() {
+        let named = allowed.iter().any(|a| a.strip_prefix("runtime:") == Some(runtime));
+        if !ok("runtime") && !named {
+            v("runtime", format!("runtime `{runtime}` is not allowed (privilege `runtime:{runtime}`); {hint}"));
+        }
+    }
+    for (key, requests) in [("gpus", &svc.gpus), ("deploy.resources.reservations.devices", &svc.device_requests)] {
+        if !requests.is_empty() && !ok("gpus") {
+            v(key, format!("GPU and device requests are not allowed (privilege `gpus`); {hint}"));
+        }
+    }
+    if let Some(score) = svc.oom_score_adj.filter(|n| *n < 0 && !ok("oom_score_adj")) {
+        v(
+            "oom_score_adj",
+            format!(
+                "`oom_score_adj: {score}` makes the kernel kill other containers first when memory runs out \
+                 (privilege `oom_score_adj`); {hint}"
+            ),
+        );
+    }
+    for link in &svc.external_links {
+        let container = link.split(':').next().unwrap_or(link);
+        if !is_stack_container(stack, container) && !ok("external_links") {
+            v(
+                "external_links",
+                format!(
+                    "`{link}` links container `{container}`, which is not a container of this stack, and reads its \
+                     environment (privilege `external_links`); {hint}"
+                ),
+            );
+        }
+    }
     for cap in &svc.cap_add {
         let bare = cap.trim_start_matches("CAP_");
         let named = allowed.iter().any(|a| {
@@ -387,6 +449,12 @@ fn swarm(rule: &PolicyRule, svc: &Service, v: &mut dyn FnMut(&str, String)) {
     let replicas = deploy.replicas.unwrap_or(1);
     if let Some(max) = rule.max_replicas.filter(|max| replicas > *max) {
         v("deploy.replicas", format!("{replicas} replicas; at most {max} are allowed"));
+    }
+    if let (Some(max), Some("global")) = (rule.max_replicas, deploy.mode.as_deref()) {
+        v(
+            "deploy.mode",
+            format!("`mode: global` runs a task on every node, however many; at most {max} replicas are allowed"),
+        );
     }
     let squash = |c: &str| c.split_whitespace().collect::<String>();
     let present: Vec<String> = deploy.placement.constraints.iter().map(|c| squash(c)).collect();

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 
+use super::lint::Located;
 use super::store::VersionInfo;
 use crate::config::Config;
 use crate::descriptor::{Descriptor, DescriptorRef};
@@ -154,7 +155,8 @@ pub async fn resolve(config: &Config, base: &str, reference: &DescriptorRef) -> 
 
 /// The names the registry lists under `descriptor/application/<path…>`:
 /// applications, the releases of one, or the version numbers of a release
-/// (oldest first). An unknown application or release is an empty list.
+/// (oldest first). An unknown application or release (the registry's
+/// `404`) is an empty list.
 pub async fn list(config: &Config, base: &str, path: &[&str]) -> Result<Vec<String>> {
     let mut url = reqwest::Url::parse(base.trim_end_matches('/'))
         .map_err(|e| Error::Usage(format!("registry.url `{base}`: {e}")))?;
@@ -204,7 +206,10 @@ fn read(reference: &DescriptorRef, version: Option<String>, path: &Path) -> Resu
     Descriptor::read(reference.clone(), version, path)
 }
 
-/// `dockmaster publish`: PUTs a fragment; returns the new versions.
+/// `dockmaster publish`: PUTs a fragment (with `?strict=true` when
+/// `strict`); returns the new versions and what they reference but no
+/// fragment defines. A strict refusal is a descriptor error listing every
+/// warning, one per line.
 pub async fn publish(
     config: &Config,
     base: &str,
@@ -212,7 +217,8 @@ pub async fn publish(
     file: &Path,
     applications: &[String],
     releases: &[String],
-) -> Result<Vec<VersionInfo>> {
+    strict: bool,
+) -> Result<(Vec<VersionInfo>, Vec<Located>)> {
     let text = std::fs::read_to_string(file)
         .map_err(|e| Error::Descriptor(format!("{}: cannot read the fragment: {e}", file.display())))?;
     let body = serde_json::json!({
@@ -220,7 +226,10 @@ pub async fn publish(
         "applications": applications,
         "releases": releases,
     });
-    let url = format!("{}/fragment", base.trim_end_matches('/'));
+    let mut url = format!("{}/fragment", base.trim_end_matches('/'));
+    if strict {
+        url.push_str("?strict=true");
+    }
     let response = client(config)?
         .put(&url)
         .bearer_auth(token)
@@ -231,11 +240,20 @@ pub async fn publish(
     let status = response.status();
     let answer: serde_json::Value = response.json().await.unwrap_or_default();
     let message = answer["error"].as_str().unwrap_or("").to_string();
+    let warnings: Vec<Located> = serde_json::from_value(answer["warnings"].clone()).unwrap_or_default();
     match status.as_u16() {
         200..=299 => serde_json::from_value(answer["versions"].clone())
+            .map(|versions| (versions, warnings))
             .map_err(|e| Error::Engine(format!("unexpected answer from the registry: {e}"))),
         401 | 403 => Err(Error::Denied(format!("the registry refused the token: {message}"))),
-        400 | 422 => Err(Error::Descriptor(format!("{}: {message}", file.display()))),
+        400 | 422 => {
+            let mut text = format!("{}: {message}", file.display());
+            for warning in &warnings {
+                text.push_str("\n  ");
+                text.push_str(&warning.line());
+            }
+            Err(Error::Descriptor(text))
+        }
         _ => Err(Error::Unreachable(format!("registry {base} answered {status}: {message}"))),
     }
 }

@@ -8,6 +8,7 @@
 //! ([`client`]).
 
 pub mod client;
+pub mod lint;
 pub mod server;
 pub mod store;
 
@@ -179,23 +180,48 @@ pub fn assemble(previous: Option<&str>, fragment: &Value) -> Result<String> {
 }
 
 /// Checks a descriptor text with the loader, as a deploy would read it
-/// (variables left to their defaults), and refuses what no engine runs:
-/// the error names the key and line.
+/// (variables left to their defaults), refuses what no engine runs (the
+/// error names the key and line), and returns what it references but does
+/// not define ([`lint::lint`]).
+///
+/// The text is one part of a whole (a fragment, or a version assembled
+/// from the fragments published so far): a reference to a service, volume
+/// or network it does not define is a warning here, not an error.
 ///
 /// The text is loaded from memory and nothing is read from the server's
 /// disk: a descriptor that would read a file here (`env_file`, `extends`
 /// with `file`, `include`, `build`, a secret or config with `file`) is
 /// refused, in the same words whether that file exists or not, and no
 /// error quotes anything but the text itself.
-pub fn validate(text: &str, what: &str) -> Result<()> {
-    let result = crate::descriptor::compose::load_in_memory(text, "registry")
-        .and_then(|stack| crate::pipeline::refuse_unrunnable(&stack));
+pub fn validate(text: &str, what: &str) -> Result<Vec<lint::Warning>> {
+    let result = crate::descriptor::compose::load_partial_in_memory(text, "registry")
+        .and_then(|stack| crate::pipeline::refuse_unrunnable(&stack).map(|()| lint::lint(&stack)));
     result.map_err(|e| {
         let path = crate::descriptor::compose::IN_MEMORY_PATH;
         let folder = std::path::Path::new(path).parent().map(|p| p.display().to_string()).unwrap_or_default();
         let message = e.to_string().replace(path, what).replace(&folder, "<the descriptor's folder>");
         Error::Descriptor(message)
     })
+}
+
+/// The line (and column) a refusal names, from its message: the loader
+/// writes `<what>:<line>: ...`, a YAML syntax error `... at line L column
+/// C`. For the `422` body, beside the message.
+pub fn location(message: &str, what: &str) -> (Option<u64>, Option<u64>) {
+    if let Some(rest) = message.strip_prefix(what).and_then(|r| r.strip_prefix(':')) {
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        if let Ok(line) = digits.parse() {
+            return (Some(line), None);
+        }
+    }
+    let number = |after: &str| -> Option<u64> {
+        let at = message.find(after)? + after.len();
+        message[at..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok()
+    };
+    match number(" at line ") {
+        Some(line) => (Some(line), number(&format!(" at line {line} column "))),
+        None => (None, None),
+    }
 }
 
 #[cfg(test)]
@@ -265,6 +291,27 @@ mod tests {
                 assert!(!err.contains("/etc/shadow") && !err.contains("missing.env"), "{err}");
             }
         }
+    }
+
+    #[test]
+    fn a_refusal_names_the_line_of_a_v1_fragment_too() {
+        let err = validate("plex:\n  image: x\n  imagee: y\n", "the fragment").unwrap_err().to_string();
+        assert!(err.starts_with("the fragment:3: service \"plex\": unknown key \"imagee\""), "{err}");
+        assert_eq!(location(&err, "the fragment"), (Some(3), None));
+        let yaml =
+            "the fragment is not YAML: did not find expected ',' at line 4 column 1, while parsing at line 3 column 9";
+        assert_eq!(location(yaml, "the fragment"), (Some(4), Some(1)));
+        assert_eq!(location("the fragment: service \"web\": bad", "the fragment"), (None, None));
+    }
+
+    #[test]
+    fn a_fragment_may_reference_what_other_fragments_define() {
+        let warnings =
+            validate("web:\n  image: x\n  links: [db]\n  volumes_from: [db-data]\n", "the fragment").unwrap();
+        let references: Vec<&str> = warnings.iter().map(|w| w.reference.as_str()).collect();
+        assert_eq!(references, ["db", "db-data"]);
+        let spec = "services:\n  web:\n    image: x\n    depends_on: [db]\n    volumes: [data:/d]\n";
+        assert_eq!(validate(spec, "the fragment").unwrap().len(), 2);
     }
 
     #[test]

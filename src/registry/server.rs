@@ -1,15 +1,18 @@
 //! The registry's HTTP API, hosted by `dockmaster serve`.
 //!
-//! - `PUT /fragment` (bearer token): publish a fragment to applications ×
-//!   releases; answers the new versions. Bounded: the body by
+//! - `PUT /fragment[?strict=true]` (bearer token): publish a fragment to
+//!   applications × releases; answers the new versions, each with the
+//!   references no fragment defines (warnings; `strict` refuses them
+//!   with 422 and writes nothing). Bounded: the body by
 //!   `registry.max_fragment_bytes` (413 before anything is decoded), the
 //!   services of a fragment by `max_services` and each assembled
 //!   descriptor by `max_descriptor_bytes` (422). Every refusal is logged
 //!   (token name, status, reason; never the token or the fragment) and
 //!   counted in `/metrics`.
 //! - `GET /descriptor/application[/{application}[/{release}[/{version}]]]`:
-//!   the lists (plain JSON, or `?format=rundeck` for `valuesUrl`), and a
-//!   version's descriptor as YAML with `ETag: "<digest>"`. Open, unless
+//!   the lists (plain JSON, or `?format=rundeck` for `valuesUrl`; with
+//!   `&env=ENV` the version running in ENV is selected), and a version's
+//!   descriptor as YAML with `ETag: "<digest>"`. Open, unless
 //!   `registry.read_tokens` is configured: then every read needs a read or
 //!   publishing token, limited to its applications.
 
@@ -17,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::extract::rejection::{BytesRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +30,7 @@ use base64::Engine as _;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::store::Store;
+use super::store::{Appended, Store, VersionInfo};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::secrets::{read_secret, same_secret};
@@ -37,6 +40,9 @@ type Tokens = Vec<(String, String, Vec<String>)>;
 
 struct Registry {
     store: Store,
+    /// The configuration `serve` runs with: its environments and audit
+    /// trail say which version runs where.
+    config: Config,
     /// Publishing tokens.
     tokens: Tokens,
     /// Read tokens; empty: reads are open.
@@ -97,6 +103,7 @@ pub fn routes(config: &Config) -> Result<Option<Router>> {
     let store = Store::open(&database(config))?;
     let state = Arc::new(Registry {
         store,
+        config: config.clone(),
         tokens,
         read_tokens,
         max_fragment_bytes: limits.max_fragment_bytes(),
@@ -132,8 +139,20 @@ struct PublishBody {
 }
 
 fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    let body = json!({"error": message.into()}).to_string();
-    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+    answer(status, json!({"error": message.into()}))
+}
+
+fn answer(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// `PUT /fragment`'s query.
+#[derive(Deserialize)]
+struct PublishQuery {
+    /// `true`: refuse (422) a publish whose versions reference what no
+    /// fragment defines, instead of publishing them with warnings.
+    #[serde(default)]
+    strict: Option<String>,
 }
 
 fn name_ok(name: &str) -> bool {
@@ -162,14 +181,33 @@ fn covers(patterns: &[String], application: &str) -> bool {
 /// and `reason` (our words, never the token or the fragment's content),
 /// counted in `/metrics`, and answered with `message`.
 fn refused(status: StatusCode, token: Option<&str>, reason: &str, message: impl Into<String>) -> Response {
+    refused_with(status, token, reason, json!({"error": message.into()}))
+}
+
+/// [`refused`], answering `body` (an object with `error` and more).
+fn refused_with(status: StatusCode, token: Option<&str>, reason: &str, body: serde_json::Value) -> Response {
     tracing::warn!(token = token.unwrap_or("-"), status = status.as_u16(), reason, "refused a fragment");
     crate::metrics::registry_refused(status.as_u16());
-    error(status, message)
+    answer(status, body)
+}
+
+/// The 422 body of a refused fragment: the message, and the line (and
+/// column) in the fragment when it names one.
+fn at_line(message: String, line: Option<u64>, column: Option<u64>) -> serde_json::Value {
+    let mut body = json!({"error": message});
+    if let Some(line) = line {
+        body["line"] = json!(line);
+    }
+    if let Some(column) = column {
+        body["column"] = json!(column);
+    }
+    body
 }
 
 async fn publish(
     State(registry): State<Arc<Registry>>,
     headers: HeaderMap,
+    query: std::result::Result<Query<PublishQuery>, QueryRejection>,
     body: std::result::Result<Bytes, BytesRejection>,
 ) -> Response {
     let given = bearer(&headers).unwrap_or_default();
@@ -178,6 +216,17 @@ async fn publish(
         return refused(StatusCode::UNAUTHORIZED, None, reason, "a valid `Authorization: Bearer <token>` is required");
     };
     let token = Some(token_name.as_str());
+    let strict = match query.as_ref().map(|q| q.strict.as_deref().map(str::trim)) {
+        Ok(None | Some("false" | "0" | "")) => false,
+        Ok(Some("true" | "1")) => true,
+        Ok(Some(other)) => {
+            let message = format!("`strict` must be `true` or `false`, not `{other}`");
+            return refused(StatusCode::BAD_REQUEST, token, "an invalid query", message);
+        }
+        Err(rejection) => {
+            return refused(StatusCode::BAD_REQUEST, token, "an invalid query", rejection.body_text());
+        }
+    };
     let body = match body {
         Ok(body) => body,
         Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
@@ -263,7 +312,19 @@ async fn publish(
         |reason: &str, message: String| refused(StatusCode::UNPROCESSABLE_ENTITY, token, reason, message);
     let fragment: serde_yaml::Value = match serde_yaml::from_str(&text) {
         Ok(v) => v,
-        Err(e) => return unprocessable("the fragment is not YAML", format!("the fragment is not YAML: {e}")),
+        Err(e) => {
+            let (line, column) = e.location().map(|l| (l.line() as u64, l.column() as u64)).unzip();
+            let message = match line.zip(column) {
+                Some((l, c)) => format!("the fragment:{l}:{c}: not YAML: {e}"),
+                None => format!("the fragment is not YAML: {e}"),
+            };
+            return refused_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                token,
+                "the fragment is not YAML",
+                at_line(message, line, column),
+            );
+        }
     };
     let services = match super::fragment_services(&fragment) {
         Ok((s, _)) if !s.is_empty() => s.keys().filter_map(|k| k.as_str().map(str::to_string)).collect::<Vec<_>>(),
@@ -280,8 +341,17 @@ async fn publish(
             ),
         );
     }
+    // The fragment alone: what it references may come from other
+    // fragments, so only the assembled versions are linted.
     if let Err(e) = super::validate(&text, "the fragment") {
-        return unprocessable("the loader refused the fragment", e.to_string());
+        let message = e.to_string();
+        let (line, column) = super::location(&message, "the fragment");
+        return refused_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            token,
+            "the loader refused the fragment",
+            at_line(message, line, column),
+        );
     }
     let pairs: Vec<(String, String)> = request
         .applications
@@ -304,17 +374,36 @@ async fn publish(
                     text.len()
                 )));
             }
-            super::validate(&text, "the assembled descriptor")?;
-            Ok(text)
+            let warnings = super::validate(&text, "the assembled descriptor")?;
+            Ok((text, warnings))
         };
-        store.append(&pairs, &text, &services, &publisher, &assemble)
+        store.append(&pairs, &text, &services, &publisher, strict, &assemble)
     })
     .await;
     match result {
-        Ok(Ok(versions)) => {
-            tracing::info!(token = %token_name, count = versions.len(), "published a fragment");
-            let body = json!({"versions": versions}).to_string();
-            (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        Ok(Ok(Appended::Stored(versions))) => {
+            let warnings = super::lint::located(&versions);
+            tracing::info!(
+                token = %token_name,
+                count = versions.len(),
+                warnings = warnings.len(),
+                "published a fragment"
+            );
+            answer(StatusCode::CREATED, json!({"versions": versions, "warnings": warnings}))
+        }
+        Ok(Ok(Appended::Refused(versions))) => {
+            let warnings = super::lint::located(&versions);
+            let message = format!(
+                "strict: the versions this fragment would make reference {} thing(s) no fragment defines (listed \
+                 in `warnings`); nothing was published",
+                warnings.len()
+            );
+            refused_with(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                token,
+                "strict: references no fragment defines",
+                json!({"error": message, "warnings": warnings}),
+            )
         }
         Ok(Err(e @ Error::Descriptor(_))) => {
             let reason = if over_cap.load(Ordering::Relaxed) {
@@ -409,6 +498,10 @@ pub fn if_none_match(field: &str, etag: &str) -> bool {
 struct Format {
     #[serde(default)]
     format: Option<String>,
+    /// With `format=rundeck` on a release's versions: select the version
+    /// running in this environment.
+    #[serde(default)]
+    env: Option<String>,
 }
 
 /// Plain JSON, or Rundeck's `[{"name", "value"}]` with `?format=rundeck`.
@@ -472,16 +565,49 @@ async fn versions(
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     };
     let body = if format.format.as_deref() == Some("rundeck") {
-        let newest = versions.last().map(|v| v.version);
-        json!(versions
-            .iter()
-            .rev()
-            .map(|v| json!({"name": v.version.to_string(), "value": v.version.to_string(), "selected": Some(v.version) == newest}))
-            .collect::<Vec<_>>())
+        let selected = match format.env.as_deref() {
+            // Without an environment: the newest, which `APP/RELEASE`
+            // without a version deploys.
+            None => versions.last().map(|v| v.version.to_string()),
+            Some(env) => match running(&r, &application, &release, env).await {
+                Ok(running) => running,
+                Err(e @ Error::Usage(_)) => return error(StatusCode::BAD_REQUEST, e.to_string()),
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            },
+        };
+        json!(rundeck_versions(&versions, selected.as_deref()))
     } else {
         json!(versions)
     };
-    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    answer(StatusCode::OK, body)
+}
+
+/// The version of `application/release` running in `environment`, as
+/// `dockmaster options versions --env` finds it (the audit trail of the
+/// target `serve` deploys to); a `Usage` error for an environment the
+/// configuration does not name.
+async fn running(r: &Arc<Registry>, application: &str, release: &str, environment: &str) -> Result<Option<String>> {
+    r.config.check_environment(environment)?;
+    let (r, application, release, environment) =
+        (r.clone(), application.to_string(), release.to_string(), environment.to_string());
+    tokio::task::spawn_blocking(move || {
+        crate::callers::options::running_version(&r.config, &application, &release, &environment)
+    })
+    .await
+    .map_err(|e| Error::Engine(e.to_string()))?
+}
+
+/// Rundeck's list of a release's versions: newest first, `selected` on the
+/// one numbered `selected` (none when it is `None` or not among them).
+fn rundeck_versions(versions: &[VersionInfo], selected: Option<&str>) -> Vec<serde_json::Value> {
+    versions
+        .iter()
+        .rev()
+        .map(|v| {
+            let number = v.version.to_string();
+            json!({"name": number, "value": number, "selected": Some(number.as_str()) == selected})
+        })
+        .collect()
 }
 
 async fn descriptor(
@@ -491,6 +617,12 @@ async fn descriptor(
 ) -> Response {
     if let Err(refused) = may_read(&r, &headers, &application) {
         return refused.into_response();
+    }
+    // An unknown application or release is not found, whatever the version.
+    match r.store.has_release(&application, &release) {
+        Ok(true) => {}
+        Ok(false) => return error(StatusCode::NOT_FOUND, format!("no versions of `{application}/{release}`")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
     }
     let wanted = match version.as_str() {
         "latest" => None,

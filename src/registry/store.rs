@@ -12,6 +12,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use serde::{Deserialize, Serialize};
 
+use super::lint::Warning;
 use crate::error::{Error, Result};
 
 const SCHEMA: &str = "
@@ -40,6 +41,9 @@ const MIGRATIONS: &[&str] = &[
     // 1: the name of the token that published each version (NULL for
     // versions from before it was recorded).
     "ALTER TABLE versions ADD COLUMN published_by TEXT",
+    // 2: what each version references but no fragment defines (JSON; NULL
+    // for versions from before it was recorded: read as none).
+    "ALTER TABLE versions ADD COLUMN warnings TEXT",
 ];
 
 /// One stored version, without its descriptor text.
@@ -61,6 +65,24 @@ pub struct VersionInfo {
     /// for versions published before this was recorded.
     #[serde(default)]
     pub published_by: Option<String>,
+    /// What this version references but no fragment defines (the lint at
+    /// publish); empty for versions published before it was recorded.
+    #[serde(default)]
+    pub warnings: Vec<Warning>,
+}
+
+/// Makes a version from the one before it (`None` for the first): its
+/// descriptor, and what it references but no fragment defines.
+pub type Assemble<'a> = dyn Fn(Option<&str>) -> Result<(String, Vec<Warning>)> + 'a;
+
+/// What [`Store::append`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// The versions were written.
+    Stored(Vec<VersionInfo>),
+    /// Strict, and some version had warnings: nothing was written; these
+    /// are the versions it would have made, with their warnings.
+    Refused(Vec<VersionInfo>),
 }
 
 /// The registry database at one path.
@@ -104,16 +126,20 @@ impl Store {
     }
 
     /// Appends, for every (application, release) pair, version N+1 made by
-    /// `assemble(previous descriptor or None)`, all or nothing, recording
-    /// the name of the token that `published_by`. Returns the new versions.
+    /// `assemble(previous descriptor or None)` (the descriptor, and its
+    /// warnings), all or nothing, recording the name of the token that
+    /// `published_by` and the warnings, each attributed to the version
+    /// whose fragment last defined its service. When `strict` and any
+    /// version has a warning, nothing is written ([`Appended::Refused`]).
     pub fn append(
         &self,
         pairs: &[(String, String)],
         fragment: &str,
         services: &[String],
         published_by: &str,
-        assemble: &dyn Fn(Option<&str>) -> Result<String>,
-    ) -> Result<Vec<VersionInfo>> {
+        strict: bool,
+        assemble: &Assemble<'_>,
+    ) -> Result<Appended> {
         let mut conn = self.connect()?;
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| failed(&self.path, e))?;
         let mut made = Vec::new();
@@ -129,11 +155,38 @@ impl Store {
                 .optional()
                 .map_err(|e| failed(&self.path, e))?;
             let version = previous.as_ref().map(|p| p.0).unwrap_or(0) + 1;
-            let descriptor = assemble(previous.as_ref().map(|p| p.1.as_str()))?;
+            let (descriptor, mut warnings) = assemble(previous.as_ref().map(|p| p.1.as_str()))?;
+            if warnings.iter().any(|w| !services.contains(&w.service)) {
+                // Which earlier version's fragment defined each service.
+                let mut stmt = tx
+                    .prepare(
+                        "SELECT version, services FROM versions WHERE application = ?1 AND release = ?2 \
+                         ORDER BY version DESC",
+                    )
+                    .map_err(|e| failed(&self.path, e))?;
+                let earlier: Vec<(i64, Vec<String>)> = stmt
+                    .query_map(params![application, release], |r| {
+                        Ok((r.get(0)?, serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default()))
+                    })
+                    .map_err(|e| failed(&self.path, e))?
+                    .collect::<std::result::Result<_, _>>()
+                    .map_err(|e| failed(&self.path, e))?;
+                for warning in &mut warnings {
+                    if !services.contains(&warning.service) {
+                        if let Some((v, _)) = earlier.iter().find(|(_, s)| s.contains(&warning.service)) {
+                            warning.fragment = *v;
+                            continue;
+                        }
+                    }
+                    warning.fragment = version;
+                }
+            } else {
+                warnings.iter_mut().for_each(|w| w.fragment = version);
+            }
             let digest = super::digest(&descriptor);
             tx.execute(
                 "INSERT INTO versions (application, release, version, created, digest, services, fragment, descriptor, \
-                 published_by) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 published_by, warnings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 params![
                     application,
                     release,
@@ -143,7 +196,8 @@ impl Store {
                     serde_json::to_string(services).unwrap_or_default(),
                     fragment,
                     descriptor,
-                    published_by
+                    published_by,
+                    serde_json::to_string(&warnings).unwrap_or_default()
                 ],
             )
             .map_err(|e| failed(&self.path, e))?;
@@ -155,10 +209,15 @@ impl Store {
                 digest,
                 services: services.to_vec(),
                 published_by: Some(published_by.to_string()),
+                warnings,
             });
         }
+        if strict && made.iter().any(|v| !v.warnings.is_empty()) {
+            // Dropping the transaction rolls every insert back.
+            return Ok(Appended::Refused(made));
+        }
         tx.commit().map_err(|e| failed(&self.path, e))?;
-        Ok(made)
+        Ok(Appended::Stored(made))
     }
 
     /// The applications, sorted.
@@ -185,8 +244,8 @@ impl Store {
         let conn = self.connect()?;
         let mut stmt = conn
             .prepare(
-                "SELECT version, created, digest, services, published_by FROM versions WHERE application = ?1 AND release = ?2 \
-                 ORDER BY version",
+                "SELECT version, created, digest, services, published_by, warnings FROM versions \
+                 WHERE application = ?1 AND release = ?2 ORDER BY version",
             )
             .map_err(|e| failed(&self.path, e))?;
         let rows = stmt
@@ -199,10 +258,25 @@ impl Store {
                     digest: r.get(2)?,
                     services: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
                     published_by: r.get(4)?,
+                    warnings: r
+                        .get::<_, Option<String>>(5)?
+                        .and_then(|w| serde_json::from_str(&w).ok())
+                        .unwrap_or_default(),
                 })
             })
             .map_err(|e| failed(&self.path, e))?;
         rows.collect::<std::result::Result<_, _>>().map_err(|e| failed(&self.path, e))
+    }
+
+    /// Whether `application/release` has any version.
+    pub fn has_release(&self, application: &str, release: &str) -> Result<bool> {
+        let conn = self.connect()?;
+        conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM versions WHERE application = ?1 AND release = ?2)",
+            params![application, release],
+            |r| r.get(0),
+        )
+        .map_err(|e| failed(&self.path, e))
     }
 
     /// One version's descriptor and digest (`None` version: the latest).
@@ -259,12 +333,14 @@ mod tests {
         assert_eq!(old.len(), 1);
         assert_eq!(old[0].digest, "sha256:old", "the old row is as it was");
         assert_eq!(old[0].published_by, None, "unknown for a version from before");
+        assert_eq!(old[0].warnings, Vec::new(), "none recorded for a version from before");
 
         let made = store
-            .append(&[("A".into(), "R".into())], "b: {image: y}", &["b".into()], "build-server", &|_| {
-                Ok("b: {image: y}\n".into())
+            .append(&[("A".into(), "R".into())], "b: {image: y}", &["b".into()], "build-server", false, &|_| {
+                Ok(("b: {image: y}\n".into(), Vec::new()))
             })
             .unwrap();
+        let Appended::Stored(made) = made else { panic!("not strict: stored") };
         assert_eq!(made[0].published_by.as_deref(), Some("build-server"));
         let all = store.versions("A", "R").unwrap();
         assert_eq!(all[1].published_by.as_deref(), Some("build-server"));

@@ -34,7 +34,7 @@ pub fn fit(text: &str, max: usize) -> String {
 fn colour(outcome: &Outcome) -> u32 {
     match (&outcome.report, &outcome.rollback) {
         // Amber: it failed, but the previous version is back and healthy.
-        (_, Some(rb)) if !rb.restored.services.is_empty() && rb.restored.verdict.is_healthy() => AMBER,
+        (_, Some(rb)) if rb.restored_healthy() => AMBER,
         (_, Some(_)) => RED,
         (Some(r), None) if r.verdict.is_healthy() && outcome.error.is_none() => GREEN,
         (None, None) if outcome.error.is_none() => GREEN,
@@ -47,6 +47,9 @@ pub fn headline(outcome: &Outcome) -> String {
     let what = format!("{} {}", outcome.action.as_str(), outcome.target);
     let version = outcome.descriptor.version.as_ref().map(|v| format!(" version {v}")).unwrap_or_default();
     match (&outcome.report, &outcome.rollback) {
+        (Some(_), Some(rb)) if !rb.previous => {
+            format!("{what}{version} FAILED ({}); {}", rb.reason, rb.summary())
+        }
         (Some(r), Some(rb)) => format!(
             "{what}{version} FAILED and was rolled back ({}); {}/{} services were healthy",
             rb.reason,
@@ -117,11 +120,7 @@ pub fn discord_embed(outcome: &Outcome, link: Option<&str>) -> Value {
         }
     }
     if let Some(rb) = &outcome.rollback {
-        description.push_str(&format!(
-            "\n\nRolled back: {}/{} previous services healthy",
-            rb.restored.healthy_count(),
-            rb.restored.services.len()
-        ));
+        description.push_str(&format!("\n\nRolled back: {}", rb.summary()));
     }
     let footer = format!("dockmaster · {}", outcome.descriptor.source);
     let mut embed = json!({
@@ -258,6 +257,7 @@ mod tests {
             images: vec![],
             error: None,
             engine: None,
+            not_running: None,
         }
     }
 

@@ -38,6 +38,9 @@ struct JsonReport<'a> {
     images: &'a [crate::request::ImageUse],
     #[serde(skip_serializing_if = "Option::is_none")]
     engine: Option<&'a str>,
+    /// `status` of a version that does not run: the version that does.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    running_version: Option<&'a str>,
 }
 
 /// Renders an outcome as one JSON object (pretty-printed, newline-ended).
@@ -59,6 +62,7 @@ pub fn render(outcome: &Outcome) -> String {
         error: outcome.error.as_ref(),
         images: &outcome.images,
         engine: outcome.engine.as_deref(),
+        running_version: outcome.not_running.as_deref(),
     };
     let mut text = serde_json::to_string_pretty(&doc).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     text.push('\n');
@@ -121,6 +125,7 @@ mod tests {
             images: vec![],
             error: None,
             engine: None,
+            not_running: None,
         };
         let v: serde_json::Value = serde_json::from_str(&render(&outcome)).unwrap();
         assert_eq!(v["target"], "shop");

@@ -47,13 +47,26 @@ pub fn render(outcome: &Outcome) -> String {
         out.push('\n');
         render_health(&mut out, report);
     }
-    if let Some(e) = &outcome.error {
-        let _ = writeln!(out, "\nERROR: {}", e.message);
+    match (&outcome.error, &outcome.not_running) {
+        (Some(e), Some(_)) => {
+            let _ = writeln!(out, "\nNOT RUNNING: {}", e.message);
+        }
+        (Some(e), None) => {
+            let _ = writeln!(out, "\nERROR: {}", e.message);
+        }
+        (None, _) => {}
     }
     if let Some(rb) = &outcome.rollback {
-        let version = rb.version.as_ref().map(|v| format!(" (version {v})")).unwrap_or_default();
-        let _ = writeln!(out, "\nROLLED BACK: {}; the previous containers{version} are back:\n", rb.reason);
-        render_health(&mut out, &rb.restored);
+        match &rb.restored {
+            Some(restored) => {
+                let version = rb.version.as_ref().map(|v| format!(" (version {v})")).unwrap_or_default();
+                let _ = writeln!(out, "\nROLLED BACK: {}; the previous containers{version} are back:\n", rb.reason);
+                render_health(&mut out, restored);
+            }
+            None => {
+                let _ = writeln!(out, "\nROLLED BACK: {}; {}", rb.reason, rb.summary());
+            }
+        }
     }
     out
 }
@@ -278,6 +291,7 @@ mod tests {
             images: vec![],
             error: None,
             engine: None,
+            not_running: None,
         };
         let text = render(&outcome);
         assert!(text.contains("worker is crashed: crash loop"), "{text}");

@@ -11,6 +11,11 @@ use serde::{Deserialize, Serialize};
 /// `deploy:` beyond resources, as Swarm reads it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SwarmDeploy {
+    /// `deploy.mode`: `replicated` (the default) or `global` (one task on
+    /// every node). A single engine runs one container either way, as
+    /// Compose does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<String>,
     /// `deploy.replicas`; `None` is Swarm's default, one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u64>,

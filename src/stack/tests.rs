@@ -57,6 +57,10 @@ fn data_containers_and_awaited_services_are_one_shot() {
     assert!(s.is_one_shot("migrate"));
     assert!(!s.is_one_shot("app"));
     assert!(!s.is_one_shot("always"), "a restart policy means it is meant to keep running");
+    // Only what the descriptor says makes a service wait to exit: a data
+    // container may finish, it need not.
+    assert!(s.must_finish("migrate"));
+    assert!(!s.must_finish("app-data"));
 }
 
 #[test]
@@ -72,8 +76,13 @@ fn names_follow_compose() {
 
 #[test]
 fn retargeting_renames_the_images_the_stack_builds_without_naming_them() {
-    let build =
-        || Build { context: "/src".into(), dockerfile: "Dockerfile".into(), args: BTreeMap::new(), target: None };
+    let build = || Build {
+        context: "/src".into(),
+        dockerfile: "Dockerfile".into(),
+        args: BTreeMap::new(),
+        target: None,
+        cache_from: Vec::new(),
+    };
     let built = Service { image: "p-web".into(), build: Some(build()), ..Default::default() };
     let named = Service { image: "team/api:1".into(), build: Some(build()), ..Default::default() };
     let mut s = stack(vec![("web", built), ("api", named), ("db", svc())]);

@@ -314,11 +314,15 @@ impl SwarmEngine {
                 }
             }
         }
+        if restored.is_empty() {
+            cx.progress.step("rolled back: no previous version; the failed services were removed");
+            return Ok(RollbackReport { reason, version: None, previous: false, restored: None });
+        }
         let services: Vec<String> =
             stack.services.keys().filter(|s| restored.contains(&spec::service_name(stack, s))).cloned().collect();
         let report = watch::watch(self, cx, stack, &services, &HashMap::new(), Watched::Rollback).await?;
         let version = self.observe_versions(&stack.name).await?.into_iter().next();
-        Ok(RollbackReport { reason, version, restored: report })
+        Ok(RollbackReport { reason, version, previous: true, restored: Some(report) })
     }
 
     async fn observe_versions(&self, target: &str) -> Result<Vec<String>> {
@@ -355,6 +359,7 @@ impl Engine for SwarmEngine {
                 running: status.running_tasks.unwrap_or(0) > 0,
                 exit_code: None,
                 descriptor_version: labels.get(LABEL_VERSION).cloned(),
+                descriptor_digest: labels.get(crate::engine::LABEL_DIGEST).cloned(),
                 top_level: labels.get(crate::engine::spec::LABEL_TOP_LEVEL).and_then(|j| serde_json::from_str(j).ok()),
             });
         }

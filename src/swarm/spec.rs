@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use bollard::models::{
     EndpointPortConfig, EndpointSpec, Limit, Mount, MountBindOptions, MountTmpfsOptions, MountType, MountVolumeOptions,
-    NetworkAttachmentConfig, ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
+    NetworkAttachmentConfig, Platform, ResourceObject, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated,
     ServiceSpecRollbackConfig, ServiceSpecUpdateConfig, ServiceSpecUpdateConfigFailureActionEnum, TaskSpec,
     TaskSpecContainerSpec, TaskSpecContainerSpecDnsConfig, TaskSpecLogDriver, TaskSpecPlacement,
     TaskSpecPlacementPreferences, TaskSpecPlacementSpread, TaskSpecResources, TaskSpecRestartPolicy,
@@ -56,6 +56,31 @@ pub fn unsupported(svc: &Service) -> Vec<&'static str> {
     flag(svc.ipc.is_some(), "ipc");
     flag(!svc.security_opt.is_empty(), "security_opt");
     flag(svc.shm_size.is_some(), "shm_size");
+    // What a task's container spec has no field for: Swarm would run the
+    // task without it.
+    flag(svc.cpu_shares.is_some(), "cpu_shares");
+    flag(svc.cpuset.is_some(), "cpuset");
+    flag(svc.cpu_quota.is_some() || svc.cpu_period.is_some(), "cpu_quota/cpu_period");
+    flag(svc.cpu_rt_period.is_some() || svc.cpu_rt_runtime.is_some(), "cpu_rt_period/cpu_rt_runtime");
+    flag(svc.memswap_limit.is_some(), "memswap_limit");
+    flag(svc.mem_swappiness.is_some(), "mem_swappiness");
+    flag(!svc.storage_opt.is_empty(), "storage_opt");
+    flag(svc.blkio_config.is_some(), "blkio_config");
+    flag(!svc.device_cgroup_rules.is_empty(), "device_cgroup_rules");
+    flag(svc.cgroup_parent.is_some(), "cgroup_parent");
+    flag(svc.cgroup.is_some(), "cgroup");
+    flag(svc.mac_address.is_some(), "mac_address");
+    flag(!svc.gpus.is_empty(), "gpus");
+    flag(!svc.device_requests.is_empty(), "deploy.resources.reservations.devices");
+    flag(svc.userns_mode.is_some(), "userns_mode");
+    flag(svc.uts.is_some(), "uts");
+    flag(svc.domainname.is_some(), "domainname");
+    flag(svc.runtime.is_some(), "runtime");
+    flag(!svc.external_links.is_empty(), "external_links");
+    flag(!svc.annotations.is_empty(), "annotations");
+    flag(svc.volume_driver.is_some(), "volume_driver");
+    flag(!svc.post_start.is_empty(), "post_start");
+    flag(!svc.pre_stop.is_empty(), "pre_stop");
     fields
 }
 
@@ -141,6 +166,8 @@ pub fn service_spec(
         sysctls: (!svc.sysctls.is_empty()).then(|| svc.sysctls.clone().into_iter().collect()),
         capability_add: non_empty(svc.cap_add.clone()),
         capability_drop: non_empty(svc.cap_drop.clone()),
+        groups: non_empty(svc.group_add.clone()),
+        oom_score_adj: svc.oom_score_adj,
         ulimits: ulimits(svc),
         secrets: non_empty(secrets),
         configs: non_empty(configs),
@@ -160,7 +187,13 @@ pub fn service_spec(
         max_attempts: p.max_attempts.map(|n| n as i64),
         window: p.window.map(nanos),
     });
-    let placement = (!swarm.placement.is_empty()).then(|| TaskSpecPlacement {
+    // `platform: os/arch[/variant]` keeps tasks on nodes of that platform.
+    let platforms = svc.platform.as_deref().map(|p| {
+        let mut parts = p.split('/');
+        vec![Platform { os: parts.next().map(str::to_string), architecture: parts.next().map(str::to_string) }]
+    });
+    let placement = (!swarm.placement.is_empty() || platforms.is_some()).then(|| TaskSpecPlacement {
+        platforms,
         constraints: non_empty(swarm.placement.constraints.clone()),
         preferences: non_empty(
             swarm
@@ -173,7 +206,6 @@ pub fn service_spec(
                 .collect(),
         ),
         max_replicas: swarm.placement.max_replicas_per_node.map(|n| n as i64),
-        ..Default::default()
     });
     let networks: Vec<NetworkAttachmentConfig> = service_networks(svc)
         .iter()
@@ -218,9 +250,12 @@ pub fn service_spec(
             }),
             ..Default::default()
         }),
-        mode: Some(ServiceSpecMode {
-            replicated: Some(ServiceSpecModeReplicated { replicas: Some(swarm.replicas.unwrap_or(1) as i64) }),
-            ..Default::default()
+        mode: Some(match swarm.mode.as_deref() {
+            Some("global") => ServiceSpecMode { global: Some(HashMap::new()), ..Default::default() },
+            _ => ServiceSpecMode {
+                replicated: Some(ServiceSpecModeReplicated { replicas: Some(swarm.replicas.unwrap_or(1) as i64) }),
+                ..Default::default()
+            },
         }),
         update_config: swarm.update_config.as_ref().map(|u| ServiceSpecUpdateConfig {
             parallelism: u.parallelism.map(|n| n as i64),
@@ -391,5 +426,29 @@ mod tests {
         let odd = stack("services:\n  x:\n    image: a\n    privileged: true\n    network_mode: host\n    pid: host\n");
         assert_eq!(unsupported(&odd.services["x"]), vec!["privileged", "network_mode", "pid"]);
         assert!(unsupported(&s.services["web"]).is_empty());
+        let host = stack(
+            "services:\n  x:\n    image: a\n    cpu_shares: 512\n    runtime: runsc\n    gpus: all\n    \
+             post_start: [{command: 'true'}]\n",
+        );
+        assert_eq!(unsupported(&host.services["x"]), vec!["cpu_shares", "gpus", "runtime", "post_start"]);
+    }
+
+    #[test]
+    fn global_mode_platform_groups_and_oom_score_reach_the_spec() {
+        let s = stack(
+            "services:\n  agent:\n    image: a\n    platform: linux/arm64\n    group_add: [docker]\n    \
+             oom_score_adj: 200\n    deploy: {mode: global}\n",
+        );
+        let svc = &s.services["agent"];
+        assert!(unsupported(svc).is_empty(), "{:?}", unsupported(svc));
+        let spec =
+            service_spec(&s, "agent", svc, &config_hash(&s, "agent", svc), &BTreeMap::new(), &Default::default());
+        let mode = spec.mode.unwrap();
+        assert!(mode.global.is_some() && mode.replicated.is_none());
+        let task = spec.task_template.unwrap();
+        let platform = &task.placement.unwrap().platforms.unwrap()[0];
+        assert_eq!((platform.os.as_deref(), platform.architecture.as_deref()), (Some("linux"), Some("arm64")));
+        let container = task.container_spec.unwrap();
+        assert_eq!((container.groups, container.oom_score_adj), (Some(vec!["docker".to_string()]), Some(200)));
     }
 }

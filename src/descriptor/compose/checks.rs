@@ -6,8 +6,11 @@
 use super::fault::{Parsed, Place};
 use crate::stack::{MountKind, Stack, VolumesFromSource, DEFAULT_NETWORK};
 
-/// Checks the references of every service, then the start order.
-pub(crate) fn check(stack: &mut Stack) -> Parsed<()> {
+/// Checks the references of every service, then the start order. A
+/// `partial` stack (one part of a whole: a registry fragment) keeps a
+/// reference to a service, volume or network it does not define, for the
+/// caller to report, instead of refusing it.
+pub(crate) fn check(stack: &mut Stack, partial: bool) -> Parsed<()> {
     let services = Place::root().key("services");
     let mut warnings = Vec::new();
     for (name, svc) in &stack.services {
@@ -18,7 +21,7 @@ pub(crate) fn check(stack: &mut Stack) -> Parsed<()> {
             );
         }
         for network in svc.networks.keys() {
-            if network != DEFAULT_NETWORK && !stack.networks.contains_key(network) {
+            if network != DEFAULT_NETWORK && !stack.networks.contains_key(network) && !partial {
                 return Err(at.key("networks").fault_at_key(
                     network,
                     format!("network {network:?} is not declared; add it under the top-level `networks:`"),
@@ -27,14 +30,14 @@ pub(crate) fn check(stack: &mut Stack) -> Parsed<()> {
         }
         for (key, mode) in [("network_mode", &svc.network_mode), ("pid", &svc.pid), ("ipc", &svc.ipc)] {
             if let Some(other) = mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
-                if !stack.services.contains_key(other) {
+                if !stack.services.contains_key(other) && !partial {
                     return Err(at.key(key).fault(unknown_service(other)));
                 }
             }
         }
         for (i, mount) in svc.volumes.iter().enumerate() {
             if let (MountKind::Volume, Some(volume)) = (mount.kind, &mount.source) {
-                if !stack.volumes.contains_key(volume) {
+                if !stack.volumes.contains_key(volume) && !partial {
                     return Err(at.key("volumes").index(i).fault(format!(
                         "volume {volume:?} is not declared; add it under the top-level `volumes:` \
                          (or write ./{volume} for a folder next to the descriptor)"
@@ -43,7 +46,7 @@ pub(crate) fn check(stack: &mut Stack) -> Parsed<()> {
             }
         }
         for (dependency, how) in &svc.depends_on {
-            if !stack.services.contains_key(dependency) {
+            if !stack.services.contains_key(dependency) && !partial {
                 if how.required {
                     return Err(at.key("depends_on").fault_at_key(dependency, unknown_service(dependency)));
                 }
@@ -55,13 +58,13 @@ pub(crate) fn check(stack: &mut Stack) -> Parsed<()> {
         }
         for (i, link) in svc.links.iter().enumerate() {
             let target = link.split(':').next().unwrap_or(link);
-            if !stack.services.contains_key(target) {
+            if !stack.services.contains_key(target) && !partial {
                 return Err(at.key("links").index(i).fault(unknown_service(target)));
             }
         }
         for (i, from) in svc.volumes_from.iter().enumerate() {
             if let VolumesFromSource::Service(other) = &from.source {
-                if !stack.services.contains_key(other) {
+                if !stack.services.contains_key(other) && !partial {
                     return Err(at.key("volumes_from").index(i).fault(format!(
                         "{} (write container:{other} for a container outside the stack)",
                         unknown_service(other)

@@ -122,7 +122,14 @@ impl Fault {
     /// through an anchor).
     pub(crate) fn into_error(self, path: &Path, text: &str) -> Error {
         let mut msg = path.display().to_string();
-        if let Some(line) = line_of(text, self.line_of.segs()) {
+        let segs = self.line_of.segs();
+        // A v1 file has its services at the top, where the place (from the
+        // tree rewritten into the Specification's shape) says `services`.
+        let line = line_of(text, segs).or_else(|| match segs {
+            [Seg::Key(top), Seg::Key(_), ..] if top == "services" => line_of(text, &segs[1..]),
+            _ => None,
+        });
+        if let Some(line) = line {
             let _ = write!(msg, ":{line}");
         }
         msg.push_str(": ");

@@ -13,7 +13,9 @@
 //!    (`merge`, with Compose's rules and the `!reset`/`!override` tags) and
 //!    `extends` resolved (`extends`).
 //! 2. `service`, `toplevel`, `files` (with `ports`, `mounts`, `runtime`,
-//!    `kernel`): every key read into the model; none silently dropped.
+//!    `kernel`, `host`): every key read into the model; none silently
+//!    dropped. Keys refused by name are collected across every service and
+//!    included file and reported in one error.
 //! 3. `select`: services of inactive profiles, or scaled to 0, left out.
 //! 4. `checks`: references between services, networks and volumes, and
 //!    dependency cycles.
@@ -33,6 +35,7 @@ mod dotenv;
 mod extends;
 mod fault;
 mod files;
+mod host;
 mod inputs;
 mod interpolate;
 mod kernel;
@@ -111,6 +114,11 @@ pub struct LoadOptions {
     /// `file:`s and bind mounts are mounted, not read, and are not limited
     /// here. An empty list allows nothing.
     pub confine: Option<Vec<PathBuf>>,
+    /// The descriptor is one part of a whole (a registry fragment, or a
+    /// version assembled from fragments that may still lack some): a
+    /// reference to a service, volume or network it does not define is
+    /// kept in the stack, for the caller to report, instead of refused.
+    pub partial: bool,
 }
 
 /// Where a descriptor loaded by [`load_in_memory`] pretends to be: errors
@@ -174,6 +182,16 @@ pub fn load_with_options(
 /// No variable is set (defaults apply); relative paths start at the
 /// folder of [`IN_MEMORY_PATH`], which errors name as the file.
 pub fn load_in_memory(text: &str, default_project: &str) -> Result<Stack> {
+    in_memory(text, default_project, &LoadOptions::default())
+}
+
+/// [`load_in_memory`] for one part of a whole (a registry fragment, or a
+/// version assembled from fragments): see [`LoadOptions::partial`].
+pub fn load_partial_in_memory(text: &str, default_project: &str) -> Result<Stack> {
+    in_memory(text, default_project, &LoadOptions { partial: true, ..Default::default() })
+}
+
+fn in_memory(text: &str, default_project: &str, options: &LoadOptions) -> Result<Stack> {
     let path = PathBuf::from(IN_MEMORY_PATH);
     let none = |_: &str| None;
     let document = assemble::read_document(&path, text, &none, &mut Vec::new())?;
@@ -186,11 +204,16 @@ pub fn load_in_memory(text: &str, default_project: &str) -> Result<Stack> {
         digest: format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()))),
     };
     let (stack, _) = inputs::recording(|| {
-        inputs::with_access(inputs::Access::Nothing, || {
-            load_recorded(&descriptor, default_project, &LoadOptions::default(), &none)
-        })
+        inputs::with_access(inputs::Access::Nothing, || load_recorded(&descriptor, default_project, options, &none))
     });
     stack
+}
+
+/// `${PWD}` is the working folder when the environment does not say, as
+/// Compose resolves it: under cron or Rundeck `PWD` is often unset, and an
+/// empty `${PWD}` would turn `${PWD}/data` into `/data`.
+fn working_folder(name: &str) -> Option<String> {
+    (name == "PWD").then(|| std::env::current_dir().ok().map(|d| d.display().to_string())).flatten()
 }
 
 /// [`load_with_options`], with the files read recorded by the caller.
@@ -216,7 +239,7 @@ fn load_recorded(
             }
         }
     };
-    let lookup = |name: &str| env(name).or_else(|| variables.get(name).cloned());
+    let lookup = |name: &str| env(name).or_else(|| variables.get(name).cloned()).or_else(|| working_folder(name));
     let overrides: Vec<PathBuf> = options.overrides.iter().map(|f| mounts::clean(&dir.join(f))).collect();
     let assembly = assemble::assemble(path, &descriptor.text, &overrides, &lookup)?;
     let active = select::active_profiles(&options.profiles, lookup("COMPOSE_PROFILES"));
@@ -227,10 +250,18 @@ fn load_recorded(
         }
     }
     let fail = |fault: fault::Fault| assembly.error(fault);
-    let (mut stack, scaled_to_zero) =
+    let (mut stack, scaled_to_zero, refused) =
         read_stack(&assembly.tree, assembly.main.format, default_project, &dir, &lookup, warnings).map_err(fail)?;
+    // Every refused key at once, each naming its file (an included one too),
+    // line, service and key: one error, fixed in one go. One alone reads as
+    // any other load error, starting with its file.
+    let mut refused: Vec<String> = refused.into_iter().map(|fault| fail(fault).to_string()).collect();
+    if refused.len() == 1 {
+        return Err(Error::Descriptor(refused.remove(0)));
+    }
+    crate::pipeline::refuse_problems(refused, "dockmaster does not run keys this descriptor uses")?;
     select::select(&mut stack, &active, &scaled_to_zero).map_err(fail)?;
-    checks::check(&mut stack).map_err(fail)?;
+    checks::check(&mut stack, options.partial).map_err(fail)?;
     for problem in stack.unrunnable() {
         stack
             .warnings
@@ -286,7 +317,8 @@ fn valid_project_name(name: &str) -> bool {
 }
 
 /// Reads the assembled tree into a stack (before selection and the cross
-/// checks); also returns the services scaled to 0.
+/// checks); also returns the services scaled to 0 and every key refused by
+/// name.
 fn read_stack(
     tree: &Value,
     format: Format,
@@ -294,7 +326,7 @@ fn read_stack(
     dir: &Path,
     lookup: &interpolate::Lookup<'_>,
     warnings: Vec<String>,
-) -> Parsed<(Stack, Vec<String>)> {
+) -> Parsed<(Stack, Vec<String>, Vec<fault::Fault>)> {
     let root = Place::root();
     let get = |key: &str| tree.get(key).filter(|v| !v.is_null());
     let name = match get("name") {
@@ -365,15 +397,16 @@ fn read_stack(
         configs: declared.get("configs").unwrap_or(&no_files),
         warnings: Vec::new(),
         scaled_to_zero: Vec::new(),
+        refused: Vec::new(),
     };
     let mut parsed = BTreeMap::new();
     for (key, svc) in services {
         let service = service::service(&mut cx, &key, svc, &at.key(&key))?;
         parsed.insert(key, service);
     }
-    let (service_warnings, scaled_to_zero) = (cx.warnings, cx.scaled_to_zero);
+    let (service_warnings, scaled_to_zero, refused) = (cx.warnings, cx.scaled_to_zero, cx.refused);
     stack.services = parsed;
     stack.warnings.extend(file_warnings);
     stack.warnings.extend(service_warnings);
-    Ok((stack, scaled_to_zero))
+    Ok((stack, scaled_to_zero, refused))
 }

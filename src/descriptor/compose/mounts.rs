@@ -155,8 +155,10 @@ fn short(text: &str, place: &Place, cx: &PathContext<'_>) -> Parsed<Mount> {
             "rw" => mount.read_only = false,
             // Docker Desktop consistency hints: no effect on Linux.
             "cached" | "delegated" | "consistent" => {}
-            "z" | "Z" if kind == MountKind::Bind => mount.selinux = Some(option.to_string()),
-            "z" | "Z" => return Err(wrong_kind("bind mounts (host paths)")),
+            // Compose reads it on a named volume too (and its `config` prints
+            // it), but mounts the volume without relabelling it: the service
+            // warns, and the engine spec leaves it out the same way.
+            "z" | "Z" => mount.selinux = Some(option.to_string()),
             "nocopy" if kind == MountKind::Volume => mount.nocopy = true,
             "nocopy" => return Err(wrong_kind("volumes")),
             p if PROPAGATIONS.contains(&p) && kind == MountKind::Bind => mount.propagation = Some(p.to_string()),
@@ -242,7 +244,12 @@ fn options(value: &Value, place: &Place, mount: &mut Mount, block: &str) -> Pars
     if is_empty(value) {
         return Ok(());
     }
-    if block != kind_name(mount.kind) {
+    // `bind: {selinux: Z}` on a volume is what Compose's `config` prints for
+    // `data:/x:Z`; read it back the same way.
+    let selinux_only = |v: &Value| {
+        mapping(v, place).is_ok_and(|m| m.iter().all(|(k, x)| k == "selinux" || k == "create_host_path" || x.is_null()))
+    };
+    if block != kind_name(mount.kind) && !(block == "bind" && mount.kind == MountKind::Volume && selinux_only(value)) {
         return Err(
             place.fault(format!("options for a {block} mount on a {} mount; remove them", kind_name(mount.kind)))
         );
@@ -491,7 +498,7 @@ mod tests {
         for (yaml, needle) in [
             ("- {type: volume, target: ''}", "needs `target`"),
             ("- a:/b:c:d", "SOURCE:TARGET"),
-            ("- data:/x:z", "bind mounts"),
+            ("- data:/x:rshared", "bind mounts"),
             ("- ./x:/x:nocopy", "volumes only"),
             ("- data:/x:bogus", "unknown mount option"),
             ("- :/x", "source is empty"),

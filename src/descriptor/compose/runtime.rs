@@ -16,7 +16,7 @@ use super::value::{
     boolean, float, integer, is_empty, mapping, opt_string, scalar_string, string, string_list, type_name, unknown_key,
     unsigned, unsupported_key,
 };
-use crate::stack::{Healthcheck, Logging, Resources, SwarmDeploy};
+use crate::stack::{DeviceRequest, Healthcheck, Logging, Resources, SwarmDeploy};
 
 #[rustfmt::skip]
 const HEALTHCHECK_KEYS: &[&str] = &[
@@ -306,6 +306,9 @@ pub(crate) struct Deploy {
     pub(crate) replicas: Option<i64>,
     /// What only Swarm acts on; `None` when nothing Swarm-only is set.
     pub(crate) swarm: Option<SwarmDeploy>,
+    /// `resources.reservations.devices`: devices (GPUs) the engine's
+    /// drivers hand the container, as Compose asks a single engine for them.
+    pub(crate) devices: Vec<DeviceRequest>,
 }
 
 /// `deploy:`. Resources and the restart policy apply on every engine;
@@ -328,8 +331,19 @@ pub(crate) fn deploy(
         let at = place.key(&key);
         match key.as_str() {
             "mode" => {
-                if !matches!(opt_string(v, &at)?.as_deref(), None | Some("replicated")) {
-                    return Err(unsupported_key(place, &key));
+                swarm.mode = match opt_string(v, &at)?.as_deref() {
+                    None => None,
+                    Some(mode @ ("replicated" | "global")) => Some(mode.to_string()),
+                    Some(other) => {
+                        return Err(at.fault(format!("unknown deploy mode {other:?}; use replicated or global")))
+                    }
+                };
+                if swarm.mode.as_deref() == Some("global") {
+                    warnings.push(format!(
+                        "{}: `global` runs one task on every node of a `swarm` environment; a single engine runs \
+                         one container, as Compose does",
+                        at.describe()
+                    ));
                 }
             }
             "replicas" => {
@@ -343,7 +357,7 @@ pub(crate) fn deploy(
                     return Err(unsupported_key(place, &key));
                 }
             }
-            "resources" => deploy_resources(v, &at, resources, warnings)?,
+            "resources" => out.devices = deploy_resources(v, &at, resources, warnings)?,
             "restart_policy" => {
                 out.restart = restart_policy_block(v, &at, warnings)?;
                 swarm.restart_policy = super::swarm::restart(v, &at)?;
@@ -372,7 +386,8 @@ fn deploy_resources(
     place: &Place,
     resources: &mut ResourceKeys,
     warnings: &mut Vec<String>,
-) -> Parsed<()> {
+) -> Parsed<Vec<DeviceRequest>> {
+    let mut devices = Vec::new();
     for (key, v) in mapping(value, place)? {
         let at = place.key(&key);
         match key.as_str() {
@@ -401,11 +416,7 @@ fn deploy_resources(
                                 ));
                             }
                         }
-                        "devices" => {
-                            if !is_empty(rv) {
-                                return Err(unsupported_key(&at, &reservation));
-                            }
-                        }
+                        "devices" => devices = super::host::reserved_devices(rv, &rat)?,
                         k if k.starts_with("x-") => {}
                         k => return Err(unknown_key(&at, k, &["cpus", "memory", "devices", "generic_resources"])),
                     }
@@ -415,7 +426,7 @@ fn deploy_resources(
             k => return Err(unknown_key(place, k, &["limits", "reservations"])),
         }
     }
-    Ok(())
+    Ok(devices)
 }
 
 /// `deploy.restart_policy` as Compose maps it onto an engine restart policy:
@@ -563,8 +574,8 @@ mod tests {
         assert_eq!(kept.update_config.unwrap().order.as_deref(), Some("start-first"));
         for bad in [
             "{replicas: -1}",
-            "{mode: global}",
-            "{resources: {reservations: {devices: [{capabilities: [gpu]}]}}}",
+            "{mode: everywhere}",
+            "{resources: {reservations: {devices: [{driver: nvidia}]}}}",
             "{resources: {limits: {memry: 1g}}}",
         ] {
             let mut keys = ResourceKeys::default();

@@ -3,10 +3,12 @@
 //! Every key Compose defines falls in one of four groups, and none is
 //! dropped silently: keys the model holds are read; keys that ask only for
 //! what dockmaster does anyway (`oom_kill_disable: false`, `scale: 1`) are
-//! accepted; keys with no runtime meaning for a deploy (`expose`, `develop`)
-//! are accepted with a warning; every other Compose key is
-//! refused as "not supported yet" unless it is empty. Keys Compose does not
-//! know are errors with a "did you mean" hint.
+//! accepted; keys with no runtime meaning for a deploy (`develop`) are
+//! accepted with a warning; the few keys no engine dockmaster drives can
+//! run ([`refusal`]) are refused with the reason, unless they are empty,
+//! and every one of them in the descriptor (and its included files) is
+//! listed in one error. Keys Compose does not know are errors with a "did
+//! you mean" hint.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,8 +16,9 @@ use std::path::Path;
 use serde_yaml::Value;
 
 use super::dotenv;
-use super::fault::{Parsed, Place};
+use super::fault::{Fault, Parsed, Place};
 use super::files::{self, Kind};
+use super::host;
 use super::inputs::ReadError;
 use super::interpolate::Lookup;
 use super::kernel;
@@ -27,7 +30,7 @@ use super::value::{
     boolean, integer, is_empty, list, list_or_dict, mapping, opt_string, string, string_list, type_name, unknown_key,
     unsupported_key,
 };
-use crate::stack::{Build, Condition, Dependency, PullPolicy, Service, ServiceNetwork};
+use crate::stack::{Build, Condition, Dependency, MountKind, PullPolicy, Service, ServiceNetwork};
 
 /// The label that marks a service as one-shot: `dockmaster.one-shot: "true"`
 /// means the service has done its job when it exits 0 (a migration, a
@@ -48,18 +51,37 @@ const SERVICE_KEYS: &[&str] = &[
     "oom_score_adj", "pid", "pids_limit", "platform", "ports", "post_start", "pre_stop", "privileged", "profiles",
     "provider", "pull_policy", "pull_refresh_after", "read_only", "restart", "runtime", "scale", "secrets",
     "security_opt", "shm_size", "stdin_open", "stop_grace_period", "stop_signal", "storage_opt", "sysctls", "tmpfs",
-    "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volumes", "volumes_from", "working_dir",
+    "tty", "ulimits", "use_api_socket", "user", "userns_mode", "uts", "volume_driver", "volumes", "volumes_from",
+    "working_dir",
 ];
 
-/// Compose keys whose meaning the model cannot hold yet.
-#[rustfmt::skip]
-const UNSUPPORTED_KEYS: &[&str] = &[
-    "annotations", "blkio_config", "cgroup", "cgroup_parent", "cpu_count", "cpu_percent", "cpu_period", "cpu_quota",
-    "cpu_rt_period", "cpu_rt_runtime", "cpu_shares", "cpuset", "credential_spec", "device_cgroup_rules", "domainname",
-    "external_links", "gpus", "group_add", "isolation", "label_file", "mac_address", "mem_swappiness", "memswap_limit",
-    "models", "oom_score_adj", "platform", "post_start", "pre_stop", "provider", "pull_refresh_after", "runtime",
-    "storage_opt", "use_api_socket", "userns_mode", "uts",
-];
+/// Compose keys dockmaster refuses, each with the reason: what no engine
+/// it drives (a Linux Docker engine, or a Swarm of them) can run as
+/// written, or what it will not do on a team's behalf.
+pub(crate) fn refusal(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "cpu_count" | "cpu_percent" => {
+            "the engine honours it only for Windows containers (a Linux engine rejects the container); use `cpus`"
+        }
+        "credential_spec" | "isolation" => {
+            "it applies to Windows containers only, and dockmaster deploys to Linux engines"
+        }
+        "models" => "it needs Docker Model Runner, which is not part of the engine API dockmaster drives",
+        "provider" => "a provider service is run by a Compose plugin on the client, not by the engine",
+        "use_api_socket" => {
+            "it mounts the engine's own API socket and the caller's registry credentials into the container, which \
+             hands the container control of the engine; mount a socket proxy instead if a service needs the API"
+        }
+        "pull_refresh_after" => "the periodic pull policies are not supported yet by dockmaster; use `pull_policy`",
+        _ => return None,
+    })
+}
+
+/// The fault for a refused key, with its reason.
+pub(crate) fn refused_key(place: &Place, key: &str) -> Fault {
+    let why = refusal(key).unwrap_or("dockmaster cannot run it");
+    place.fault_at_key(key, format!("key {key:?} is refused: {why}; remove it"))
+}
 
 #[rustfmt::skip]
 const BUILD_KEYS: &[&str] = &[
@@ -91,6 +113,8 @@ pub(crate) struct Context<'a> {
     /// Services with `scale: 0` or `deploy.replicas: 0`: read and checked,
     /// then left out of the stack, as Compose creates no container for them.
     pub(crate) scaled_to_zero: Vec<String>,
+    /// Keys refused by name (every one found, so one error lists them all).
+    pub(crate) refused: Vec<Fault>,
 }
 
 /// One `env_file` entry.
@@ -116,11 +140,17 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
     let mut tmpfs = Vec::new();
     let mut resources = ResourceKeys::default();
     let mut deploy_restart = None;
+    let mut label_files = Vec::new();
+    let mut reserved_devices = Vec::new();
     for (key, v) in mapping(value, place)? {
         let at = place.key(&key);
         match key.as_str() {
             "image" => image = opt_string(v, &at)?,
-            "build" => svc.build = build(cx, v, &at)?,
+            "build" => {
+                let mut refused = Vec::new();
+                svc.build = build(cx, v, &at, &mut refused)?;
+                cx.refused.extend(refused);
+            }
             "command" => svc.command = command(v, &at)?,
             "entrypoint" => svc.entrypoint = command(v, &at)?,
             "environment" => environment = list_or_dict(v, &at)?,
@@ -157,6 +187,7 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
                 let deploy = runtime::deploy(v, &at, &mut resources, &mut cx.warnings)?;
                 deploy_restart = deploy.restart;
                 svc.swarm = deploy.swarm;
+                reserved_devices = deploy.devices;
                 if deploy.replicas == Some(0) {
                     cx.scaled_to_zero.push(name.to_string());
                 }
@@ -165,6 +196,8 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
             "configs" => svc.configs = files::references(Kind::Config, v, &at, cx.configs, &mut cx.warnings)?,
             "profiles" => svc.profiles = profiles(v, &at)?,
             k if kernel::KEYS.contains(&k) => kernel::read(&mut svc, k, v, &at)?,
+            k if host::KEYS.contains(&k) => host::read(&mut svc, k, v, &at)?,
+            "label_file" => label_files = env_file_entries(v, &at)?,
             // Accepted when they ask for what a container gets anyway.
             "oom_kill_disable" => default_only(place, &key, v, |v, at| Ok(!flag(v, at)?))?,
             "attach" => default_only(place, &key, v, flag)?,
@@ -194,7 +227,7 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
                     }
                 }
             }
-            "expose" | "develop" => {
+            "develop" => {
                 if !is_empty(v) {
                     cx.warnings.push(format!(
                         "{}: key {key:?} is ignored: it has no effect on what dockmaster deploys",
@@ -209,12 +242,21 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
                 )
             }
             k if k.starts_with("x-") => {}
-            k if UNSUPPORTED_KEYS.contains(&k) => {
+            k if refusal(k).is_some() => {
                 if !is_empty(v) {
-                    return Err(unsupported_key(place, k));
+                    cx.refused.push(refused_key(place, k));
                 }
             }
             k => return Err(unknown_key(place, k, SERVICE_KEYS)),
+        }
+    }
+    for (i, mount) in svc.volumes.iter().enumerate() {
+        if let (MountKind::Volume, Some(z)) = (mount.kind, &mount.selinux) {
+            cx.warnings.push(format!(
+                "{}: SELinux relabelling (`{z}`) applies to bind mounts; a named volume is mounted without it, as \
+                 Docker Compose does (the engine's volumes already carry the container label)",
+                place.key("volumes").index(i).describe()
+            ));
         }
     }
     for mount in tmpfs {
@@ -232,6 +274,13 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
             ));
         }
         svc.restart = Some(policy);
+    }
+    svc.device_requests = reserved_devices;
+    if !label_files.is_empty() {
+        // Labels written in the descriptor win over the files', as in Compose.
+        let mut labels = read_variable_files(cx, label_files, "label_file")?;
+        labels.extend(std::mem::take(&mut svc.labels).into_iter().map(|(k, v)| (k, Some(v))));
+        svc.labels = labels.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect();
     }
     svc.environment = merge_environment(cx, env_files, environment, &place.key("environment"))?;
     svc.resources = resources.finish(place)?;
@@ -332,9 +381,15 @@ fn command(value: &Value, place: &Place) -> Parsed<Option<Vec<String>>> {
 }
 
 /// `build:`: a context path, or `{context, dockerfile, args, target}`.
-fn build(cx: &Context<'_>, value: &Value, place: &Place) -> Parsed<Option<Build>> {
-    let mut build =
-        Build { context: cx.dir.to_path_buf(), dockerfile: "Dockerfile".into(), args: BTreeMap::new(), target: None };
+/// Build options not supported yet are added to `refused`.
+fn build(cx: &Context<'_>, value: &Value, place: &Place, refused: &mut Vec<Fault>) -> Parsed<Option<Build>> {
+    let mut build = Build {
+        context: cx.dir.to_path_buf(),
+        dockerfile: "Dockerfile".into(),
+        args: BTreeMap::new(),
+        target: None,
+        cache_from: Vec::new(),
+    };
     let context = |text: &str, at: &Place| -> Parsed<std::path::PathBuf> {
         if text.contains("://") || text.starts_with("git@") || text.starts_with("github.com/") {
             return Err(at.fault(format!(
@@ -366,6 +421,7 @@ fn build(cx: &Context<'_>, value: &Value, place: &Place) -> Parsed<Option<Build>
                 dockerfile_at = Some(at.clone());
             }
             "target" => build.target = opt_string(v, &at)?,
+            "cache_from" => build.cache_from = string_list(v, &at)?,
             "args" => {
                 for (name, arg) in list_or_dict(v, &at)? {
                     // A bare argument takes its value from the environment,
@@ -378,7 +434,7 @@ fn build(cx: &Context<'_>, value: &Value, place: &Place) -> Parsed<Option<Build>
             k if k.starts_with("x-") => {}
             k if BUILD_KEYS.contains(&k) => {
                 if !is_empty(v) {
-                    return Err(unsupported_key(place, k));
+                    refused.push(unsupported_key(place, k));
                 }
             }
             k => return Err(unknown_key(place, k, BUILD_KEYS)),
@@ -441,28 +497,7 @@ fn merge_environment(
     environment: Vec<(String, Option<String>)>,
     environment_place: &Place,
 ) -> Parsed<BTreeMap<String, Option<String>>> {
-    let mut out = BTreeMap::new();
-    for file in env_files {
-        let home = (cx.lookup)("HOME");
-        let path = host_path(&file.path, cx.dir, home.as_deref()).map_err(|why| file.place.fault(why))?;
-        let text = match super::inputs::read(&path) {
-            Ok(text) => text,
-            Err(ReadError::Denied(denied)) => return Err(file.place.fault(denied.explain("env_file", &file.path))),
-            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !file.required => continue,
-            Err(ReadError::Io(e)) => {
-                return Err(file.place.fault(format!(
-                    "cannot read env file {}: {e} (relative paths start at the descriptor's folder; \
-                     use `{{path: ..., required: false}}` for an optional file)",
-                    path.display()
-                )))
-            }
-        };
-        let vars = dotenv::parse(&text, cx.lookup)
-            .map_err(|e| file.place.fault(format!("{}:{}: {}", path.display(), e.line, e.message)))?;
-        for (key, value) in vars {
-            out.insert(key, Some(value));
-        }
-    }
+    let mut out = read_variable_files(cx, env_files, "env_file")?;
     for (key, value) in environment {
         if key.is_empty() {
             return Err(environment_place.fault("a variable without a name (`=value`); write KEY=value"));
@@ -472,6 +507,35 @@ fn merge_environment(
             continue;
         }
         out.insert(key, value);
+    }
+    Ok(out)
+}
+
+/// The variables of `env_file` (or `label_file`) entries, in order, the
+/// later file winning; a missing optional file is skipped.
+fn read_variable_files(cx: &Context<'_>, files: Vec<EnvFile>, what: &str) -> Parsed<BTreeMap<String, Option<String>>> {
+    let mut out = BTreeMap::new();
+    for file in files {
+        let home = (cx.lookup)("HOME");
+        let path = host_path(&file.path, cx.dir, home.as_deref()).map_err(|why| file.place.fault(why))?;
+        let text = match super::inputs::read(&path) {
+            Ok(text) => text,
+            Err(ReadError::Denied(denied)) => return Err(file.place.fault(denied.explain(what, &file.path))),
+            Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !file.required => continue,
+            Err(ReadError::Io(e)) => {
+                let noun = if what == "env_file" { "env file" } else { "label file" };
+                return Err(file.place.fault(format!(
+                    "cannot read {noun} {}: {e} (relative paths start at the descriptor's folder; \
+                     use `{{path: ..., required: false}}` for an optional file)",
+                    path.display()
+                )));
+            }
+        };
+        let vars = dotenv::parse(&text, cx.lookup)
+            .map_err(|e| file.place.fault(format!("{}:{}: {}", path.display(), e.line, e.message)))?;
+        for (key, value) in vars {
+            out.insert(key, Some(value));
+        }
     }
     Ok(out)
 }

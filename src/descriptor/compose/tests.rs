@@ -346,10 +346,10 @@ fn versioned_files_load_with_a_warning() {
 #[test]
 fn keys_without_runtime_meaning_warn_and_extensions_are_ignored() {
     let stack = loaded(
-        "x-note: {anything: [goes]}\nservices:\n  a:\n    image: x\n    expose: [80]\n    x-owner: me\n    cgroup_parent: ''\n",
+        "x-note: {anything: [goes]}\nservices:\n  a:\n    image: x\n    develop: {watch: [{path: ., action: rebuild}]}\n    x-owner: me\n    isolation: ''\n",
     );
     assert_eq!(stack.warnings.len(), 1, "{:?}", stack.warnings);
-    assert!(stack.warnings[0].contains("service \"a\": key \"expose\" is ignored"));
+    assert!(stack.warnings[0].contains("service \"a\": key \"develop\" is ignored"));
 }
 
 #[test]
@@ -444,8 +444,8 @@ fn errors_name_the_file_the_line_the_place_and_the_fix() {
         ("services:\n  web:\n    image: [x\n", &[":4:1: invalid YAML"]),
         ("services:\n  web:\n  image: x\n   bad: indent\n", &["invalid YAML", ":4:"]),
         (
-            "services:\n  web:\n    image: x\n    cgroup_parent: m\n",
-            &[":4: service \"web\": key \"cgroup_parent\" is not supported yet by dockmaster"],
+            "services:\n  web:\n    image: x\n    isolation: hyperv\n",
+            &[":4: service \"web\": key \"isolation\" is refused: it applies to Windows containers only"],
         ),
         ("services:\n  web:\n    image: x\n    deploy:\n      replicas: -2\n", &["replicas cannot be negative"]),
         (
@@ -538,4 +538,51 @@ fn the_registry_fragments_in_v1_load_with_their_data_containers_and_host_network
     assert_eq!(plex.volumes_from[1].source, VolumesFromSource::Container("bittorrent-sync-data".into()));
     assert!(s.is_one_shot("plex-data"), "a data container is one-shot");
     assert_eq!(s.services["plex-data"].network_mode.as_deref(), Some("bridge"));
+}
+
+#[test]
+fn every_refused_key_is_listed_at_once_naming_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("extra.yaml"),
+        "services:\n  legacy:\n    image: y\n    credential_spec: {file: spec.json}\n    use_api_socket: true\n",
+    )
+    .unwrap();
+    let text = "include: [extra.yaml]\nservices:\n  web:\n    image: x\n    isolation: hyperv\n    cpu_count: 2\n    \
+                build: {context: ., ssh: [default]}\n  db:\n    image: y\n    provider: {type: model}\n";
+    let err = load_with_env(&descriptor_at(&dir.path().join("compose.yaml"), text), "p", &env).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("(6 problems; nothing was changed)"), "{msg}");
+    for needle in [
+        "compose.yaml:5: service \"web\": key \"isolation\" is refused: it applies to Windows containers only",
+        "compose.yaml:6: service \"web\": key \"cpu_count\" is refused",
+        "service \"web\", key \"build\": key \"ssh\" is not supported yet",
+        "compose.yaml:10: service \"db\": key \"provider\" is refused",
+        "extra.yaml:4: service \"legacy\": key \"credential_spec\" is refused",
+        "extra.yaml:5: service \"legacy\": key \"use_api_socket\" is refused: it mounts the engine's own API socket",
+    ] {
+        assert!(msg.contains(needle), "{needle} not in:\n{msg}");
+    }
+}
+
+#[test]
+fn compose_host_keys_load_and_label_files_merge_under_labels() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("team.labels"), "team=shop\ntier=web\n").unwrap();
+    let text = "services:\n  web:\n    image: x\n    label_file: team.labels\n    labels: {tier: front}\n    \
+                volumes: ['data:/data:Z']\n    platform: linux/amd64\n    expose: ['8080']\n    \
+                deploy: {mode: global, resources: {reservations: {devices: [{capabilities: [gpu], count: 1}]}}}\n\
+                volumes:\n  data: {}\n";
+    let stack = load_with_env(&descriptor_at(&dir.path().join("compose.yaml"), text), "p", &env).unwrap();
+    let web = &stack.services["web"];
+    assert_eq!((web.labels["team"].as_str(), web.labels["tier"].as_str()), ("shop", "front"), "labels win");
+    assert_eq!(web.volumes[0].selinux.as_deref(), Some("Z"));
+    assert!(stack.warnings.iter().any(|w| w.contains("SELinux relabelling (`Z`) applies to bind mounts")));
+    assert!(stack.warnings.iter().any(|w| w.contains("a single engine runs one container")));
+    assert_eq!(web.swarm.as_ref().and_then(|s| s.mode.as_deref()), Some("global"));
+    assert_eq!(web.device_requests[0].count, Some(1));
+    assert_eq!((web.platform.as_deref(), web.expose.as_slice()), (Some("linux/amd64"), &["8080".to_string()][..]));
+    let missing = "services:\n  web:\n    image: x\n    label_file: nope.labels\n";
+    let err = load_with_env(&descriptor_at(&dir.path().join("compose.yaml"), missing), "p", &env).unwrap_err();
+    assert!(err.to_string().contains("key \"label_file\": cannot read label file"), "{err}");
 }

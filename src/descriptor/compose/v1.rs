@@ -113,6 +113,18 @@ pub(super) fn finish(tree: &mut Value) {
                 }
             }
         }
+        // With a `volume_driver`, docker-compose 1.29.2 left relative paths
+        // unresolved: `./mongo:/data/db` names the driver's volume `mongo`.
+        let driver = svc.get("volume_driver").and_then(Value::as_str).map(str::to_string);
+        if let (Some(_), Some(Value::Sequence(list))) = (&driver, svc.get_mut("volumes")) {
+            for entry in list.iter_mut() {
+                let Some(text) = entry.as_str() else { continue };
+                let Some((name, rest)) = text.strip_prefix("./").and_then(|t| t.split_once(':')) else { continue };
+                if !name.is_empty() && !name.contains('/') && name != "." && name != ".." {
+                    *entry = Value::String(format!("{name}:{rest}"));
+                }
+            }
+        }
         if let Some(Value::Sequence(list)) = svc.get("volumes") {
             for entry in list {
                 let Some(text) = entry.as_str() else { continue };
@@ -124,6 +136,9 @@ pub(super) fn finish(tree: &mut Value) {
                 if is_named {
                     let mut declared = Mapping::new();
                     declared.insert("name".into(), Value::String(source.to_string()));
+                    if let Some(driver) = &driver {
+                        declared.insert("driver".into(), Value::String(driver.clone()));
+                    }
                     volumes.insert(Value::String(source.to_string()), Value::Mapping(declared));
                 }
             }
@@ -176,5 +191,15 @@ mod tests {
         assert_eq!(t["services"]["data"]["network_mode"], "bridge");
         assert_eq!(t["volumes"]["cache"]["name"], "cache");
         assert!(t["volumes"].get("./rel").is_none());
+        // A volume driver makes `./NAME` the driver's volume NAME, as in 1.29.2.
+        let t = normalised(
+            "db:\n  image: mongo\n  volume_driver: local\n  volumes: ['./mongo:/data/db:rw', '/srv:/srv']\n",
+        );
+        assert_eq!(t["services"]["db"]["volumes"][0], "mongo:/data/db:rw");
+        assert_eq!(t["services"]["db"]["volumes"][1], "/srv:/srv");
+        assert_eq!(
+            (&t["volumes"]["mongo"]["name"], &t["volumes"]["mongo"]["driver"]),
+            (&"mongo".into(), &"local".into())
+        );
     }
 }

@@ -56,7 +56,11 @@ fn every_field_reaches_the_create_request() {
     assert_eq!(host.binds, Some(vec!["/srv/x:/x".to_string()]));
     assert_eq!(host.mounts.unwrap()[0].source.as_deref(), Some("shop_data"));
     assert_eq!(host.volumes_from, Some(vec!["shop-db-1:rw".to_string()]));
-    assert_eq!(host.links, Some(vec!["shop-db-1:database".to_string()]));
+    // As Compose's getLinks: the alias, `<service>-1` and the container name.
+    let links = vec!["shop-db-1:database".to_string(), "shop-db-1:db-1".into(), "shop-db-1:shop-db-1".into()];
+    assert_eq!(host.links, Some(links.clone()));
+    let endpoints = body.networking_config.unwrap().endpoints_config.unwrap();
+    assert_eq!(endpoints["shop_default"].links, Some(links), "the endpoint carries them too, as in Compose");
     assert_eq!(host.network_mode.as_deref(), Some("shop_default"));
     assert_eq!(host.restart_policy.unwrap().maximum_retry_count, Some(3));
     assert_eq!(host.nano_cpus, Some(500_000_000));
@@ -204,4 +208,99 @@ fn the_service_name_and_aliases_resolve_on_each_network() {
     svc.networks.insert("back".into(), ServiceNetwork { aliases: vec!["api".into()], ..Default::default() });
     let e = endpoint("web", &svc, "back");
     assert_eq!(e.aliases, Some(vec!["web".to_string(), "api".into()]));
+}
+
+#[test]
+fn every_compose_host_key_reaches_the_create_request() {
+    use crate::stack::{BlkioConfig, DeviceRequest, ThrottleDevice, WeightDevice};
+    let mut svc = Service { image: "app:1".into(), ..Default::default() };
+    svc.ports.push(Port { target: 80, published: None, host_ip: None, protocol: "tcp".into() });
+    svc.expose = vec!["80".into(), "3000".into(), "9000-9002/udp".into()];
+    svc.cpu_shares = Some(512);
+    svc.cpuset = Some("0-1".into());
+    svc.cpu_quota = Some(50_000);
+    svc.cpu_period = Some(100_000);
+    svc.cpu_rt_period = Some(1_000_000);
+    svc.cpu_rt_runtime = Some(950_000);
+    svc.memswap_limit = Some(-1);
+    svc.mem_swappiness = Some(10);
+    svc.oom_score_adj = Some(-100);
+    svc.storage_opt.insert("size".into(), "20G".into());
+    svc.blkio_config = Some(BlkioConfig {
+        weight: Some(300),
+        weight_device: vec![WeightDevice { path: "/dev/sda".into(), weight: 400 }],
+        device_read_bps: vec![ThrottleDevice { path: "/dev/sda".into(), rate: 1 << 20 }],
+        device_write_iops: vec![ThrottleDevice { path: "/dev/sdb".into(), rate: 30 }],
+        ..Default::default()
+    });
+    svc.device_cgroup_rules = vec!["c 1:3 mr".into()];
+    svc.cgroup_parent = Some("m-executor".into());
+    svc.cgroup = Some("host".into());
+    svc.mac_address = Some("02:42:ac:11:00:02".into());
+    svc.platform = Some("linux/amd64".into());
+    svc.gpus = vec![DeviceRequest { count: Some(-1), capabilities: vec!["gpu".into()], ..Default::default() }];
+    svc.device_requests = vec![DeviceRequest {
+        driver: Some("nvidia".into()),
+        device_ids: vec!["0".into()],
+        capabilities: vec!["gpu".into(), "utility".into()],
+        ..Default::default()
+    }];
+    svc.group_add = vec!["mail".into()];
+    svc.userns_mode = Some("host".into());
+    svc.uts = Some("host".into());
+    svc.domainname = Some("example.com".into());
+    svc.runtime = Some("runsc".into());
+    svc.external_links = vec!["redis_1".into(), "legacy-db:db".into()];
+    svc.annotations.insert("com.example.a".into(), "b".into());
+    svc.volume_driver = Some("local".into());
+    let stack = stack_with(svc.clone());
+    let body = container_body(&stack, "web", &svc, HashMap::new());
+    assert_eq!(
+        body.exposed_ports,
+        Some(["80/tcp", "3000/tcp", "9000/udp", "9001/udp", "9002/udp"].map(String::from).to_vec()),
+        "published, then exposed ports, each once"
+    );
+    assert_eq!(body.domainname.as_deref(), Some("example.com"));
+    let endpoints = body.networking_config.clone().unwrap().endpoints_config.unwrap();
+    assert_eq!(endpoints["shop_default"].mac_address.as_deref(), Some("02:42:ac:11:00:02"));
+    let host = body.host_config.unwrap();
+    assert_eq!((host.cpu_shares, host.cpuset_cpus.as_deref()), (Some(512), Some("0-1")));
+    assert_eq!((host.cpu_quota, host.cpu_period), (Some(50_000), Some(100_000)));
+    assert_eq!((host.cpu_realtime_period, host.cpu_realtime_runtime), (Some(1_000_000), Some(950_000)));
+    assert_eq!((host.memory_swap, host.memory_swappiness, host.oom_score_adj), (Some(-1), Some(10), Some(-100)));
+    assert_eq!(host.storage_opt.unwrap()["size"], "20G");
+    assert_eq!(host.blkio_weight, Some(300));
+    assert_eq!(host.blkio_weight_device.unwrap()[0].weight, Some(400));
+    assert_eq!(host.blkio_device_read_bps.unwrap()[0].rate, Some(1 << 20));
+    assert_eq!(host.blkio_device_write_iops.unwrap()[0].path.as_deref(), Some("/dev/sdb"));
+    assert_eq!(host.device_cgroup_rules, Some(vec!["c 1:3 mr".to_string()]));
+    assert_eq!(host.cgroup_parent.as_deref(), Some("m-executor"));
+    assert_eq!(host.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::HOST));
+    let requests = host.device_requests.unwrap();
+    assert_eq!((requests[0].count, requests[0].capabilities.clone()), (Some(-1), Some(vec![vec!["gpu".to_string()]])));
+    assert_eq!(requests[1].driver.as_deref(), Some("nvidia"));
+    assert_eq!(requests[1].device_ids, Some(vec!["0".to_string()]));
+    assert_eq!(requests[1].capabilities, Some(vec![vec!["gpu".to_string(), "utility".to_string()]]));
+    assert_eq!(host.group_add, Some(vec!["mail".to_string()]));
+    assert_eq!((host.userns_mode.as_deref(), host.uts_mode.as_deref()), (Some("host"), Some("host")));
+    assert_eq!(host.runtime.as_deref(), Some("runsc"));
+    assert_eq!(host.links, Some(vec!["redis_1:redis_1".to_string(), "legacy-db:db".to_string()]));
+    assert_eq!(host.annotations.unwrap()["com.example.a"], "b");
+    assert_eq!(host.volume_driver.as_deref(), Some("local"));
+}
+
+#[test]
+fn selinux_labels_on_named_volumes_are_left_out_as_compose_does() {
+    let mut svc = Service { image: "app:1".into(), ..Default::default() };
+    let mut volume = Mount::new(MountKind::Volume, Some("data".into()), "/data", false);
+    volume.selinux = Some("Z".into());
+    let mut bind = Mount::new(MountKind::Bind, Some("/srv/conf".into()), "/conf", true);
+    bind.selinux = Some("Z".into());
+    svc.volumes = vec![volume, bind];
+    let stack = stack_with(svc.clone());
+    let host = container_body(&stack, "web", &svc, HashMap::new()).host_config.unwrap();
+    assert_eq!(host.binds, Some(vec!["/srv/conf:/conf:ro,Z".to_string()]), "a bind mount is relabelled");
+    let mounts = host.mounts.unwrap();
+    assert_eq!(mounts[0].source.as_deref(), Some("shop_data"));
+    assert!(mounts[0].bind_options.is_none(), "a named volume is mounted without a relabel");
 }

@@ -280,3 +280,59 @@ fn container_names_stay_in_the_targets_namespace() {
          it to `p-shop-web-1`, or drop `container_name` to get `p-web-1`"
     );
 }
+
+/// The attack of each privilege the Compose host keys need: refused without
+/// the privilege, allowed with it.
+#[test]
+fn host_keys_that_widen_a_container_are_privileges() {
+    let none = config("rules: [{name: host-safety, privileges: []}]");
+    for (keys, key, privilege) in [
+        ("userns_mode: host", "userns_mode", "userns_host"),
+        ("uts: host", "uts", "uts_host"),
+        ("cgroup: host", "cgroup", "cgroup_host"),
+        ("cgroup_parent: /system.slice", "cgroup_parent", "cgroup_parent"),
+        ("device_cgroup_rules: ['b 8:* rwm']", "device_cgroup_rules", "device_cgroup_rules"),
+        ("runtime: runc-unconfined", "runtime", "runtime"),
+        ("gpus: all", "gpus", "gpus"),
+        (
+            "deploy: {resources: {reservations: {devices: [{capabilities: [gpu], count: all}]}}}",
+            "deploy.resources.reservations.devices",
+            "gpus",
+        ),
+        ("oom_score_adj: -1000", "oom_score_adj", "oom_score_adj"),
+        ("external_links: ['billing-db-1:db']", "external_links", "external_links"),
+        ("post_start: [{command: 'mount /dev/sda1 /mnt', privileged: true}]", "post_start", "privileged"),
+        ("pre_stop: [{command: 'sh -c x', privileged: true}]", "pre_stop", "privileged"),
+    ] {
+        let text = format!("services:\n  web:\n    image: app:1\n    {keys}\n");
+        let refused = found(&none, &text);
+        assert_eq!(refused.len(), 1, "{keys}: {refused:?}");
+        assert!(refused[0].starts_with(&format!("web|{key}|host-safety|")), "{keys}: {refused:?}");
+        let allowed = config(&format!("rules: [{{name: host-safety, privileges: [{privilege}]}}]"));
+        assert!(found(&allowed, &text).is_empty(), "{keys} with `{privilege}`: {:?}", found(&allowed, &text));
+    }
+    // What does not widen: a positive OOM score, private namespaces, hooks
+    // without privileges, links to the stack's own containers.
+    let harmless = "services:\n  web:\n    image: app:1\n    oom_score_adj: 500\n    cgroup: private\n    \
+                    post_start: [{command: 'true'}]\n    external_links: ['p-db-1:db']\n  db:\n    image: db:1\n";
+    assert!(found(&none, harmless).is_empty(), "{:?}", found(&none, harmless));
+    // A runtime by name: only that one.
+    let gvisor = config("rules: [{name: host-safety, privileges: ['runtime:runsc']}]");
+    assert!(found(&gvisor, "services:\n  web:\n    image: app:1\n    runtime: runsc\n").is_empty());
+    let other = found(&gvisor, "services:\n  web:\n    image: app:1\n    runtime: kata\n");
+    assert!(other[0].contains("runtime `kata` is not allowed (privilege `runtime:kata`)"), "{other:?}");
+}
+
+#[test]
+fn global_mode_does_not_escape_the_replica_cap() {
+    let capped = config("rules: [{name: cluster, max_replicas: 3}]");
+    let refused = found(&capped, "services:\n  agent:\n    image: app:1\n    deploy: {mode: global}\n");
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(
+        refused[0].starts_with("agent|deploy.mode|cluster|`mode: global` runs a task on every node"),
+        "{refused:?}"
+    );
+    assert!(found(&capped, "services:\n  agent:\n    image: app:1\n    deploy: {mode: replicated}\n").is_empty());
+    let uncapped = config("rules: [{name: cluster}]");
+    assert!(found(&uncapped, "services:\n  agent:\n    image: app:1\n    deploy: {mode: global}\n").is_empty());
+}
