@@ -5,6 +5,27 @@
 //! Unknown keys are errors: a misspelt key silently ignored is a setting
 //! somebody believes is in force and is not. `docs/configuration.md` lists
 //! every key; keep the two together.
+//!
+//! The configuration is plain data: each section is defined in a child
+//! module here ([`serve`], [`ldap`], [`access`], ...), and the module that
+//! acts on a section re-exports its types (`crate::chat::ChatConfig` is
+//! [`chat::ChatConfig`]), with the behaviour that needs more than the
+//! configuration (`Config::deploy_options` is in `request.rs`, beside
+//! `DeployOptions`). Nothing here imports the modules that use it, and
+//! nothing here holds a connection: long-lived clients (the directory) are
+//! built beside the configuration by whoever needs them
+//! (`identity::Directory::shared`).
+
+pub mod access;
+pub mod audit;
+pub mod chat;
+pub mod engine;
+pub mod ldap;
+pub mod notify;
+pub mod policy;
+pub mod registry;
+pub mod schedule;
+pub mod serve;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -13,7 +34,6 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::request::DeployOptions;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -47,20 +67,20 @@ pub struct Config {
     pub deploy: DeployDefaults,
     /// `dockmaster serve` settings.
     #[serde(default)]
-    pub serve: crate::serve::ServeConfig,
+    pub serve: serve::ServeConfig,
     /// The directory (LDAP) people are looked up in. Without it, there is
     /// no identity check and dockmaster says so.
     #[serde(default)]
-    pub ldap: Option<crate::identity::LdapConfig>,
+    pub ldap: Option<ldap::LdapConfig>,
     /// Who may do what (needs `ldap`). Without it, there is no access
     /// control and dockmaster says so.
     #[serde(default)]
-    pub access: Option<crate::access::AccessConfig>,
+    pub access: Option<access::AccessConfig>,
     /// The descriptor policy: what descriptors may ask for, and where
     /// structural changes need an approver. Without it, any descriptor
     /// the loader accepts may be deployed.
     #[serde(default)]
-    pub policy: crate::policy::PolicyConfig,
+    pub policy: policy::PolicyConfig,
     /// Environments by name (`default` may be configured too). Each may
     /// name its own engine (`engine`); a target in environment `E` is
     /// named `<project>-E` wherever it runs, so environments sharing an
@@ -70,25 +90,21 @@ pub struct Config {
     pub environments: BTreeMap<String, EnvironmentConfig>,
     /// Scheduled redeploys, run by `serve`.
     #[serde(default)]
-    pub schedules: Vec<crate::schedule::Job>,
+    pub schedules: Vec<schedule::Job>,
     /// Deploys fired by build pipelines and git hosts at
     /// `POST /hooks/{name}` of `serve`.
     #[serde(default)]
-    pub hooks: Vec<crate::schedule::Job>,
+    pub hooks: Vec<schedule::Job>,
     /// The compose fragment registry: serving it, and resolving named
     /// descriptors from one.
     #[serde(default)]
-    pub registry: crate::registry::RegistryConfig,
+    pub registry: registry::RegistryConfig,
     /// Chat ways in (Slack, Mattermost, Discord), served by `serve`.
     #[serde(default)]
-    pub chat: crate::chat::ChatConfig,
+    pub chat: chat::ChatConfig,
     /// The audit trail.
     #[serde(default)]
-    pub audit: crate::audit::AuditConfig,
-    /// The directory built from `ldap` when the file loads: one per
-    /// process, so its lookup cache serves every request.
-    #[serde(skip)]
-    pub directory: Option<std::sync::Arc<crate::identity::Directory>>,
+    pub audit: audit::AuditConfig,
     /// Where reports are posted besides the caller's own output.
     #[serde(default)]
     pub notify: NotifyConfig,
@@ -100,7 +116,7 @@ pub struct Config {
 pub struct NotifyConfig {
     /// Incoming webhooks every deploy, rollback and down reports to.
     #[serde(default)]
-    pub webhooks: Vec<crate::notify::Webhook>,
+    pub webhooks: Vec<notify::Webhook>,
 }
 
 /// One environment.
@@ -118,7 +134,7 @@ pub struct EnvironmentConfig {
     /// The engine this environment deploys to, and how (`docker` or
     /// `swarm`). Default: the local engine (`DOCKER_HOST`).
     #[serde(default)]
-    pub engine: crate::engine::connect::EngineConfig,
+    pub engine: engine::EngineConfig,
 }
 
 /// Defaults for how deploys behave.
@@ -243,7 +259,7 @@ impl Config {
                 .validate()
                 .map_err(|e| Error::Usage(format!("{}: `environments.{name}.engine`: {e}", path.display())))?;
         }
-        crate::schedule::validate(&config.schedules, &config.hooks)
+        schedule::validate(&config.schedules, &config.hooks)
             .map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
         for job in config.schedules.iter().chain(&config.hooks) {
             config
@@ -253,10 +269,6 @@ impl Config {
         config.policy.validate().map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
         if let Some(ldap) = &mut config.ldap {
             ldap.resolve_paths(&base);
-            // A directory that cannot be set up yet (say, its password
-            // variable is only set for deploys) is reported by the first
-            // request that needs it, not by every command.
-            config.directory = crate::identity::Directory::new(ldap.clone()).ok().map(std::sync::Arc::new);
         }
         // Check the durations now, so a typo fails before any deploy starts.
         for (key, value) in [
@@ -269,42 +281,6 @@ impl Config {
             }
         }
         Ok(config)
-    }
-
-    /// The deploy behaviour the configuration sets, on top of the defaults;
-    /// each way in then applies its own flags.
-    pub fn deploy_options(&self) -> Result<DeployOptions> {
-        let mut options = DeployOptions::default();
-        let duration = |key: &str, value: &str| {
-            parse_duration(value).map_err(|e| Error::Usage(format!("configuration `{key}`: {e}")))
-        };
-        if let Some(t) = &self.deploy.timeout {
-            options.timeout = duration("deploy.timeout", t)?;
-        }
-        if let Some(w) = &self.deploy.stability_window {
-            options.stability_window = duration("deploy.stability_window", w)?;
-        }
-        if let Some(w) = &self.deploy.lock_wait {
-            options.lock_wait = duration("deploy.lock_wait", w)?;
-        }
-        if let Some(n) = self.deploy.parallelism {
-            options.parallelism = n.max(1);
-        }
-        if let Some(n) = self.deploy.log_lines {
-            options.log_lines = n;
-        }
-        Ok(options)
-    }
-
-    /// The directory to look people up in, `None` without an `ldap`
-    /// section: the one built at load (with its cache), or a fresh one
-    /// whose set-up error names the key at fault.
-    pub fn directory(&self) -> Result<Option<std::sync::Arc<crate::identity::Directory>>> {
-        match (&self.directory, &self.ldap) {
-            (Some(directory), _) => Ok(Some(directory.clone())),
-            (None, Some(ldap)) => Ok(Some(std::sync::Arc::new(crate::identity::Directory::new(ldap.clone())?))),
-            (None, None) => Ok(None),
-        }
     }
 
     /// Checks that `name` is `default` or a configured environment, so a
@@ -324,7 +300,7 @@ impl Config {
 
     /// The engine an environment deploys to (`environments.<name>.engine`;
     /// the local engine when it names none).
-    pub fn engine(&self, environment: &str) -> crate::engine::connect::EngineConfig {
+    pub fn engine(&self, environment: &str) -> engine::EngineConfig {
         self.environments.get(environment).map(|e| e.engine.clone()).unwrap_or_default()
     }
 

@@ -706,7 +706,7 @@ pub async fn identify(
     changes_things: bool,
     progress: &dyn Progress,
 ) -> Result<Option<Principal>> {
-    let Some(directory) = config.directory()? else {
+    let Some(directory) = crate::identity::Directory::shared(config.ldap.as_ref())? else {
         if changes_things {
             progress.step(
                 "note: no access control is active (no `ldap` and `access` configured): \

@@ -242,6 +242,35 @@ impl Default for DeployOptions {
     }
 }
 
+impl crate::config::Config {
+    /// The deploy behaviour the configuration sets, on top of the defaults;
+    /// each way in then applies its own flags. (Here, beside
+    /// [`DeployOptions`], so the configuration need not know them.)
+    pub fn deploy_options(&self) -> crate::error::Result<DeployOptions> {
+        let mut options = DeployOptions::default();
+        let duration = |key: &str, value: &str| {
+            crate::config::parse_duration(value)
+                .map_err(|e| crate::error::Error::Usage(format!("configuration `{key}`: {e}")))
+        };
+        if let Some(t) = &self.deploy.timeout {
+            options.timeout = duration("deploy.timeout", t)?;
+        }
+        if let Some(w) = &self.deploy.stability_window {
+            options.stability_window = duration("deploy.stability_window", w)?;
+        }
+        if let Some(w) = &self.deploy.lock_wait {
+            options.lock_wait = duration("deploy.lock_wait", w)?;
+        }
+        if let Some(n) = self.deploy.parallelism {
+            options.parallelism = n.max(1);
+        }
+        if let Some(n) = self.deploy.log_lines {
+            options.log_lines = n;
+        }
+        Ok(options)
+    }
+}
+
 /// One request to the pipeline.
 #[derive(Debug, Clone)]
 pub struct Request {

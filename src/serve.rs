@@ -19,48 +19,13 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use serde::Deserialize;
 
 use crate::callers::options;
 use crate::config::Config;
 use crate::engine::DockerEngine;
 use crate::error::{Error, Result};
 
-/// Settings of the `serve` section of the configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServeConfig {
-    /// Address to listen on (`127.0.0.1:8080` by default). Listen on a
-    /// public address only behind a proxy you trust: no endpoint here
-    /// changes anything, but the option lists name your applications.
-    #[serde(default)]
-    pub listen: Option<String>,
-    /// How long a shutdown waits for running chat commands to roll back
-    /// and report (`120s`).
-    #[serde(default)]
-    pub shutdown_grace: Option<String>,
-    /// Open connections at once (`512`); one more is accepted and closed
-    /// at once. Keep it well below the process' file limit (`LimitNOFILE`).
-    #[serde(default)]
-    pub max_connections: Option<usize>,
-    /// How long a client has to send a request's complete headers, from
-    /// when it connects or got its previous answer (`10s`); then the
-    /// connection is closed.
-    #[serde(default)]
-    pub header_timeout: Option<String>,
-    /// The longest a read or write on a connection may wait (`60s`); then
-    /// it is closed. Must be longer than `request_timeout`.
-    #[serde(default)]
-    pub idle_timeout: Option<String>,
-    /// How long a handler may take to answer, reading the body included
-    /// (`30s`); then `408`.
-    #[serde(default)]
-    pub request_timeout: Option<String>,
-    /// The largest request body (`1MiB`; bytes, or `512k`, `1m`, `2MiB`);
-    /// larger gets `413`.
-    #[serde(default)]
-    pub max_body: Option<limits::ByteSize>,
-}
+pub use crate::config::serve::ServeConfig;
 
 struct AppState {
     config: Config,
@@ -183,7 +148,7 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         Ok(_) => Ok(()),
         Err(e) => Err(e.to_string()),
     };
-    let directory = match state.config.directory() {
+    let directory = match crate::identity::Directory::shared(state.config.ldap.as_ref()) {
         Ok(None) => None,
         Ok(Some(directory)) => match directory.lookup("dockmaster-readiness-probe").await {
             Err(Error::Unreachable(e)) => Some(Err(e)),

@@ -27,7 +27,8 @@ fn build_plugin() -> std::path::PathBuf {
 fn the_plugin_zip_has_the_layout_and_keys_rundecks_loader_requires() {
     let zip_path = build_plugin();
     let file_name = zip_path.file_name().unwrap().to_string_lossy().into_owned();
-    assert!(file_name.starts_with("dockmaster-rundeck-plugin-") && file_name.ends_with(".zip"), "{file_name}");
+    // Rundeck's libext scanner only loads files named *-plugin.zip.
+    assert!(file_name.starts_with("dockmaster-rundeck-") && file_name.ends_with("-plugin.zip"), "{file_name}");
     // One top folder named after the zip's basename (up to its last `.`).
     let base = file_name.rsplit_once('.').unwrap().0.to_string();
     let mut archive = zip::ZipArchive::new(std::fs::File::open(&zip_path).unwrap()).unwrap();
@@ -41,7 +42,10 @@ fn the_plugin_zip_has_the_layout_and_keys_rundecks_loader_requires() {
         assert!(meta.get(key).is_some(), "plugin.yaml lacks `{key}`");
     }
     assert!(!yaml.contains("@VERSION@") && !yaml.contains("@DATE@"), "placeholders left in plugin.yaml");
-    assert_eq!(meta["version"].as_str(), Some(base.trim_start_matches("dockmaster-rundeck-plugin-")));
+    assert_eq!(
+        meta["version"].as_str(),
+        base.strip_prefix("dockmaster-rundeck-").and_then(|b| b.strip_suffix("-plugin"))
+    );
     let providers = meta["providers"].as_sequence().expect("providers is a list");
     let services: Vec<&str> = providers.iter().filter_map(|p| p["service"].as_str()).collect();
     assert_eq!(services, vec!["WorkflowStep", "WorkflowNodeStep"]);
@@ -244,4 +248,34 @@ fn secrets_from_key_storage_and_private_options_reach_the_descriptor_and_nothing
     let raw = String::from_utf8_lossy(&raw);
     assert!(!raw.contains("Private-Option-Secret-4242") && !raw.contains("Key-Storage-Secret-7731"));
     assert!(raw.contains("mysql://app:********@db/app"), "the masked descriptor is recorded");
+}
+
+#[test]
+fn a_configuration_override_behaves_the_same_with_the_plugins_config_setting_as_with_dash_dash_config() {
+    let Some(run) = TestRun::start("rd-override") else { return };
+    let file =
+        run.compose(&format!("services:\n  app:\n    image: {FIXTURE_IMAGE}\n    command: [\"sleep\", \"1000\"]\n"));
+    // A directory section whose required keys live in the file: an
+    // override of one of its keys is only valid over the file.
+    let config = run.write(
+        "step-config.yaml",
+        &format!(
+            "labels:\n  dockmaster.test-run: rd-override\nstate_dir: {}\nldap:\n  providerUrl: ldaps://127.0.0.1:1\n  bindDn: cn=reader,dc=example,dc=org\n  bindPasswordEnv: DM_TEST_BIND_PASSWORD\n  userBaseDn: ou=people,dc=example,dc=org\n",
+            common::path_arg(&run.private_state_dir())
+        ),
+    );
+    let env = rundeck_env(&file);
+    let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    pairs.push(("DOCKMASTER__ldap__userRdnAttribute", "uid"));
+    pairs.push(("DM_TEST_BIND_PASSWORD", "not-used"));
+    let mut with_setting = pairs.clone();
+    with_setting.push(("RD_CONFIG_CONFIG", config.as_str()));
+    let from_setting = run.dockmaster_with_env(["rundeck"], &with_setting);
+    let from_flag = run.dockmaster_with_env(["--config", config.as_str(), "rundeck"], &pairs);
+    for out in [&from_setting, &from_flag] {
+        out.check(!out.stderr.contains("missing field"), "the override is applied over the step's configuration file");
+        out.check(out.code != Some(2), "the configuration is valid: the step gets as far as the directory");
+        out.check(data(&out.stdout).contains_key("exit_code"), "the step prints its RUNDECK:DATA lines");
+    }
+    assert_eq!(from_setting.code, from_flag.code, "the plugin's config setting and --config behave the same");
 }

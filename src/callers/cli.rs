@@ -40,6 +40,11 @@ async fn try_run(cli: Cli) -> Result<i32> {
     match &cli.command {
         Command::Completions { shell } => return super::generate::completions(*shell),
         Command::Man => return super::generate::man(),
+        // The step reads its own configuration (the plugin's `config`
+        // setting first, then --config), with DOCKMASTER__ overrides over
+        // it: overrides over a file it does not read would be a different
+        // configuration, or none.
+        Command::Rundeck => return Ok(super::rundeck::run(cli.config.clone(), cli.descriptors.clone()).await),
         _ => {}
     }
     let mut config = Config::load(cli.config.as_deref())?;
@@ -47,7 +52,6 @@ async fn try_run(cli: Cli) -> Result<i32> {
         config.descriptors = Some(dir.clone());
     }
     let (action, target, options) = match &cli.command {
-        Command::Rundeck => return Ok(super::rundeck::run(cli.config.clone()).await),
         Command::Options { what, env } => return print_options(&config, what, env).await,
         Command::Config { reference, format, project, profiles, env_file, overrides } => {
             let options = LoadOptions {
@@ -71,7 +75,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
         Command::Schedules { next, output } => return super::schedules::run(&config, *next, *output),
         Command::History(args) => return super::history::run(&config, cli.user.as_deref(), args).await,
         Command::Approve(args) => (Action::Approve, &args.target, config.deploy_options()?),
-        Command::Completions { .. } | Command::Man => unreachable!("dispatched above"),
+        Command::Completions { .. } | Command::Man | Command::Rundeck => unreachable!("dispatched above"),
         Command::Down(args) => {
             let mut options = config.deploy_options()?;
             options.remove_volumes = args.volumes;

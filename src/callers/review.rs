@@ -33,7 +33,19 @@ pub struct Review {
     /// Policy violations, each naming service, key and rule.
     pub violations: Vec<String>,
     /// `self-service`, `needs-approval` or `refused`.
-    pub verdict: &'static str,
+    pub verdict: ReviewVerdict,
+}
+
+/// What a review decides about a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReviewVerdict {
+    /// An image-only change within the policy: anyone who may deploy may.
+    SelfService,
+    /// A structural change within the policy: needs an approval.
+    NeedsApproval,
+    /// The descriptor breaks the policy.
+    Refused,
 }
 
 /// Runs `review` and returns the exit code: 0 only for self-service.
@@ -44,7 +56,7 @@ pub async fn run(config: &Config, args: &ReviewArgs) -> Result<i32> {
         OutputFormat::Text => render(&review),
     };
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    Ok(if review.verdict == "self-service" { 0 } else { EXIT_DENIED })
+    Ok(if review.verdict == ReviewVerdict::SelfService { 0 } else { EXIT_DENIED })
 }
 
 /// Builds the review without printing it.
@@ -64,11 +76,11 @@ pub async fn review(config: &Config, args: &ReviewArgs) -> Result<Review> {
     let violations: Vec<String> =
         policy::check(&config.policy, &new_stack, &scope, &args.env).iter().map(ToString::to_string).collect();
     let verdict = if !violations.is_empty() {
-        "refused"
+        ReviewVerdict::Refused
     } else if classification.class == ChangeClass::Structural {
-        "needs-approval"
+        ReviewVerdict::NeedsApproval
     } else {
-        "self-service"
+        ReviewVerdict::SelfService
     };
     Ok(Review {
         file: args.file.display().to_string(),
@@ -104,9 +116,11 @@ pub fn render(r: &Review) -> String {
         }
     }
     let verdict = match r.verdict {
-        "self-service" => "SELF-SERVICE: anyone who may deploy may deploy this",
-        "needs-approval" => "NEEDS APPROVAL: a structural change; someone with the `approve` right must approve it",
-        _ => "REFUSED: the descriptor breaks the policy and cannot be deployed",
+        ReviewVerdict::SelfService => "SELF-SERVICE: anyone who may deploy may deploy this",
+        ReviewVerdict::NeedsApproval => {
+            "NEEDS APPROVAL: a structural change; someone with the `approve` right must approve it"
+        }
+        ReviewVerdict::Refused => "REFUSED: the descriptor breaks the policy and cannot be deployed",
     };
     out.push_str(&format!("VERDICT: {verdict}\n"));
     out

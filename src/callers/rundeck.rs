@@ -208,10 +208,18 @@ pub fn data_lines(outcome: &Outcome) -> Vec<String> {
 }
 
 /// Runs a Rundeck step and returns the exit code.
-pub async fn run(config_fallback: Option<PathBuf>) -> i32 {
+///
+/// `descriptors` is the command line's `--descriptors`: it overrides the
+/// configuration the step reads, as it does for every other command.
+pub async fn run(config_fallback: Option<PathBuf>, descriptors: Option<PathBuf>) -> i32 {
     let env = |key: &str| std::env::var(key).ok();
     let step = match step_request(&env, config_fallback.as_deref()) {
-        Ok(step) => step,
+        Ok(mut step) => {
+            if let Some(dir) = descriptors {
+                step.config.descriptors = Some(dir);
+            }
+            step
+        }
         Err(e) => {
             record_refused_step(&env, config_fallback.as_deref(), &e);
             print_error_data(None, &e);

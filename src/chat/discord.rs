@@ -16,45 +16,12 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ed25519_dalek::{Signature, VerifyingKey};
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::command::{Command, Verb};
 use super::{Chat, Reply, Speaker};
 
-/// Discord's settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DiscordConfig {
-    /// The application's id.
-    pub application_id: String,
-    /// The application's public key (hex), from the developer portal.
-    pub public_key: String,
-    /// The variable holding the bot token, used to post reports that
-    /// outlive the interaction token and to register commands.
-    #[serde(default)]
-    pub bot_token_env: Option<String>,
-    /// Or a file holding it.
-    #[serde(default)]
-    pub bot_token_file: Option<std::path::PathBuf>,
-    /// Discord's API; a local stand-in in tests.
-    #[serde(default = "default_api")]
-    pub api_base: String,
-    /// Also connect to Discord's gateway with the bot token (through
-    /// serenity) and take interactions from there: for hosts Discord cannot
-    /// reach over HTTP. The HTTP endpoint keeps working.
-    #[serde(default)]
-    pub gateway: bool,
-    /// Guilds to register the slash commands in (instant); empty: register
-    /// them globally (Discord may take up to an hour to show them).
-    /// Registration needs the bot token and happens when `serve` starts.
-    #[serde(default)]
-    pub guilds: Vec<String>,
-}
-
-fn default_api() -> String {
-    "https://discord.com/api/v10".into()
-}
+pub use crate::config::chat::DiscordConfig;
 
 /// How long an interaction token may be used for follow-ups, with a
 /// margin for the request itself.

@@ -16,11 +16,8 @@ pub mod slack;
 
 pub use crate::secrets::{header, read_secret, same_secret};
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
-
-use serde::Deserialize;
 
 use crate::config::Config;
 use crate::descriptor::DescriptorRef;
@@ -30,55 +27,7 @@ use crate::request::{Origin, Outcome, Request};
 use crate::shutdown::Shutdown;
 use command::Verb;
 
-/// The `chat` section of the configuration.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChatConfig {
-    /// Slack slash commands at `POST /chat/slack`.
-    #[serde(default)]
-    pub slack: Option<slack::SlackConfig>,
-    /// Mattermost slash commands at `POST /chat/mattermost`.
-    #[serde(default)]
-    pub mattermost: Option<slack::MattermostConfig>,
-    /// Discord interactions at `POST /chat/discord`.
-    #[serde(default)]
-    pub discord: Option<discord::DiscordConfig>,
-    /// How a chat user becomes a directory user.
-    #[serde(default)]
-    pub users: UserMapping,
-    /// Optional channel restrictions per environment.
-    #[serde(default)]
-    pub channels: Vec<ChannelRule>,
-}
-
-/// How a chat user becomes a directory user, tried in this order: the
-/// table, the attribute, the same name.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UserMapping {
-    /// Explicit entries, `platform:user-id` (or `platform:user-name`) to
-    /// uid: `{"slack:U024BE7LH": alice, "discord:80351110224678912": bob}`.
-    #[serde(default)]
-    pub table: BTreeMap<String, String>,
-    /// A directory attribute holding the chat user id (e.g. `slackId`):
-    /// the user whose attribute equals the id.
-    #[serde(default)]
-    pub attribute: Option<String>,
-    /// Platforms whose user names are directory uids (Mattermost logging
-    /// in through the same LDAP, for example): `[mattermost]`.
-    #[serde(default)]
-    pub same_name: Vec<String>,
-}
-
-/// Commands for `environments` only in `channels`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelRule {
-    /// Environment patterns this rule covers.
-    pub environments: Vec<String>,
-    /// Channel names (without `#`) or ids where they are allowed.
-    pub channels: Vec<String>,
-}
+pub use crate::config::chat::{ChannelRule, ChatConfig, UserMapping};
 
 /// Who is speaking and where, as the platform verified it.
 #[derive(Debug, Clone)]
@@ -288,7 +237,9 @@ impl Chat {
         if let Some(uid) = keys.iter().find_map(|k| users.table.get(k)) {
             return Ok(uid.clone());
         }
-        if let (Some(attribute), Some(directory)) = (&users.attribute, self.config.directory()?) {
+        if let (Some(attribute), Some(directory)) =
+            (&users.attribute, crate::identity::Directory::shared(self.config.ldap.as_ref())?)
+        {
             match directory.lookup_by(attribute, &speaker.user_id).await {
                 Ok(principal) => return Ok(principal.uid),
                 Err(e @ Error::Unreachable(_)) => return Err(e),

@@ -15,35 +15,12 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
-use serde::Deserialize;
 use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::{command, same_secret, Chat, Reply, Speaker};
 
-/// Slack's settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SlackConfig {
-    /// The variable holding the app's signing secret.
-    #[serde(default)]
-    pub signing_secret_env: Option<String>,
-    /// Or a file holding it.
-    #[serde(default)]
-    pub signing_secret_file: Option<std::path::PathBuf>,
-}
-
-/// Mattermost's settings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct MattermostConfig {
-    /// The variable holding the slash command's token.
-    #[serde(default)]
-    pub token_env: Option<String>,
-    /// Or a file holding it.
-    #[serde(default)]
-    pub token_file: Option<std::path::PathBuf>,
-}
+pub use crate::config::chat::{MattermostConfig, SlackConfig};
 
 /// Checks a Slack signature: fresh timestamp, valid HMAC, never seen.
 pub fn verify_slack(chat: &Chat, secret: &str, headers: &HeaderMap, body: &[u8], now: i64) -> Result<(), String> {

@@ -405,9 +405,16 @@ fn mounts(stack: &Stack, svc: &Service) -> (Vec<String>, Vec<EngineMount>, HashM
                 let options = if options.is_empty() { String::new() } else { format!(":{}", options.join(",")) };
                 binds.push(format!("{source}:{}{options}", mount.target));
             }
-            // A `:z`/`:Z` on a named volume is left out, as Compose leaves it
-            // out (it mounts volumes through the Mount API, which has no
-            // relabel option for them).
+            // A named volume without volume options goes as a bind string
+            // (`name:/path:rw[,z]`), as Compose's toBindString sends it, so
+            // the engine mounts and labels it as Compose's would; `nocopy`
+            // or a sub-path needs the Mount API, as in Compose.
+            MountKind::Volume if mount.source.is_some() && mount.subpath.is_none() && !mount.nocopy => {
+                let name = mount.source.as_ref().map(|key| stack.volume_name(key)).unwrap_or_default();
+                let mut options = vec![if mount.read_only { "ro" } else { "rw" }];
+                options.extend(mount.selinux.as_deref());
+                binds.push(format!("{name}:{}:{}", mount.target, options.join(",")));
+            }
             MountKind::Volume => mounts.push(EngineMount {
                 target: Some(mount.target.clone()),
                 source: mount.source.as_ref().map(|key| stack.volume_name(key)),

@@ -30,7 +30,7 @@ mod dn;
 mod ldap;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
@@ -82,6 +82,27 @@ impl Directory {
     /// The configuration this directory was made from.
     pub fn config(&self) -> &LdapConfig {
         &self.settings.config
+    }
+
+    /// This process's directory for the `ldap` section, `None` without one.
+    /// Built at the first call and kept beside the configuration (which
+    /// holds no connection), so its lookup cache serves every request of
+    /// the process, all of `serve`'s included. A set-up error names the key
+    /// at fault and is not kept: a directory that cannot be set up yet (its
+    /// password variable only set for deploys, say) is reported by each
+    /// request that needs it, and never by a command that does not.
+    pub fn shared(ldap: Option<&LdapConfig>) -> Result<Option<Arc<Directory>>> {
+        static SHARED: Mutex<Vec<Arc<Directory>>> = Mutex::new(Vec::new());
+        let Some(ldap) = ldap else {
+            return Ok(None);
+        };
+        let mut shared = SHARED.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(directory) = shared.iter().find(|d| d.config() == ldap) {
+            return Ok(Some(directory.clone()));
+        }
+        let directory = Arc::new(Directory::new(ldap.clone())?);
+        shared.push(directory.clone());
+        Ok(Some(directory))
     }
 
     /// Password login: finds `uid`'s entry (enabled users only), then binds

@@ -33,13 +33,13 @@ use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
-use serde::Deserialize;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_io_timeout::TimeoutStream;
 use tower_http::timeout::TimeoutLayer;
 
 use super::ServeConfig;
+use crate::config::serve::ByteSize;
 use crate::error::{Error, Result};
 
 /// Default of `serve.max_connections`.
@@ -52,15 +52,6 @@ pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default of `serve.max_body`: 1 MiB.
 pub const MAX_BODY: usize = 1024 * 1024;
-
-/// A byte size in the configuration: a number of bytes, or Compose's
-/// notation (`512k`, `1m`, `1MiB`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(untagged)]
-pub enum ByteSize {
-    Bytes(u64),
-    Text(String),
-}
 
 /// The limits in force, read from `serve:`.
 #[derive(Debug, Clone)]

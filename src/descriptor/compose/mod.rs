@@ -48,7 +48,7 @@ mod select;
 mod service;
 mod swarm;
 mod toplevel;
-mod units;
+pub(crate) mod units;
 mod v1;
 mod value;
 

@@ -155,9 +155,9 @@ fn short(text: &str, place: &Place, cx: &PathContext<'_>) -> Parsed<Mount> {
             "rw" => mount.read_only = false,
             // Docker Desktop consistency hints: no effect on Linux.
             "cached" | "delegated" | "consistent" => {}
-            // Compose reads it on a named volume too (and its `config` prints
-            // it), but mounts the volume without relabelling it: the service
-            // warns, and the engine spec leaves it out the same way.
+            // Compose reads it on a named volume too (its `config` prints it
+            // as `bind.selinux`) and sends it in the volume's bind string;
+            // the engine spec does the same.
             "z" | "Z" => mount.selinux = Some(option.to_string()),
             "nocopy" if kind == MountKind::Volume => mount.nocopy = true,
             "nocopy" => return Err(wrong_kind("volumes")),

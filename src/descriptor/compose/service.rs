@@ -30,7 +30,7 @@ use super::value::{
     boolean, integer, is_empty, list, list_or_dict, mapping, opt_string, string, string_list, type_name, unknown_key,
     unsupported_key,
 };
-use crate::stack::{Build, Condition, Dependency, MountKind, PullPolicy, Service, ServiceNetwork};
+use crate::stack::{Build, Condition, Dependency, PullPolicy, Service, ServiceNetwork};
 
 /// The label that marks a service as one-shot: `dockmaster.one-shot: "true"`
 /// means the service has done its job when it exits 0 (a migration, a
@@ -248,15 +248,6 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
                 }
             }
             k => return Err(unknown_key(place, k, SERVICE_KEYS)),
-        }
-    }
-    for (i, mount) in svc.volumes.iter().enumerate() {
-        if let (MountKind::Volume, Some(z)) = (mount.kind, &mount.selinux) {
-            cx.warnings.push(format!(
-                "{}: SELinux relabelling (`{z}`) applies to bind mounts; a named volume is mounted without it, as \
-                 Docker Compose does (the engine's volumes already carry the container label)",
-                place.key("volumes").index(i).describe()
-            ));
         }
     }
     for mount in tmpfs {

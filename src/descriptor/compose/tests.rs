@@ -577,7 +577,6 @@ fn compose_host_keys_load_and_label_files_merge_under_labels() {
     let web = &stack.services["web"];
     assert_eq!((web.labels["team"].as_str(), web.labels["tier"].as_str()), ("shop", "front"), "labels win");
     assert_eq!(web.volumes[0].selinux.as_deref(), Some("Z"));
-    assert!(stack.warnings.iter().any(|w| w.contains("SELinux relabelling (`Z`) applies to bind mounts")));
     assert!(stack.warnings.iter().any(|w| w.contains("a single engine runs one container")));
     assert_eq!(web.swarm.as_ref().and_then(|s| s.mode.as_deref()), Some("global"));
     assert_eq!(web.device_requests[0].count, Some(1));

@@ -53,8 +53,8 @@ fn every_field_reaches_the_create_request() {
     let host = body.host_config.unwrap();
     let binding = &host.port_bindings.unwrap()["80/tcp"];
     assert_eq!(binding.as_ref().unwrap()[0].host_port.as_deref(), Some("8080"));
-    assert_eq!(host.binds, Some(vec!["/srv/x:/x".to_string()]));
-    assert_eq!(host.mounts.unwrap()[0].source.as_deref(), Some("shop_data"));
+    // A named volume goes as a bind string, as Compose sends it.
+    assert_eq!(host.binds, Some(vec!["shop_data:/data:ro".to_string(), "/srv/x:/x".to_string()]));
     assert_eq!(host.volumes_from, Some(vec!["shop-db-1:rw".to_string()]));
     // As Compose's getLinks: the alias, `<service>-1` and the container name.
     let links = vec!["shop-db-1:database".to_string(), "shop-db-1:db-1".into(), "shop-db-1:shop-db-1".into()];
@@ -290,7 +290,7 @@ fn every_compose_host_key_reaches_the_create_request() {
 }
 
 #[test]
-fn selinux_labels_on_named_volumes_are_left_out_as_compose_does() {
+fn selinux_labels_on_named_volumes_are_sent_as_compose_sends_them() {
     let mut svc = Service { image: "app:1".into(), ..Default::default() };
     let mut volume = Mount::new(MountKind::Volume, Some("data".into()), "/data", false);
     volume.selinux = Some("Z".into());
@@ -299,8 +299,9 @@ fn selinux_labels_on_named_volumes_are_left_out_as_compose_does() {
     svc.volumes = vec![volume, bind];
     let stack = stack_with(svc.clone());
     let host = container_body(&stack, "web", &svc, HashMap::new()).host_config.unwrap();
-    assert_eq!(host.binds, Some(vec!["/srv/conf:/conf:ro,Z".to_string()]), "a bind mount is relabelled");
-    let mounts = host.mounts.unwrap();
-    assert_eq!(mounts[0].source.as_deref(), Some("shop_data"));
-    assert!(mounts[0].bind_options.is_none(), "a named volume is mounted without a relabel");
+    assert_eq!(
+        host.binds,
+        Some(vec!["shop_data:/data:rw,Z".to_string(), "/srv/conf:/conf:ro,Z".to_string()]),
+        "named volumes and bind mounts go as bind strings with their relabel option (Compose's toBindString)"
+    );
 }
