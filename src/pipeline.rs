@@ -5,13 +5,21 @@
 //! Every way in calls [`run`], so every way in gets every stage, and every
 //! request leaves exactly one audit record, whatever became of it.
 
+mod access;
+mod approval;
 mod docker;
+mod record;
 mod status;
 
-use std::sync::Arc;
+pub use access::{authorize, identify, scope, versioned_scope};
+use access::{authorize_adopt, authorize_version};
+use approval::{approval_gate, approve, rollback_version};
+use record::record;
+pub use record::{record_event, record_refusal};
+
 use std::time::Duration;
 
-use crate::audit::{self, Approval, Record};
+use crate::audit::{self};
 use crate::config::Config;
 use crate::descriptor::{self, compose, Descriptor, DescriptorRef};
 use crate::engine::connect::EngineKind;
@@ -20,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::identity::Principal;
 use crate::lock::{Holder, TargetLock};
 use crate::plan::{self, Plan};
-use crate::policy::{self, ChangeClass, Classification};
+use crate::policy::{self, Classification};
 use crate::request::{Action, DescriptorSummary, Outcome, OutcomeError, Request};
 use crate::shutdown::Shutdown;
 use crate::stack::Stack;
@@ -146,149 +154,6 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
         }
     }
     result
-}
-
-/// The audit record of one request.
-fn record(request: &Request, trail: &Trail, result: &Result<Outcome>, started: u64) -> Record {
-    let (origin, origin_detail) = request.origin.audit();
-    let mut r = Record {
-        started,
-        finished: audit::now(),
-        // The directory's spelling when it answered, else what the way in
-        // claimed (the directory may be the thing that failed).
-        user: trail
-            .principal
-            .as_ref()
-            .map(|p| p.uid.clone())
-            .or_else(|| request.user.clone())
-            .unwrap_or_else(|| request.origin.user().to_string()),
-        groups: trail.principal.as_ref().map(|p| p.groups.clone()).unwrap_or_default(),
-        origin,
-        origin_detail,
-        action: request.action.as_str().to_string(),
-        reference: request.descriptor.to_string(),
-        environment: request.environment.clone(),
-        target: trail.target.clone(),
-        version: trail.summary.as_ref().and_then(|s| s.version.clone()),
-        digest: trail.summary.as_ref().map(|s| s.digest.clone()),
-        decision: trail.decision.clone(),
-        classification: trail.classification.as_ref().map(|c| c.class.as_str().to_string()),
-        differences: trail.classification.as_ref().map(|c| c.differences.clone()).unwrap_or_default(),
-        violations: trail.violations.clone(),
-        descriptor: trail.descriptor.clone(),
-        engine: trail.engine.clone(),
-        ..Record::default()
-    };
-    match result {
-        Ok(outcome) => {
-            r.target = Some(outcome.target.clone());
-            r.version = outcome.descriptor.version.clone();
-            r.digest = Some(outcome.descriptor.digest.clone());
-            r.plan = outcome.plan.as_ref().map(plan_line);
-            r.rolled_back = outcome.rollback.is_some();
-            r.exit_code = outcome.exit_code();
-            r.error = outcome.error.as_ref().map(|e| e.message.clone());
-            r.verdict = match (&outcome.report, &outcome.error) {
-                _ if outcome.unchanged() => "unchanged",
-                _ if outcome.not_running.is_some() => "not-running",
-                (_, Some(_)) => "error",
-                (Some(report), None) if report.verdict.is_healthy() => "healthy",
-                (Some(_), None) => "unhealthy",
-                (None, None) => "ok",
-            }
-            .to_string();
-        }
-        Err(e) => {
-            r.exit_code = e.exit_code();
-            r.error = Some(e.to_string());
-            // A refusal names what it was about, so `history REF` finds it.
-            if r.target.is_none() {
-                r.target =
-                    crate::target::of(&request.descriptor, &request.environment, request.project.as_deref(), None).ok();
-            }
-            r.verdict = e.verdict().to_string();
-        }
-    }
-    r
-}
-
-/// A plan in one line, for the audit trail: `2 create, 1 recreate, 3 keep`.
-fn plan_line(plan: &Plan) -> String {
-    let mut counts: std::collections::BTreeMap<&str, usize> = Default::default();
-    for change in &plan.services {
-        *counts.entry(change.action.as_str()).or_default() += 1;
-    }
-    let parts: Vec<String> = counts.iter().map(|(k, n)| format!("{n} {k}")).collect();
-    if parts.is_empty() {
-        "nothing".into()
-    } else {
-        parts.join(", ")
-    }
-}
-
-/// Records a request a way in refused before it reached [`run`] (a chat
-/// user nobody mapped, a command from the wrong channel), so the trail
-/// holds every request. A failure to write is logged: the refusal stands.
-pub fn record_refusal(
-    config: &Config,
-    origin: crate::request::Origin,
-    action: &str,
-    reference: &str,
-    environment: &str,
-    error: &Error,
-) {
-    record_event(config, origin, action, reference, environment, error.verdict(), error);
-}
-
-/// Records something that happened to a request outside [`run`] with
-/// its own verdict (`missed` for a schedule's runs lost while `serve` was
-/// down).
-pub fn record_event(
-    config: &Config,
-    origin: crate::request::Origin,
-    action: &str,
-    reference: &str,
-    environment: &str,
-    verdict: &str,
-    error: &Error,
-) {
-    let (kind, detail) = origin.audit();
-    let now = audit::now();
-    let record = Record {
-        started: now,
-        finished: now,
-        user: origin.user().to_string(),
-        origin: kind,
-        origin_detail: detail,
-        action: action.to_string(),
-        reference: reference.to_string(),
-        environment: environment.to_string(),
-        verdict: verdict.to_string(),
-        exit_code: error.exit_code(),
-        error: Some(error.to_string()),
-        ..Record::default()
-    };
-    if let Err(e) = audit::open(config).and_then(|store| store.append(&record)) {
-        tracing::error!(error = %e, "the audit record of a refused request was not written");
-    }
-}
-
-/// What access rules and policies call a descriptor: `APPLICATION/RELEASE`
-/// for a named one (every version alike), the path for a file.
-pub fn scope(reference: &DescriptorRef) -> String {
-    match reference {
-        DescriptorRef::Named { application, release, .. } => format!("{application}/{release}"),
-        DescriptorRef::File(path) => crate::target::canonical_file(path),
-    }
-}
-
-/// What version-naming access rules see: `APPLICATION/RELEASE/VERSION` for
-/// a named descriptor with a version, else [`scope`].
-pub fn versioned_scope(reference: &DescriptorRef, version: Option<&str>) -> String {
-    match (reference, version) {
-        (DescriptorRef::Named { application, release, .. }, Some(v)) => format!("{application}/{release}/{v}"),
-        _ => scope(reference),
-    }
 }
 
 async fn stages(
@@ -572,233 +437,6 @@ fn guard(request: &Request, config: &Config, stack: &Stack, trail: &mut Trail) -
     }
     trail.violations = violations.iter().map(ToString::to_string).collect();
     Err(policy::violations_error(&request.descriptor.to_string(), &request.environment, &violations))
-}
-
-/// Structural changes need an approver where access rules are in force:
-/// the deployer's own `approve` right, or an approval recorded for this
-/// exact descriptor (reference, version and digest) and environment.
-#[allow(clippy::too_many_arguments)]
-fn approval_gate(
-    request: &Request,
-    config: &Config,
-    store: &audit::Store,
-    trail: &mut Trail,
-    summary: &DescriptorSummary,
-    bound: &str,
-    classification: &Classification,
-    progress: &dyn Progress,
-) -> Result<()> {
-    let (Some(access), Some(principal)) = (&config.access, &trail.principal) else { return Ok(()) };
-    match classification.class {
-        ChangeClass::None => return Ok(()),
-        ChangeClass::ImageOnly => {
-            progress.step("change: image-only (self-service)");
-            return Ok(());
-        }
-        ChangeClass::Structural => {}
-    }
-    if !config.policy.approval_needed(&request.environment) {
-        progress
-            .step(&format!("change: structural; no approval needed in `{}` (policy.approval)", request.environment));
-        return Ok(());
-    }
-    let scope = scope(&request.descriptor);
-    if crate::access::authorize(access, principal, "approve", &scope, &request.environment).is_allowed() {
-        progress.step(&format!("change: structural, approved by {} (who may approve)", principal.uid));
-        return Ok(());
-    }
-    let version = summary.version.clone().unwrap_or_default();
-    if let Some(a) = store.approval(&scope, &version, bound, &request.environment)? {
-        let note = format!("approved by {} at {}", a.approver, audit::timestamp(a.time));
-        progress.step(&format!("change: structural, {note}"));
-        trail.decision = Some(format!("{}; structural change {note}", trail.decision.clone().unwrap_or_default()));
-        return Ok(());
-    }
-    let list: Vec<String> = classification.differences.iter().map(|d| format!("  - {d}")).collect();
-    let approve = match &summary.version {
-        Some(v) => format!("dockmaster approve '{scope}/{v}' --env {}", request.environment),
-        None => format!("dockmaster approve '{scope}' --env {}", request.environment),
-    };
-    Err(Error::Denied(format!(
-        "{} is a structural change, which needs an approval in `{}`; {} may only change images here. \
-         Someone with the `approve` right can run `{approve}`, or deploy it. Differences:\n{}",
-        request.descriptor,
-        request.environment,
-        principal.uid,
-        list.join("\n")
-    )))
-}
-
-/// Records an approval of the resolved descriptor for the environment.
-fn approve(
-    request: &Request,
-    store: &audit::Store,
-    trail: &Trail,
-    summary: &DescriptorSummary,
-    bound: &str,
-    classification: &Classification,
-    progress: &dyn Progress,
-) -> Result<()> {
-    let approver = match &trail.principal {
-        Some(p) => p.uid.clone(),
-        None => request.origin.user().to_string(),
-    };
-    let approval = Approval {
-        time: audit::now(),
-        approver,
-        reference: scope(&request.descriptor),
-        version: summary.version.clone().unwrap_or_default(),
-        digest: bound.to_string(),
-        environment: request.environment.clone(),
-        differences: classification.differences.clone(),
-    };
-    store.approve(&approval)?;
-    progress.step(&format!(
-        "approved {} ({}) for `{}`: {} structural difference(s) from what runs now",
-        request.descriptor,
-        bound,
-        request.environment,
-        classification.differences.len()
-    ));
-    Ok(())
-}
-
-/// The version a rollback deploys: the one asked for, or the last version
-/// that came up healthy before the one running now, from the audit trail.
-fn rollback_version(request: &Request, store: &audit::Store, stack: &Stack) -> Result<String> {
-    let DescriptorRef::Named { version, .. } = &request.descriptor else {
-        return Err(Error::Usage(format!(
-            "rollback needs a named descriptor (APPLICATION/RELEASE), not the file {}: deploy the previous file instead",
-            request.descriptor
-        )));
-    };
-    if let Some(v) = version {
-        return Ok(v.clone());
-    }
-    let query = audit::Query {
-        target: Some(stack.name.clone()),
-        actions: Some(vec!["deploy".into(), "rollback".into()]),
-        limit: Some(500),
-        ..audit::Query::default()
-    };
-    let past = store.query(&query)?;
-    match audit::rollback_candidates(&past) {
-        (_, Some(previous)) => Ok(previous),
-        (Some(current), None) => Err(Error::Usage(format!(
-            "{}: version {current} is the only healthy version in the audit trail; name one with --to",
-            stack.name
-        ))),
-        (None, _) => Err(Error::Usage(format!(
-            "{}: no healthy deploy in the audit trail at {}; name the version with --to",
-            stack.name,
-            store.path().display()
-        ))),
-    }
-}
-
-/// Who is asking: looked up in (or, with a password, logged in to) the
-/// directory. `None` when no directory is configured, or when the CLI
-/// names no user and no access rules need one. Fails closed.
-pub async fn identify(
-    config: &Config,
-    user: Option<&str>,
-    password: Option<&crate::request::Secret>,
-    changes_things: bool,
-    progress: &dyn Progress,
-) -> Result<Option<Principal>> {
-    let Some(directory) = crate::identity::Directory::shared(config.ldap.as_ref())? else {
-        if changes_things {
-            progress.step(
-                "note: no access control is active (no `ldap` and `access` configured): \
-                 anyone who can run dockmaster and reach the engine can deploy",
-            );
-        }
-        return Ok(None);
-    };
-    let Some(user) = user else {
-        if config.access.is_some() {
-            return Err(Error::Denied(
-                "access rules are configured: log in with --user UID and the password in DOCKMASTER_PASSWORD".into(),
-            ));
-        }
-        return Ok(None);
-    };
-    let directory: Arc<crate::identity::Directory> = directory;
-    let principal = match password {
-        Some(password) => directory.authenticate(user, &password.0).await?,
-        None => directory.lookup(user).await?,
-    };
-    let groups = if principal.groups.is_empty() { "none".to_string() } else { principal.groups.join(", ") };
-    progress.step(&format!("{} found in the directory (groups: {groups})", principal.uid));
-    Ok(Some(principal))
-}
-
-/// Whether the access rules let `principal` do `action` to the request's
-/// descriptor and environment. Returns what decided, for the record.
-pub fn authorize(
-    request: &Request,
-    config: &Config,
-    principal: Option<&Principal>,
-    action: Action,
-    progress: &dyn Progress,
-) -> Result<Option<String>> {
-    let changes_things = matches!(action, Action::Deploy | Action::Down | Action::Rollback);
-    let (Some(access), Some(principal)) = (&config.access, principal) else {
-        if config.access.is_none() && principal.is_some() && changes_things {
-            progress.step("note: no `access` rules are configured: every user the directory knows may deploy");
-        }
-        return Ok(None);
-    };
-    let requested = match &request.descriptor {
-        DescriptorRef::Named { version, .. } => version.as_deref(),
-        DescriptorRef::File(_) => None,
-    };
-    let scope = versioned_scope(&request.descriptor, requested);
-    match crate::access::authorize(access, principal, action.as_str(), &scope, &request.environment) {
-        crate::access::Decision::Allow { rule } => {
-            let line = format!("{} may {} {scope} (access rule {rule})", principal.uid, action.as_str());
-            progress.step(&line);
-            Ok(Some(format!("allowed by access.rules[{rule}]")))
-        }
-        crate::access::Decision::Deny { reason } => Err(Error::Denied(reason)),
-    }
-}
-
-/// Authorizes the request again once `latest` has been resolved to a
-/// version, so rules that name versions (`TLO/Milestone/666`) allow and
-/// deny what actually runs. `None` when nothing new was decided.
-fn authorize_version(
-    request: &Request,
-    config: &Config,
-    principal: Option<&Principal>,
-    resolved: Option<&str>,
-) -> Result<Option<String>> {
-    let (Some(access), Some(principal), DescriptorRef::Named { version: None, .. }) =
-        (&config.access, principal, &request.descriptor)
-    else {
-        return Ok(None);
-    };
-    let scope = versioned_scope(&request.descriptor, resolved);
-    match crate::access::authorize(access, principal, request.action.as_str(), &scope, &request.environment) {
-        crate::access::Decision::Allow { rule } => Ok(Some(format!("allowed by access.rules[{rule}]"))),
-        crate::access::Decision::Deny { reason } => {
-            Err(Error::Denied(format!("{reason} (the latest version of {} is {scope})", request.descriptor)))
-        }
-    }
-}
-
-/// `--adopt` takes objects dockmaster did not label as its own: under
-/// access rules only someone with the `admin` right may.
-fn authorize_adopt(request: &Request, config: &Config, principal: Option<&Principal>) -> Result<()> {
-    let (Some(access), Some(principal)) = (&config.access, principal) else { return Ok(()) };
-    let scope = scope(&request.descriptor);
-    match crate::access::authorize(access, principal, "admin", &scope, &request.environment) {
-        crate::access::Decision::Allow { .. } => Ok(()),
-        crate::access::Decision::Deny { reason } => Err(Error::Denied(format!(
-            "--adopt needs the `admin` right on {scope} in `{}`: {reason}",
-            request.environment
-        ))),
-    }
 }
 
 /// Takes the target's lock, waiting for another deploy if there is one.
