@@ -301,6 +301,12 @@ fn config_review_history_and_option_lists_resolve_from_the_registry_when_one_is_
     let (status, body) = get(&options, &format!("/options/versions?application={app}&release=rel"));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"2\""), "{body}");
+
+    // A version that is not a number (an option Rundeck left as text) is
+    // the request's fault, exit 3 with a hint, never "unreachable" (5).
+    let bad = with_client(&["plan", &format!("{app}/rel/abc")]);
+    bad.assert_exit(3);
+    bad.check(bad.stderr.contains("versions are numbers"), "the error hints at an unexpanded option");
 }
 
 const READ_TOKEN: &str = "read-token-for-tests";

@@ -119,7 +119,7 @@ pub async fn resolve(config: &Config, base: &str, reference: &DescriptorRef) -> 
             read(reference, version.clone(), &path)
         }
         reqwest::StatusCode::NOT_FOUND => {
-            Err(Error::Descriptor(format!("`{reference}` is not in the registry at {base}")))
+            Err(Error::Descriptor(format!("`{reference}` is not in the registry at {base}{}", version_hint(&version))))
         }
         status @ (reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN) => Err(Error::Denied(format!(
             "registry {base} answered {status} for `{reference}`: set DOCKMASTER_REGISTRY_READ_TOKEN \
@@ -149,7 +149,25 @@ pub async fn resolve(config: &Config, base: &str, reference: &DescriptorRef) -> 
             let _ = std::fs::write(path.with_extension("etag"), &etag);
             read(reference, Some(number), &path)
         }
+        // Any other refusal of the request is about what was asked (exit
+        // 3), not an engine or registry that cannot be reached (exit 5).
+        status if status.is_client_error() => Err(Error::Descriptor(format!(
+            "registry {base} refused `{reference}` ({status}){}",
+            version_hint(&version)
+        ))),
         status => Err(Error::Unreachable(format!("registry {base} answered {status} for `{reference}`"))),
+    }
+}
+
+/// Registry versions are numbers: a version that is not one is most often
+/// a Rundeck option that was not filled in as meant.
+fn version_hint(version: &Option<String>) -> String {
+    match version {
+        Some(v) if !v.chars().all(|c| c.is_ascii_digit()) => format!(
+            "; versions are numbers and `{v}` is not one (a Rundeck job option left unexpanded, like \
+             `${{option.version}}`, or the wrong option?)"
+        ),
+        _ => String::new(),
     }
 }
 
