@@ -119,7 +119,7 @@ pub async fn resolve(config: &Config, base: &str, reference: &DescriptorRef) -> 
             read(reference, version.clone(), &path)
         }
         reqwest::StatusCode::NOT_FOUND => {
-            Err(Error::Descriptor(format!("`{reference}` is not in the registry at {base}{}", version_hint(&version))))
+            Err(Error::Descriptor(format!("`{reference}` is not in the registry at {base}{}", version_hint(version))))
         }
         status @ (reqwest::StatusCode::UNAUTHORIZED | reqwest::StatusCode::FORBIDDEN) => Err(Error::Denied(format!(
             "registry {base} answered {status} for `{reference}`: set DOCKMASTER_REGISTRY_READ_TOKEN \
@@ -151,10 +151,9 @@ pub async fn resolve(config: &Config, base: &str, reference: &DescriptorRef) -> 
         }
         // Any other refusal of the request is about what was asked (exit
         // 3), not an engine or registry that cannot be reached (exit 5).
-        status if status.is_client_error() => Err(Error::Descriptor(format!(
-            "registry {base} refused `{reference}` ({status}){}",
-            version_hint(&version)
-        ))),
+        status if status.is_client_error() => {
+            Err(Error::Descriptor(format!("registry {base} refused `{reference}` ({status}){}", version_hint(version))))
+        }
         status => Err(Error::Unreachable(format!("registry {base} answered {status} for `{reference}`"))),
     }
 }
