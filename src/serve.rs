@@ -144,8 +144,9 @@ fn json(status: StatusCode, body: String) -> Response {
 /// directory does (a lookup of a name nobody has: "no such user" is an
 /// answer, "unreachable" is not).
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    // The client is shared by the process, so the engine is asked afresh.
     let engine = match DockerEngine::connect(state.config.labels.clone()).await {
-        Ok(_) => Ok(()),
+        Ok(engine) => engine.ping().await.map_err(|e| e.to_string()),
         Err(e) => Err(e.to_string()),
     };
     let directory = match crate::identity::Directory::shared(state.config.ldap.as_ref()) {

@@ -58,6 +58,13 @@ impl DockerEngine {
             ))
         };
         engine.validate().map_err(|e| Error::Usage(format!("environment `{environment}`: engine: {e}")))?;
+        // One client (and connection pool) per engine per process: serve's
+        // requests, schedules and watches share it, and only the first
+        // connection asks the engine its version.
+        let key = format!("{host}|{:?}", engine.tls);
+        if let Some(docker) = clients().lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(DockerEngine { docker, host, extra_labels, survey: Default::default() });
+        }
         let docker = match (&engine.host, &engine.tls) {
             // An empty DOCKER_HOST means the default, as the Docker CLI and
             // Compose read it.
@@ -82,8 +89,18 @@ impl DockerEngine {
         // Negotiating asks the engine its version: that it answers is the
         // check (no separate ping, one request less per command).
         let docker = docker.negotiate_version().await.map_err(|e| unreachable(&describe(&e)))?;
+        if let Ok(mut c) = clients().lock() {
+            c.insert(key, docker.clone());
+        }
         Ok(DockerEngine { docker, host, extra_labels, survey: Default::default() })
     }
+}
+
+/// The process's engine clients, by address and TLS files.
+fn clients() -> &'static std::sync::Mutex<std::collections::HashMap<String, Docker>> {
+    static CLIENTS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, Docker>>> =
+        std::sync::OnceLock::new();
+    CLIENTS.get_or_init(Default::default)
 }
 
 /// A bollard error with its causes, so a TLS refusal says why ("invalid

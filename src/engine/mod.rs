@@ -94,6 +94,16 @@ impl DockerEngine {
         DockerEngine::connect_to(&connect::EngineConfig::default(), "default", extra_labels).await
     }
 
+    /// Asks the engine whether it answers now (the client is shared and
+    /// was checked only when first made): for readiness probes.
+    pub async fn ping(&self) -> Result<()> {
+        self.docker
+            .ping()
+            .await
+            .map(|_| ())
+            .map_err(|e| Error::Unreachable(format!("Docker engine at {} does not answer: {e}", self.host)))
+    }
+
     /// The bollard client, for the Swarm engine's service calls.
     pub(crate) fn docker(&self) -> &Docker {
         &self.docker
