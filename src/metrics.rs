@@ -64,13 +64,13 @@ fn with<T>(f: impl FnOnce(&mut Metrics) -> T) -> T {
 }
 
 /// Counts one finished request from its audit record; `healthy_after` is
-/// the seconds a healthy deploy took to become healthy.
-pub fn observe(record: &crate::audit::Record, healthy_after: Option<f64>) {
+/// the seconds a healthy deploy took to become healthy, `seconds` how long
+/// the request took (measured, not the record's whole-second timestamps).
+pub fn observe(record: &crate::audit::Record, healthy_after: Option<f64>, seconds: f64) {
     with(|m| {
         let key = (record.action.clone(), record.origin.clone(), record.verdict.clone());
         *m.requests.entry(key).or_default() += 1;
         if matches!(record.action.as_str(), "deploy" | "rollback") && record.verdict != "denied" {
-            let seconds = record.finished.saturating_sub(record.started) as f64;
             m.deploy_seconds.entry(record.verdict.clone()).or_default().observe(seconds);
         }
         if let Some(s) = healthy_after {
@@ -180,7 +180,7 @@ mod tests {
             finished: 107,
             ..Default::default()
         };
-        observe(&record, Some(4.0));
+        observe(&record, Some(4.0), 7.25);
         schedule_succeeded("nightly \"x\"");
         let text = render();
         assert!(text.contains("dockmaster_requests_total{action=\"deploy\",origin=\"schedule\",verdict=\"healthy\"}"));
@@ -188,5 +188,9 @@ mod tests {
         assert!(text.contains("dockmaster_deploy_duration_seconds_bucket{verdict=\"healthy\",le=\"10\"} 1"), "{text}");
         assert!(text.contains("dockmaster_time_to_healthy_seconds_bucket{le=\"5\"}"), "{text}");
         assert!(text.contains("schedule=\"nightly \\\"x\\\"\""), "{text}");
+        assert!(
+            text.contains("dockmaster_deploy_duration_seconds_sum{verdict=\"healthy\"} 7.25"),
+            "measured, not whole seconds: {text}"
+        );
     }
 }

@@ -109,6 +109,7 @@ struct Trail {
 /// any way in reports.
 pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, shutdown: &Shutdown) -> Result<Outcome> {
     let started = audit::now();
+    let clock = std::time::Instant::now();
     let store = audit::open(config)?;
     let mut trail = Trail { redactor: crate::redact::Redactor::for_request(request), ..Trail::default() };
     trail.redactor.learn_config(config);
@@ -122,13 +123,17 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
         Err(e) => Err(trail.redactor.error(e)),
     };
     let record = record(request, &trail, &result, started);
+    // Time to healthy is a deploy's (or rollback's) measure: a `status`
+    // that finds a healthy target has not made it healthy.
     let healthy_after = match &result {
-        Ok(Outcome { report: Some(report), error: None, .. }) if report.verdict.is_healthy() => {
+        Ok(Outcome { action: Action::Deploy | Action::Rollback, report: Some(report), error: None, .. })
+            if report.verdict.is_healthy() =>
+        {
             Some(report.elapsed_seconds)
         }
         _ => None,
     };
-    crate::metrics::observe(&record, healthy_after);
+    crate::metrics::observe(&record, healthy_after, clock.elapsed().as_secs_f64());
     let writer = store.clone();
     let written = tokio::task::spawn_blocking(move || writer.append(&record))
         .await

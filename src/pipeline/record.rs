@@ -128,6 +128,9 @@ pub fn record_event(
         error: Some(error.to_string()),
         ..Record::default()
     };
+    // Refusals before the pipeline (an unmapped chat user) count in the
+    // metrics as those inside it do.
+    crate::metrics::observe(&record, None, 0.0);
     if let Err(e) = audit::open(config).and_then(|store| store.append(&record)) {
         tracing::error!(error = %e, "the audit record of a refused request was not written");
     }
