@@ -267,6 +267,7 @@ impl Config {
                 .map_err(|e| Error::Usage(format!("{}: `{}`: {e}", path.display(), job.name)))?;
         }
         config.policy.validate().map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
+        config.chat.users.validate().map_err(|e| Error::Usage(format!("{}: {e}", path.display())))?;
         if let Some(ldap) = &mut config.ldap {
             ldap.resolve_paths(&base);
         }

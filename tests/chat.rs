@@ -31,12 +31,23 @@ fn now() -> i64 {
 
 /// A Slack slash command form, signed as Slack signs it.
 fn slack_request(user: &str, text: &str, response_url: &str, ts: i64) -> (Vec<(&'static str, String)>, String) {
+    slack_request_as(&format!("U-{user}"), user, text, response_url, ts)
+}
+
+/// [`slack_request`] with the user id and the user name given apart.
+fn slack_request_as(
+    user_id: &str,
+    user: &str,
+    text: &str,
+    response_url: &str,
+    ts: i64,
+) -> (Vec<(&'static str, String)>, String) {
     let body = serde_urlencoded::to_string([
         ("team_id", "T0001"),
         ("team_domain", "example"),
         ("channel_id", "C2147483705"),
         ("channel_name", "ops"),
-        ("user_id", &format!("U-{user}")),
+        ("user_id", user_id),
         ("user_name", user),
         ("command", "/dockmaster"),
         ("text", text),
@@ -80,7 +91,7 @@ fn setup(run: &TestRun, slapd: &Slapd, sink: &Sink) {
          actions: [deploy, plan, status, rollback, history, approve]\n      descriptors: [\"**\"]\n\
          chat:\n  slack: {{signing_secret_env: DM_SLACK_SECRET}}\n  mattermost: {{token_env: DM_MM_TOKEN}}\n  \
          discord:\n    application_id: \"4242\"\n    public_key: \"{public_key}\"\n    api_base: \"{}\"\n    bot_token_env: DM_DISCORD_BOT\n    guilds: [\"777\"]\n  \
-         users:\n    same_name: [slack, mattermost]\n    table: {{\"discord:111\": alice}}\n",
+         users:\n    table: {{\"discord:111\": alice, \"slack:U-alice\": alice, \"slack:U-bob\": bob, \"slack:U-mallory\": mallory, \"mattermost:mm1\": alice}}\n",
         slapd.config_section(),
         sink.url("/api")
     ));
@@ -326,4 +337,39 @@ fn fifty_concurrent_slash_commands_are_all_acknowledged_in_time_and_all_answered
     let help = sink.wait_for("/mm/help").json();
     let text = help["text"].as_str().unwrap();
     assert!(text.contains("You are `alice`") && text.contains("deploy <") && text.contains("approve <"), "{text}");
+}
+
+#[test]
+fn a_user_name_never_maps_a_user_only_the_platform_id_does() {
+    let Some(run) = TestRun::start_named("chat-names") else { return };
+    let Some(slapd) = Slapd::start() else { return };
+    let sink = Sink::start();
+    setup(&run, &slapd, &sink);
+    let server = Server::start(&run, SERVE_ENV);
+    // A stranger calls themselves alice, and another picks alice's id as
+    // a name: neither is alice. Both are refused privately, audited, and
+    // nothing is deployed.
+    for (i, (id, name)) in [("U-stranger", "alice"), ("U-other", "U-alice")].iter().enumerate() {
+        let url = sink.url(&format!("/response/name{i}"));
+        let (headers, body) = slack_request_as(id, name, &format!("deploy {}", run.named("1")), &url, now());
+        assert_eq!(server.post("/chat/slack", &headers, &body).0, 200);
+        let answer = sink.wait_for(&format!("/response/name{i}")).json();
+        assert_eq!(answer["response_type"], "ephemeral", "{answer}");
+        assert!(answer["text"].as_str().unwrap_or("").contains("not mapped to a directory user"), "{answer}");
+    }
+    assert!(run.container_id("app").is_none(), "nothing was deployed for a name");
+    let history = run.dockmaster_with_env(
+        ["--user", "alice", "history", "--output", "json"],
+        &[("DOCKMASTER_PASSWORD", slapd::USER_PASSWORD)],
+    );
+    history.assert_exit(0);
+    let records: Value = serde_json::from_str(&history.stdout).unwrap_or(Value::Null);
+    let denied = records.as_array().map(|r| r.iter().filter(|r| r["verdict"] == "denied").count()).unwrap_or(0);
+    assert_eq!(denied, 2, "both refusals are audited: {records}");
+
+    // A configuration that still maps by name is refused with the way out.
+    let old = run.write("old.yaml", "chat:\n  users:\n    same_name: [mattermost]\n");
+    let out = run.dockmaster_with_env(["schedules"], &[("DOCKMASTER_CONFIG", old.as_str())]);
+    out.assert_exit(2);
+    out.check(out.stderr.contains("Migrating from name mapping"), "the refusal points at the migration");
 }

@@ -230,11 +230,9 @@ impl Chat {
     /// The directory uid of a chat user, by the configured strategies.
     async fn map_user(&self, speaker: &Speaker) -> Result<String> {
         let users = &self.config.chat.users;
-        let keys = [
-            format!("{}:{}", speaker.platform, speaker.user_id),
-            format!("{}:{}", speaker.platform, speaker.user_name),
-        ];
-        if let Some(uid) = keys.iter().find_map(|k| users.table.get(k)) {
+        // By the platform's immutable id only: a name (which anyone can
+        // choose, even one that reads like someone's id) never maps a user.
+        if let Some(uid) = users.table.get(&format!("{}:{}", speaker.platform, speaker.user_id)) {
             return Ok(uid.clone());
         }
         if let (Some(attribute), Some(directory)) =
@@ -245,9 +243,6 @@ impl Chat {
                 Err(e @ Error::Unreachable(_)) => return Err(e),
                 Err(_) => {}
             }
-        }
-        if users.same_name.iter().any(|p| p == speaker.platform) && !speaker.user_name.is_empty() {
-            return Ok(speaker.user_name.clone());
         }
         Err(Error::Denied(format!(
             "you ({} user `{}`, id {}) are not mapped to a directory user: ask an administrator to add \

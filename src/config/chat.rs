@@ -27,23 +27,44 @@ pub struct ChatConfig {
     pub channels: Vec<ChannelRule>,
 }
 
-/// How a chat user becomes a directory user, tried in this order: the
-/// table, the attribute, the same name.
+/// How a chat user becomes a directory user, by the platform's immutable
+/// user id only, tried in this order: the table, the attribute. Names never
+/// map a user: anyone can pick a user name (or one that looks like
+/// someone's id).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserMapping {
-    /// Explicit entries, `platform:user-id` (or `platform:user-name`) to
-    /// uid: `{"slack:U024BE7LH": alice, "discord:80351110224678912": bob}`.
+    /// Explicit entries, `platform:user-id` to uid:
+    /// `{"slack:U024BE7LH": alice, "discord:80351110224678912": bob}`. An
+    /// entry keyed by a user name never matches.
     #[serde(default)]
     pub table: BTreeMap<String, String>,
     /// A directory attribute holding the chat user id (e.g. `slackId`):
     /// the user whose attribute equals the id.
     #[serde(default)]
     pub attribute: Option<String>,
-    /// Platforms whose user names are directory uids (Mattermost logging
-    /// in through the same LDAP, for example): `[mattermost]`.
+    /// Removed: mapped users by name. Still read, so a configuration that
+    /// sets it is refused with the way to migrate rather than silently
+    /// leaving its users unmapped.
     #[serde(default)]
     pub same_name: Vec<String>,
+}
+
+impl UserMapping {
+    /// Refuses the name-based mapping that was removed, saying how to move
+    /// to ids (docs/chat.md, "Migrating from name mapping").
+    pub fn validate(&self) -> Result<(), String> {
+        if self.same_name.is_empty() {
+            return Ok(());
+        }
+        Err(format!(
+            "`chat.users.same_name` ({}) mapped chat users by their name, which anyone can choose; it was removed. \
+             Map each person by their immutable platform id in `chat.users.table` (\"slack:U024BE7LH\": alice) or \
+             with `chat.users.attribute` (a directory attribute holding the id); see docs/chat.md, \
+             \"Migrating from name mapping\"",
+            self.same_name.join(", ")
+        ))
+    }
 }
 
 /// Commands for `environments` only in `channels`.
