@@ -101,6 +101,10 @@ struct Step {
     id: Option<String>,
     undo: Option<Undo>,
     error: Option<Error>,
+    /// The container read right after the change, inside the step, so
+    /// the reads of many services run at once (not one by one when the
+    /// watch starts tracking them).
+    snapshot: Option<Option<crate::engine::ContainerSnapshot>>,
 }
 
 /// Everything the apply stage needs, borrowed from the pipeline.
@@ -227,10 +231,13 @@ impl Apply<'_> {
             }
             tokio::select! {
                 Some(step) = in_flight.next(), if !in_flight.is_empty() => {
-                    let step: Step = step;
+                    let mut step: Step = step;
                     undo.extend(step.undo);
                     if let Some(id) = &step.id {
-                        watch.track(&step.service, id).await?;
+                        match step.snapshot.take() {
+                            Some(snapshot) => watch.track_read(&step.service, id, snapshot),
+                            None => watch.track(&step.service, id).await?,
+                        }
                         started.push(step.service.clone());
                     }
                     if let Some(e) = step.error {
@@ -288,7 +295,7 @@ impl Apply<'_> {
 
     /// Carries out one service's change and says what to undo.
     async fn apply_one(&self, change: &ServiceChange) -> Step {
-        let mut step = Step { service: change.service.clone(), id: None, undo: None, error: None };
+        let mut step = Step { service: change.service.clone(), id: None, undo: None, error: None, snapshot: None };
         let existing = self.observed.iter().find(|c| c.service == change.service);
         let result = match (change.action, existing) {
             (ChangeKind::Keep, Some(c)) => {
@@ -305,6 +312,12 @@ impl Apply<'_> {
             _ => self.create_and_start(change, &mut step).await,
         };
         step.error = result.err();
+        if let (None, Some(id)) = (&step.error, &step.id) {
+            match self.engine.snapshot(id).await {
+                Ok(snapshot) => step.snapshot = Some(snapshot),
+                Err(e) => step.error = Some(e),
+            }
+        }
         step
     }
 

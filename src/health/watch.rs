@@ -155,6 +155,13 @@ impl<'a> Watch<'a> {
     /// counted from its current restart count.
     pub async fn track(&mut self, service: &str, container: &str) -> Result<()> {
         let snapshot = self.engine.snapshot(container).await?;
+        self.track_read(service, container, snapshot);
+        Ok(())
+    }
+
+    /// [`Watch::track`] with the container already read (the apply stage
+    /// reads each service's container inside its own step, at once).
+    pub fn track_read(&mut self, service: &str, container: &str, snapshot: Option<ContainerSnapshot>) {
         if let Some(t) = self.tracked.get_mut(service) {
             t.container = Some(container.to_string());
             t.expect.baseline_restarts = snapshot.as_ref().map(|s| s.restart_count).unwrap_or(0);
@@ -171,7 +178,6 @@ impl<'a> Watch<'a> {
         // The snapshot just read is fresh: assess it without a second
         // round trip (a no-op deploy tracks every service).
         self.apply_snapshot(service, snapshot);
-        Ok(())
     }
 
     /// The current assessment of a service.

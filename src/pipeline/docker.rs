@@ -320,10 +320,11 @@ async fn status(
     let observed = engine.observe(&stack.name).await?;
     // What runs now has had all the time it needs: no stability window.
     let mut watch = Watch::new(engine, stack, Duration::ZERO, request.options.log_lines);
-    for c in &observed {
-        if stack.services.contains_key(&c.service) {
-            watch.track(&c.service, &c.id).await?;
-        }
+    // Every container read at once, not one after the other.
+    let ours: Vec<_> = observed.iter().filter(|c| stack.services.contains_key(&c.service)).collect();
+    let snapshots = futures_util::future::join_all(ours.iter().map(|c| engine.snapshot(&c.id))).await;
+    for (c, snapshot) in ours.into_iter().zip(snapshots) {
+        watch.track_read(&c.service, &c.id, snapshot?);
     }
     let report = watch.report(false).await;
     Ok(Outcome { report: Some(report), ..Outcome::new(stack.name.clone(), Action::Status, summary) })
