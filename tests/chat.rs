@@ -252,6 +252,15 @@ fn a_signed_discord_interaction_is_deferred_then_edited_with_the_report_embed() 
     assert_eq!(stranger, ("discord".to_string(), "denied".to_string()));
     assert!(edit.headers.iter().any(|(k, v)| k == "content-type" && v.contains("json")));
 
+    // The interaction token is gone (Discord answers 404 "Unknown Webhook"):
+    // the report is not lost, the bot posts it to the channel.
+    let (headers, body) = discord_request(&interaction("111", "expired-alice"), now());
+    assert_eq!(server.post("/chat/discord", &headers, &body).0, 200);
+    let posted = sink.wait_for("/api/channels/555/messages");
+    assert_eq!(posted.method, "POST");
+    assert!(posted.headers.contains(&("authorization".into(), "Bot bot-token-for-tests".into())));
+    assert!(posted.json()["embeds"][0]["title"].as_str().unwrap_or("").contains("HEALTHY"), "{}", posted.body);
+
     // At start-up the commands were registered in the configured guild.
     let registered = sink.wait_for("/api/applications/4242/guilds/777/commands");
     assert_eq!(registered.method, "PUT");

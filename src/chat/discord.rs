@@ -137,31 +137,57 @@ pub fn message(reply: &Reply) -> Value {
     }
 }
 
-/// Edits the deferred answer, or, once the interaction token has expired,
-/// posts to the channel with the bot token.
+/// Edits the deferred answer; once the interaction token has expired, or
+/// when Discord answers that it is gone or refused (404, 401, 403), posts
+/// to the channel with the bot token instead, so no report is lost.
 async fn deliver(chat: &Chat, token: &str, channel: &str, received: Instant, reply: &Reply) {
     let Some(config) = &chat.config.chat.discord else { return };
     let body = message(reply);
     let api = config.api_base.trim_end_matches('/');
-    let request = if received.elapsed() < TOKEN_LIFETIME {
-        chat.http.patch(format!("{api}/webhooks/{}/{token}/messages/@original", config.application_id))
-    } else if let Some(bot) = &chat.secrets.discord_bot {
-        chat.http.post(format!("{api}/channels/{channel}/messages")).header("Authorization", format!("Bot {bot}"))
-    } else {
-        tracing::error!("a Discord report outlived its interaction and no bot token is configured to post it");
+    if received.elapsed() < TOKEN_LIFETIME {
+        let edit = chat.http.patch(format!("{api}/webhooks/{}/{token}/messages/@original", config.application_id));
+        if send(edit, &body, "the interaction webhook").await != Sent::TokenGone {
+            return;
+        }
+        tracing::warn!("the interaction token is gone or refused: posting the report with the bot token");
+    }
+    let Some(bot) = &chat.secrets.discord_bot else {
+        tracing::error!("a Discord report could not use its interaction and no bot token is configured to post it");
         return;
     };
+    let post =
+        chat.http.post(format!("{api}/channels/{channel}/messages")).header("Authorization", format!("Bot {bot}"));
+    send(post, &body, "the channel").await;
+}
+
+/// How a report's delivery ended.
+#[derive(PartialEq)]
+enum Sent {
+    Done,
+    /// Discord says the interaction token is unknown or not allowed: only
+    /// the bot can still post.
+    TokenGone,
+    Failed,
+}
+
+/// Sends a report, retrying (three tries, backing off) what may pass later.
+async fn send(request: reqwest::RequestBuilder, body: &Value, to: &str) -> Sent {
     let mut delay = Duration::from_millis(500);
     for attempt in 1..=3 {
-        let Some(attempt_request) = request.try_clone() else { return };
-        match attempt_request.json(&body).send().await {
-            Ok(r) if r.status().is_success() => return,
-            Ok(r) => tracing::warn!(status = %r.status(), attempt, "Discord refused the report"),
-            Err(e) => tracing::warn!(error = %e.without_url(), attempt, "Discord unreachable"),
+        let Some(attempt_request) = request.try_clone() else { return Sent::Failed };
+        match attempt_request.json(body).send().await {
+            Ok(r) if r.status().is_success() => return Sent::Done,
+            Ok(r) if matches!(r.status().as_u16(), 401 | 403 | 404) => {
+                tracing::warn!(status = %r.status(), "Discord refused the report to {to}");
+                return Sent::TokenGone;
+            }
+            Ok(r) => tracing::warn!(status = %r.status(), attempt, "Discord refused the report to {to}"),
+            Err(e) => tracing::warn!(error = %e.without_url(), attempt, "Discord unreachable for {to}"),
         }
         tokio::time::sleep(delay).await;
         delay *= 2;
     }
+    Sent::Failed
 }
 
 /// Descriptor references (`APPLICATION/RELEASE`) containing what is typed.

@@ -94,8 +94,21 @@ fn serve_one(stream: TcpStream, log: &Mutex<Vec<Seen>>) {
     }
     let mut body = vec![0; length];
     reader.read_exact(&mut body).unwrap();
+    let expired = path.contains("/webhooks/") && path.contains("/expired-");
     log.lock().unwrap().push(Seen { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() });
     let mut stream = stream;
+    // As Discord answers an interaction token that expired or was revoked:
+    // 404 "Unknown Webhook" (any token named `expired-…` plays one).
+    if expired {
+        let body = br#"{"message": "Unknown Webhook", "code": 10015}"#;
+        let head = format!(
+            "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(body);
+        return;
+    }
     let _ = stream.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
     );
