@@ -7,6 +7,8 @@
 //! CI checks it out beside it, so without it the test fails under CI and
 //! prints a note elsewhere. Needs `python3` and no engine.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -15,8 +17,7 @@ fn corpus() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/compose-realworld");
     let found = dir.join("compare.py").is_file() && dir.join("manifest.json").is_file();
     // A skipped conformance test in CI would hide breakage.
-    let ci = std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"));
-    assert!(found || !ci, "CI is set but the corpus is missing at {}", dir.display());
+    assert!(found || !common::in_ci(), "CI is set but the corpus is missing at {}", dir.display());
     found.then(|| dir.canonicalize().unwrap_or(dir))
 }
 

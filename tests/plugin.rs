@@ -35,12 +35,15 @@
 //!   `plugins/util/PropertyBuilder.java` (`build`: type and name required);
 //! - `JarPluginProviderLoader.java`: `RESOURCES_DIR_DEFAULT = "resources"`.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{in_ci, repo_root};
 use serde_yaml::Value;
 
 /// Where `plugin/build.sh --portable` writes the zip (relative to the
@@ -50,14 +53,6 @@ const PORTABLE_ZIP: &str = concat!("target/portable/dockmaster-rundeck-", env!("
 
 /// The highest glibc symbol version the portable binary may need.
 const MAX_GLIBC: [u32; 2] = [2, 17];
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !matches!(v.trim().to_ascii_lowercase().as_str(), "" | "0" | "false"))
-}
 
 /// Fails under CI; otherwise prints why the test is skipped.
 fn required_or_skip(what: &str) {
