@@ -26,6 +26,7 @@ pub mod policy;
 pub mod registry;
 pub mod schedule;
 pub mod serve;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -62,6 +63,10 @@ pub struct Config {
     /// `/tmp/dockmaster-locks`.
     #[serde(default)]
     pub lock_dir: Option<PathBuf>,
+    /// Where shared state lives: SQLite in `state_dir` (the default) or
+    /// one PostgreSQL database for a fleet of dockmaster processes.
+    #[serde(default)]
+    pub state: state::StateConfig,
     /// Deploy defaults; command-line flags override them.
     #[serde(default)]
     pub deploy: DeployDefaults,
@@ -276,6 +281,7 @@ impl Config {
             ("deploy.timeout", &config.deploy.timeout),
             ("deploy.stability_window", &config.deploy.stability_window),
             ("deploy.lock_wait", &config.deploy.lock_wait),
+            ("state.connect_timeout", &config.state.connect_timeout),
         ] {
             if let Some(v) = value {
                 parse_duration(v).map_err(|e| Error::Usage(format!("{}: `{key}`: {e}", path.display())))?;

@@ -34,5 +34,6 @@ pub mod secrets;
 pub mod serve;
 pub mod shutdown;
 pub mod stack;
+pub mod state;
 pub mod swarm;
 pub mod target;

@@ -22,6 +22,9 @@ pub struct Holder {
     pub who: String,
     /// The action (`deploy`, `down`).
     pub action: String,
+    /// The host the holding process runs on.
+    #[serde(default)]
+    pub host: String,
     /// The holding process.
     pub pid: u32,
     /// Seconds since the Unix epoch when the lock was taken.
@@ -31,8 +34,15 @@ pub struct Holder {
 /// A held lock; dropping it releases the lock.
 #[derive(Debug)]
 pub struct TargetLock {
-    file: File,
-    path: PathBuf,
+    held: Held,
+}
+
+/// What holds the lock: a flock file on this host, or a PostgreSQL
+/// session shared by the fleet (`state.url`).
+#[derive(Debug)]
+enum Held {
+    File { file: File, path: PathBuf },
+    Postgres(crate::state::lock::PgLock),
 }
 
 impl TargetLock {
@@ -81,20 +91,42 @@ impl TargetLock {
         if let Err(e) = written {
             tracing::warn!("lock file {}: cannot record the holder: {e}", path.display());
         }
-        Ok(TargetLock { file, path })
+        Ok(TargetLock { held: Held::File { file, path } })
+    }
+
+    /// Takes `target`'s lock where the configuration keeps locks: the
+    /// fleet's PostgreSQL database when `state.url` names one, else a
+    /// flock file in `lock_dir`.
+    pub fn acquire_for(
+        config: &crate::config::Config,
+        target: &str,
+        holder: &Holder,
+        wait: Duration,
+    ) -> Result<TargetLock> {
+        match crate::state::postgres(config)? {
+            Some(pg) => {
+                Ok(TargetLock { held: Held::Postgres(crate::state::lock::PgLock::acquire(&pg, target, holder, wait)?) })
+            }
+            None => TargetLock::acquire(&config.lock_dir(), target, holder, wait),
+        }
     }
 
     /// Where the lock lives, for messages.
-    pub fn path(&self) -> &Path {
-        &self.path
+    pub fn place(&self) -> String {
+        match &self.held {
+            Held::File { path, .. } => path.display().to_string(),
+            Held::Postgres(lock) => format!("{lock:?}"),
+        }
     }
 }
 
-impl Drop for TargetLock {
+impl Drop for Held {
     fn drop(&mut self) {
-        // Clear the holder first so nobody reads a stale name, then unlock.
-        let _ = self.file.set_len(0);
-        let _ = self.file.unlock();
+        if let Held::File { file, .. } = self {
+            // Clear the holder first so nobody reads a stale name, then unlock.
+            let _ = file.set_len(0);
+            let _ = file.unlock();
+        }
     }
 }
 
@@ -106,12 +138,15 @@ fn read_holder(file: &mut File) -> Option<Holder> {
     serde_json::from_str(&text).ok()
 }
 
-fn busy_message(target: &str, holder: &Option<Holder>) -> String {
+/// "deploy of T in progress by WHO on HOST (pid P) since WHEN": what the
+/// one that waits is told.
+pub fn busy_message(target: &str, holder: &Option<Holder>) -> String {
     match holder {
         Some(h) => {
             let ago = now_secs().saturating_sub(h.since);
+            let host = if h.host.is_empty() { String::new() } else { format!(" on {}", h.host) };
             format!(
-                "{} of {target} in progress by {} (pid {}) since {} ({ago}s ago); try again when it has finished",
+                "{} of {target} in progress by {}{host} (pid {}) since {} ({ago}s ago); try again when it has finished",
                 h.action,
                 h.who,
                 h.pid,
@@ -120,6 +155,17 @@ fn busy_message(target: &str, holder: &Option<Holder>) -> String {
         }
         None => format!("a deploy of {target} is in progress; try again when it has finished"),
     }
+}
+
+/// This host's name, for lock holders and audit records: where a
+/// request ran, in a fleet.
+pub fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "unknown-host".into())
 }
 
 /// Seconds since the Unix epoch, now.
@@ -149,7 +195,7 @@ mod tests {
     use super::*;
 
     fn holder(who: &str) -> Holder {
-        Holder { who: who.into(), action: "deploy".into(), pid: 42, since: now_secs() }
+        Holder { who: who.into(), action: "deploy".into(), host: "ci".into(), pid: 42, since: now_secs() }
     }
 
     #[test]

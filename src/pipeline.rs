@@ -449,13 +449,15 @@ async fn lock(request: &Request, config: &Config, target: &str, progress: &dyn P
     let holder = Holder {
         who: request.origin.who(),
         action: request.action.as_str().to_string(),
+        host: crate::lock::host_name(),
         pid: std::process::id(),
         since: crate::lock::now_secs(),
     };
-    let dir = config.lock_dir();
     // Try at once first, so the usual case says nothing.
-    if let Ok(lock) = TargetLock::acquire(&dir, target, &holder, Duration::ZERO) {
-        return Ok(lock);
+    match TargetLock::acquire_for(config, target, &holder, Duration::ZERO) {
+        Ok(lock) => return Ok(lock),
+        Err(Error::Busy(_)) => {}
+        Err(e) => return Err(e),
     }
     progress.step(&format!(
         "another deploy of {target} is in progress; waiting up to {}s",
@@ -463,7 +465,8 @@ async fn lock(request: &Request, config: &Config, target: &str, progress: &dyn P
     ));
     let (target, wait) = (target.to_string(), request.options.lock_wait);
     let waiting = std::time::Instant::now();
-    let lock = tokio::task::spawn_blocking(move || TargetLock::acquire(&dir, &target, &holder, wait))
+    let config = config.clone();
+    let lock = tokio::task::spawn_blocking(move || TargetLock::acquire_for(&config, &target, &holder, wait))
         .await
         .map_err(|e| Error::Engine(format!("lock task failed: {e}")))?;
     crate::metrics::lock_waited(waiting.elapsed().as_secs_f64());

@@ -166,12 +166,22 @@ pub struct Query {
     pub origin_name: Option<String>,
 }
 
-/// Opens the trail the configuration names.
+/// Opens the trail the configuration names: the fleet's PostgreSQL
+/// database when `state.url` is set, else the SQLite file.
 pub fn open(config: &Config) -> crate::error::Result<Store> {
-    Store::open(&database(config))
+    Store::open_in(crate::state::Database::for_store(config, database(config))?)
 }
 
-/// The database path in force.
+/// The trail, for readers: `None` when nothing has been recorded yet (no
+/// SQLite file), so reading never creates one.
+pub fn existing(config: &Config) -> crate::error::Result<Option<Store>> {
+    if crate::state::postgres(config)?.is_none() && !database(config).is_file() {
+        return Ok(None);
+    }
+    open(config).map(Some)
+}
+
+/// The SQLite file in force when the state is kept in files.
 pub fn database(config: &Config) -> std::path::PathBuf {
     config.audit.database.clone().unwrap_or_else(|| config.state_dir().join("audit.db"))
 }
@@ -300,7 +310,7 @@ mod tests {
         assert_eq!(since.len(), 1);
         let alice = store.query(&Query { user: Some("ALICE".into()), ..Query::default() }).unwrap();
         assert_eq!(alice[0].id, Some(id));
-        let conn = rusqlite::Connection::open(store.path()).unwrap();
+        let conn = rusqlite::Connection::open(store.database().sqlite_path().unwrap()).unwrap();
         let err = conn.execute("DELETE FROM requests", []).unwrap_err().to_string();
         assert!(err.contains("append-only"), "{err}");
         assert!(conn.execute("UPDATE requests SET user = 'mallory'", []).is_err());

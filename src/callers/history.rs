@@ -34,11 +34,10 @@ pub async fn run(config: &Config, user: Option<&str>, args: &HistoryArgs) -> Res
     if let Some(reference) = &args.reference {
         query.target = Some(target_of(config, reference, args).await?);
     }
-    let path = audit::database(config);
-    if !path.is_file() {
+    if audit::existing(config)?.is_none() {
         return Err(Error::Usage(format!(
             "no audit trail at {} yet: nothing has been recorded (or `audit.database` points elsewhere)",
-            path.display()
+            audit::database(config).display()
         )));
     }
     let records = visible(config, principal.as_ref(), &query)?;
@@ -55,11 +54,8 @@ pub async fn run(config: &Config, user: Option<&str>, args: &HistoryArgs) -> Res
 /// principal's `history` right covers (all of them without access rules),
 /// without the recorded descriptors. A trail not written yet has none.
 pub fn visible(config: &Config, principal: Option<&crate::identity::Principal>, query: &Query) -> Result<Vec<Record>> {
-    let path = audit::database(config);
-    if !path.is_file() {
-        return Ok(Vec::new());
-    }
-    let mut records = audit::Store::open(&path)?.query(query)?;
+    let Some(store) = audit::existing(config)? else { return Ok(Vec::new()) };
+    let mut records = store.query(query)?;
     if let (Some(access), Some(principal)) = (&config.access, principal) {
         records.retain(|r| {
             let scope = DescriptorRef::parse(&r.reference).map(|d| pipeline::scope(&d)).unwrap_or(r.reference.clone());
@@ -89,21 +85,23 @@ async fn target_of(config: &Config, reference: &str, args: &HistoryArgs) -> Resu
 
 /// `history --verify`: walks the hash chain; exit 0 intact, 1 broken.
 fn verify(config: &Config) -> Result<i32> {
-    let path = audit::database(config);
-    if !path.is_file() {
-        return Err(Error::Usage(format!("no audit trail at {} yet: nothing to verify", path.display())));
-    }
+    let Some(store) = audit::existing(config)? else {
+        return Err(Error::Usage(format!(
+            "no audit trail at {} yet: nothing to verify",
+            audit::database(config).display()
+        )));
+    };
+    let path = store.database().shown();
     let mut out = std::io::stdout().lock();
-    match audit::Store::open(&path)?.verify()? {
+    match store.verify()? {
         Ok(n) => {
-            let _ = writeln!(out, "audit trail {}: {n} chained records, every link holds", path.display());
+            let _ = writeln!(out, "audit trail {path}: {n} chained records, every link holds");
             Ok(0)
         }
         Err((id, why)) => {
             let _ = writeln!(
                 out,
-                "audit trail {}: BROKEN at record {id}: {why}; the records from there on cannot be trusted",
-                path.display()
+                "audit trail {path}: BROKEN at record {id}: {why}; the records from there on cannot be trusted"
             );
             Ok(1)
         }

@@ -79,11 +79,9 @@ pub fn running_version(config: &Config, application: &str, release: &str, enviro
         ..Default::default()
     };
     // The trail is only read here: a missing one means nothing was deployed.
-    let path = crate::audit::database(config);
-    let past = if path.is_file() {
-        crate::audit::Store::open(&path).and_then(|s| s.query(&query)).unwrap_or_default()
-    } else {
-        Vec::new()
+    let past = match crate::audit::existing(config) {
+        Ok(Some(store)) => store.query(&query).unwrap_or_default(),
+        _ => Vec::new(),
     };
     Ok(crate::audit::rollback_candidates(&past).0)
 }

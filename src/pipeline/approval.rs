@@ -128,7 +128,7 @@ pub(super) fn rollback_version(request: &Request, store: &audit::Store, stack: &
         (None, _) => Err(Error::Usage(format!(
             "{}: no healthy deploy in the audit trail at {}; name the version with --to",
             stack.name,
-            store.path().display()
+            store.database().shown()
         ))),
     }
 }

@@ -130,15 +130,12 @@ fn report_missed(config: &Config, job: &Job) {
 
 /// The last audit record of a schedule, if any.
 pub fn last_run(config: &Config, name: &str) -> Option<crate::audit::Record> {
-    let path = crate::audit::database(config);
-    if !path.is_file() {
-        return None;
-    }
+    let store = crate::audit::existing(config).ok()??;
     let query = crate::audit::Query {
         origin: Some("schedule".into()),
         origin_name: Some(name.to_string()),
         limit: Some(1),
         ..Default::default()
     };
-    crate::audit::Store::open(&path).and_then(|s| s.query(&query)).ok()?.into_iter().next()
+    store.query(&query).ok()?.into_iter().next()
 }
