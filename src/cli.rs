@@ -153,6 +153,13 @@ pub enum Command {
         #[arg(long, short = 'o', value_enum, default_value_t = OutputFormat::Text)]
         output: OutputFormat,
     },
+    /// The state backend: check it, or copy a host's SQLite state into the
+    /// fleet's PostgreSQL database (see docs/fleet.md).
+    State {
+        /// What to do.
+        #[command(subcommand)]
+        command: StateCommand,
+    },
     /// Print the shell completion script for SHELL on stdout.
     ///
     /// Generated from these very definitions, so it never falls behind a new
@@ -373,4 +380,27 @@ pub enum OutputFormat {
     Text,
     /// One JSON object, for scripts (shape in docs/commands.md).
     Json,
+}
+
+/// `dockmaster state …`.
+#[derive(Debug, Subcommand)]
+pub enum StateCommand {
+    /// Check that the configured state backend answers and its schemas are
+    /// up to date (exit 0), or say why not (exit 5 when unreachable).
+    Check,
+    /// Copy every audit record (keeping the hash chain), approval and
+    /// registry version from one backend into another, empty one, then
+    /// verify the copy. Nothing is written unless all of it can be.
+    Migrate {
+        /// Where to copy from: sqlite:FOLDER (a state folder holding
+        /// audit.db and registry.db) or postgres://USER@HOST:PORT/DATABASE.
+        /// Default: this configuration's state.
+        #[arg(long, value_name = "SOURCE")]
+        from: Option<String>,
+        /// Where to copy to, in the same forms. The password comes from the
+        /// variable `state.password_env` names, never from a flag.
+        /// Default: this configuration's state.
+        #[arg(long, value_name = "TARGET")]
+        to: Option<String>,
+    },
 }

@@ -4,39 +4,64 @@
 //! Entries are keyed on canonical content, not on how a header spelled it:
 //! the timestamp, the body and the decoded signature bytes, so changing
 //! the case of a signature's hex digits is the same request. They live in
-//! SQLite in the state folder (`replay.db`), so a restart of `serve` does
-//! not reopen the window, and every process sharing the state folder sees
-//! them. Each entry is kept for its platform's window.
+//! the state backend (`replay.db` in the state folder, or the fleet's
+//! PostgreSQL database), so a restart of `serve` does not reopen the
+//! window, and every process (every `serve` replica) sharing it sees them.
+//! Each entry is kept for its platform's window.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::state::sql::Sql;
+use crate::state::{Database, Schema};
+
+/// The cache's table, the same on both backends.
+pub const SCHEMA: Schema = Schema {
+    name: "replay",
+    sqlite: &[("V1__seen", "CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires INTEGER NOT NULL);")],
+    postgres: &[("V1__seen", "CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires BIGINT NOT NULL);")],
+};
+
+/// How long a SQLite writer waits for another process's write.
+const BUSY: Duration = Duration::from_secs(5);
 
 /// The persistent set of requests already acted on.
 #[derive(Debug, Clone)]
 pub struct ReplayCache {
-    path: PathBuf,
+    db: Database,
 }
 
 impl ReplayCache {
-    /// Opens (creating) the cache at `path`.
+    /// Opens (creating) the SQLite cache at `path`.
     pub fn open(path: &Path) -> Result<ReplayCache> {
-        let cache = ReplayCache { path: path.to_path_buf() };
-        let conn = cache.connect()?;
-        conn.execute_batch("CREATE TABLE IF NOT EXISTS seen (key TEXT PRIMARY KEY, expires INTEGER NOT NULL)")
-            .map_err(|e| cache.fail(e))?;
+        ReplayCache::open_in(Database::Sqlite(path.to_path_buf()))
+    }
+
+    /// Opens the cache the configuration names: shared by every replica
+    /// in PostgreSQL when `state.url` is set, so a request replayed to
+    /// another replica is refused there too; else `replay.db` in the
+    /// state folder.
+    pub fn for_config(config: &crate::config::Config) -> Result<ReplayCache> {
+        ReplayCache::open_in(Database::for_store(config, config.state_dir().join("replay.db"))?)
+    }
+
+    /// Opens (creating) the cache in `db`.
+    pub fn open_in(db: Database) -> Result<ReplayCache> {
+        let cache = ReplayCache { db };
+        cache.db.run(BUSY, |conn| SCHEMA.migrate(conn, &cache.db)).map_err(|e| cache.fail(e))?;
         Ok(cache)
     }
 
-    fn connect(&self) -> Result<rusqlite::Connection> {
-        crate::audit::store::connect_durable(&self.path, Duration::from_secs(5)).map_err(|e| self.fail(e))
-    }
-
-    fn fail(&self, e: impl std::fmt::Display) -> Error {
-        Error::Usage(format!("replay cache {}: {e} (check the state folder's permissions)", self.path.display()))
+    fn fail(&self, e: Error) -> Error {
+        match e {
+            Error::Usage(message) => {
+                Error::Usage(format!("replay cache: {message} (check the state folder's permissions, or `state.url`)"))
+            }
+            other => other,
+        }
     }
 
     /// The canonical key of a signed request: `kind` and a SHA-256 over
@@ -57,15 +82,21 @@ impl ReplayCache {
     /// a replay.
     pub fn first_sighting(&self, key: &str, window: Duration) -> Result<bool> {
         let now = crate::lock::now_secs() as i64;
-        let conn = self.connect()?;
-        conn.execute("DELETE FROM seen WHERE expires < ?1", [now]).map_err(|e| self.fail(e))?;
-        let added = conn
-            .execute(
-                "INSERT OR IGNORE INTO seen (key, expires) VALUES (?1, ?2)",
-                rusqlite::params![key, now + window.as_secs() as i64],
-            )
-            .map_err(|e| self.fail(e))?;
-        Ok(added == 1)
+        let db = &self.db;
+        db.run(BUSY, |conn| {
+            conn.exec("DELETE FROM seen WHERE expires < ?1", &[now.into()])
+                .map_err(|e| db.failed(e, "cannot clean the replay cache"))?;
+            // One statement decides: of two replicas inserting the same
+            // key at once, exactly one changes a row.
+            let added = conn
+                .exec(
+                    "INSERT INTO seen (key, expires) VALUES (?1, ?2) ON CONFLICT (key) DO NOTHING",
+                    &[key.into(), (now + window.as_secs() as i64).into()],
+                )
+                .map_err(|e| db.failed(e, "cannot write the replay cache"))?;
+            Ok(added == 1)
+        })
+        .map_err(|e| self.fail(e))
     }
 }
 

@@ -158,15 +158,26 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         },
         Err(e) => Some(Err(e.to_string())),
     };
+    // The state backend: the audit trail every request writes first.
+    let config = state.config.clone();
+    let backend = tokio::task::spawn_blocking(move || {
+        crate::state::Database::for_store(&config, crate::audit::database(&config)).and_then(|db| match &db {
+            crate::state::Database::Postgres(_) => db.ping(),
+            crate::state::Database::Sqlite(_) => crate::audit::open(&config).map(|_| ()),
+        })
+    })
+    .await
+    .map_err(|e| e.to_string())
+    .and_then(|r| r.map_err(|e| e.to_string()));
     let word = |r: &std::result::Result<(), String>| match r {
         Ok(()) => "ok".to_string(),
         Err(e) => e.clone(),
     };
-    let mut body = serde_json::json!({"engine": word(&engine)});
+    let mut body = serde_json::json!({"engine": word(&engine), "state": word(&backend)});
     if let Some(d) = &directory {
         body["directory"] = serde_json::json!(word(d));
     }
-    let ok = engine.is_ok() && directory.as_ref().is_none_or(|d| d.is_ok());
+    let ok = engine.is_ok() && backend.is_ok() && directory.as_ref().is_none_or(|d| d.is_ok());
     body["status"] = serde_json::json!(if ok { "ready" } else { "not ready" });
     json(if ok { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }, body.to_string())
 }

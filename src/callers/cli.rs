@@ -73,6 +73,7 @@ async fn try_run(cli: Cli) -> Result<i32> {
             return publish(&config, file, applications, releases, registry.clone(), *strict).await
         }
         Command::Schedules { next, output } => return super::schedules::run(&config, *next, *output),
+        Command::State { command } => return super::state::run(&config, command).await,
         Command::History(args) => return super::history::run(&config, cli.user.as_deref(), args).await,
         Command::Approve(args) => (Action::Approve, &args.target, config.deploy_options()?),
         Command::Completions { .. } | Command::Man | Command::Rundeck => unreachable!("dispatched above"),

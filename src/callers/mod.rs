@@ -8,3 +8,4 @@ pub mod options;
 pub mod review;
 pub mod rundeck;
 pub mod schedules;
+pub mod state;

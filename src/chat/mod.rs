@@ -133,7 +133,7 @@ impl Chat {
             .build()
             .map_err(|e| Error::Usage(format!("cannot build an HTTP client: {e}")))?;
         let secrets = Secrets::read(&config.chat)?;
-        let replay = crate::replay::ReplayCache::open(&config.state_dir().join("replay.db"))?;
+        let replay = crate::replay::ReplayCache::for_config(&config)?;
         Ok(Some(Arc::new(Chat {
             config,
             http,

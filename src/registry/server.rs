@@ -100,7 +100,7 @@ pub fn routes(config: &Config) -> Result<Option<Router>> {
             return Err(Error::Usage(format!("registry.{key} must be at least 1")));
         }
     }
-    let store = Store::open(&database(config))?;
+    let store = Store::for_config(config)?;
     let state = Arc::new(Registry {
         store,
         config: config.clone(),

@@ -1,21 +1,28 @@
-//! The registry's SQLite storage: one row per (application, release,
-//! version), immutable once written.
+//! The registry's storage: one row per (application, release, version),
+//! immutable once written, in the state backend (`registry.db`, or the
+//! fleet's PostgreSQL database, where every registry replica sees the
+//! same versions).
 //!
-//! Appends run in one `BEGIN IMMEDIATE` transaction for every pair a
-//! fragment names, so concurrent publishers queue on SQLite's write lock:
-//! each gets the next version, none is lost, and a rejected publish writes
-//! nothing at all.
+//! Appends run in one transaction that holds the table's write side for
+//! every pair a fragment names, so concurrent publishers queue: each gets
+//! the next version, none is lost, and a rejected publish writes nothing
+//! at all.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
-use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
+use rusqlite::Connection;
 use serde::{Deserialize, Serialize};
 
 use super::lint::Warning;
 use crate::error::{Error, Result};
+use crate::state::sql::{Conn, DbError, Row, Sql, Value};
+use crate::state::{Database, Schema};
 
-const SCHEMA: &str = "
+/// The table as the first versioned schema found it, before
+/// `published_by` and `warnings`: databases from then are brought up to
+/// date by [`LEGACY`] before the versioned schema takes over.
+const BASE: &str = "
 CREATE TABLE IF NOT EXISTS versions (
     application TEXT NOT NULL,
     release TEXT NOT NULL,
@@ -27,17 +34,11 @@ CREATE TABLE IF NOT EXISTS versions (
     descriptor TEXT NOT NULL,
     PRIMARY KEY (application, release, version)
 );
-CREATE TRIGGER IF NOT EXISTS versions_immutable_u BEFORE UPDATE ON versions
-    BEGIN SELECT RAISE(ABORT, 'registry versions are immutable'); END;
-CREATE TRIGGER IF NOT EXISTS versions_immutable_d BEFORE DELETE ON versions
-    BEGIN SELECT RAISE(ABORT, 'registry versions are immutable'); END;
 ";
 
-/// Migrations, in order: each adds to the schema and never rewrites a row
-/// (`ALTER TABLE ... ADD COLUMN` leaves existing rows as they are, the new
-/// column NULL, and fires no trigger). `PRAGMA user_version` is the number
-/// applied.
-const MIGRATIONS: &[&str] = &[
+/// The SQLite migrations of earlier releases, counted by `PRAGMA
+/// user_version`; each adds a column and never rewrites a row.
+const LEGACY: &[&str] = &[
     // 1: the name of the token that published each version (NULL for
     // versions from before it was recorded).
     "ALTER TABLE versions ADD COLUMN published_by TEXT",
@@ -45,6 +46,57 @@ const MIGRATIONS: &[&str] = &[
     // for versions from before it was recorded: read as none).
     "ALTER TABLE versions ADD COLUMN warnings TEXT",
 ];
+
+/// The registry's table, the same on both backends.
+pub const SCHEMA: Schema = Schema {
+    name: "registry",
+    sqlite: &[(
+        "V1__versions",
+        "CREATE TABLE IF NOT EXISTS versions (
+            application TEXT NOT NULL,
+            release TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            created INTEGER NOT NULL,
+            digest TEXT NOT NULL,
+            services TEXT NOT NULL,
+            fragment TEXT NOT NULL,
+            descriptor TEXT NOT NULL,
+            published_by TEXT,
+            warnings TEXT,
+            PRIMARY KEY (application, release, version)
+        );
+        CREATE TRIGGER IF NOT EXISTS versions_immutable_u BEFORE UPDATE ON versions
+            BEGIN SELECT RAISE(ABORT, 'registry versions are immutable'); END;
+        CREATE TRIGGER IF NOT EXISTS versions_immutable_d BEFORE DELETE ON versions
+            BEGIN SELECT RAISE(ABORT, 'registry versions are immutable'); END;
+        PRAGMA user_version = 2;",
+    )],
+    postgres: &[(
+        "V1__versions",
+        "CREATE TABLE IF NOT EXISTS versions (
+            application TEXT NOT NULL,
+            release TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            created BIGINT NOT NULL,
+            digest TEXT NOT NULL,
+            services TEXT NOT NULL,
+            fragment TEXT NOT NULL,
+            descriptor TEXT NOT NULL,
+            published_by TEXT,
+            warnings TEXT,
+            PRIMARY KEY (application, release, version)
+        );
+        CREATE OR REPLACE FUNCTION dockmaster_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'registry versions are immutable'; END $$;
+        CREATE TRIGGER versions_immutable BEFORE UPDATE OR DELETE ON versions
+            FOR EACH ROW EXECUTE FUNCTION dockmaster_versions_immutable();
+        CREATE TRIGGER versions_no_truncate BEFORE TRUNCATE ON versions
+            FOR EACH STATEMENT EXECUTE FUNCTION dockmaster_versions_immutable();",
+    )],
+};
+
+/// How long a SQLite writer waits for another publisher.
+const BUSY: Duration = Duration::from_secs(30);
 
 /// One stored version, without its descriptor text.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -73,7 +125,7 @@ pub struct VersionInfo {
 
 /// Makes a version from the one before it (`None` for the first): its
 /// descriptor, and what it references but no fragment defines.
-pub type Assemble<'a> = dyn Fn(Option<&str>) -> Result<(String, Vec<Warning>)> + 'a;
+pub type Assemble<'a> = dyn Fn(Option<&str>) -> Result<(String, Vec<Warning>)> + Sync + 'a;
 
 /// What [`Store::append`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,44 +137,34 @@ pub enum Appended {
     Refused(Vec<VersionInfo>),
 }
 
-/// The registry database at one path.
+/// The registry database.
 #[derive(Debug, Clone)]
 pub struct Store {
-    path: PathBuf,
+    db: Database,
 }
 
 impl Store {
-    /// Opens (creating when needed) the database.
+    /// Opens (creating when needed) the SQLite database at `path`.
     pub fn open(path: &Path) -> Result<Store> {
-        let store = Store { path: path.to_path_buf() };
-        let mut conn = store.connect()?;
-        conn.execute_batch(SCHEMA).map_err(|e| failed(path, e))?;
-        store.migrate(&mut conn)?;
-        Ok(store)
+        Store::open_in(Database::Sqlite(path.to_path_buf()))
     }
 
-    /// Applies the migrations not yet applied, each in its own immediate
-    /// transaction, so two processes opening one database at once do not
-    /// both apply one.
-    fn migrate(&self, conn: &mut Connection) -> Result<()> {
-        for (i, sql) in MIGRATIONS.iter().enumerate() {
-            let number = i as i64 + 1;
-            let tx =
-                conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| failed(&self.path, e))?;
-            let applied: i64 =
-                tx.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(|e| failed(&self.path, e))?;
-            if applied >= number {
-                continue;
+    /// Opens the registry the configuration names (`state.url`, else
+    /// `registry.database`).
+    pub fn for_config(config: &crate::config::Config) -> Result<Store> {
+        Store::open_in(Database::for_store(config, super::server::database(config))?)
+    }
+
+    /// Opens (creating or upgrading) the registry in `db`.
+    pub fn open_in(db: Database) -> Result<Store> {
+        let store = Store { db };
+        store.db.run(BUSY, |conn| {
+            if let Conn::Sqlite(sqlite) = conn {
+                legacy(sqlite).map_err(|e| store.failed(e.into()))?;
             }
-            tx.execute_batch(sql).map_err(|e| failed(&self.path, e))?;
-            tx.execute_batch(&format!("PRAGMA user_version = {number}")).map_err(|e| failed(&self.path, e))?;
-            tx.commit().map_err(|e| failed(&self.path, e))?;
-        }
-        Ok(())
-    }
-
-    fn connect(&self) -> Result<Connection> {
-        crate::audit::store::connect_durable(&self.path, Duration::from_secs(30)).map_err(|e| failed(&self.path, e))
+            SCHEMA.migrate(conn, &store.db)
+        })?;
+        Ok(store)
     }
 
     /// Appends, for every (application, release) pair, version N+1 made by
@@ -140,84 +182,94 @@ impl Store {
         strict: bool,
         assemble: &Assemble<'_>,
     ) -> Result<Appended> {
-        let mut conn = self.connect()?;
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| failed(&self.path, e))?;
-        let mut made = Vec::new();
-        let created = crate::lock::now_secs();
-        for (application, release) in pairs {
-            let previous: Option<(i64, String)> = tx
-                .query_row(
-                    "SELECT version, descriptor FROM versions WHERE application = ?1 AND release = ?2 \
-                     ORDER BY version DESC LIMIT 1",
-                    params![application, release],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .optional()
-                .map_err(|e| failed(&self.path, e))?;
-            let version = previous.as_ref().map(|p| p.0).unwrap_or(0) + 1;
-            let (descriptor, mut warnings) = assemble(previous.as_ref().map(|p| p.1.as_str()))?;
-            if warnings.iter().any(|w| !services.contains(&w.service)) {
-                // Which earlier version's fragment defined each service.
-                let mut stmt = tx
-                    .prepare(
-                        "SELECT version, services FROM versions WHERE application = ?1 AND release = ?2 \
-                         ORDER BY version DESC",
-                    )
-                    .map_err(|e| failed(&self.path, e))?;
-                let earlier: Vec<(i64, Vec<String>)> = stmt
-                    .query_map(params![application, release], |r| {
-                        Ok((r.get(0)?, serde_json::from_str(&r.get::<_, String>(1)?).unwrap_or_default()))
-                    })
-                    .map_err(|e| failed(&self.path, e))?
-                    .collect::<std::result::Result<_, _>>()
-                    .map_err(|e| failed(&self.path, e))?;
-                for warning in &mut warnings {
-                    if !services.contains(&warning.service) {
-                        if let Some((v, _)) = earlier.iter().find(|(_, s)| s.contains(&warning.service)) {
-                            warning.fragment = *v;
-                            continue;
+        self.db.run(BUSY, |conn| {
+            conn.transaction(&["versions"], |tx| -> Result<Appended> {
+                let mut made = Vec::new();
+                let created = crate::lock::now_secs();
+                for (application, release) in pairs {
+                    let key = [application.into(), release.into()];
+                    let previous = tx
+                        .query_opt(
+                            "SELECT version, descriptor FROM versions WHERE application = ?1 AND release = ?2 \
+                             ORDER BY version DESC LIMIT 1",
+                            &key,
+                        )
+                        .map_err(|e| self.failed(e))?
+                        .map(|r| (r.int(0), r.text(1)));
+                    let version = previous.as_ref().map(|p| p.0).unwrap_or(0) + 1;
+                    let (descriptor, mut warnings) = assemble(previous.as_ref().map(|p| p.1.as_str()))?;
+                    if warnings.iter().any(|w| !services.contains(&w.service)) {
+                        // Which earlier version's fragment defined each service.
+                        let earlier: Vec<(i64, Vec<String>)> = tx
+                            .query(
+                                "SELECT version, services FROM versions WHERE application = ?1 AND release = ?2 \
+                                 ORDER BY version DESC",
+                                &key,
+                            )
+                            .map_err(|e| self.failed(e))?
+                            .iter()
+                            .map(|r| (r.int(0), serde_json::from_str(&r.text(1)).unwrap_or_default()))
+                            .collect();
+                        for warning in &mut warnings {
+                            if !services.contains(&warning.service) {
+                                if let Some((v, _)) = earlier.iter().find(|(_, s)| s.contains(&warning.service)) {
+                                    warning.fragment = *v;
+                                    continue;
+                                }
+                            }
+                            warning.fragment = version;
                         }
+                    } else {
+                        warnings.iter_mut().for_each(|w| w.fragment = version);
                     }
-                    warning.fragment = version;
+                    let digest = super::digest(&descriptor);
+                    let info = VersionInfo {
+                        application: application.clone(),
+                        release: release.clone(),
+                        version,
+                        created,
+                        digest,
+                        services: services.to_vec(),
+                        published_by: Some(published_by.to_string()),
+                        warnings,
+                    };
+                    made.push((info, descriptor));
                 }
-            } else {
-                warnings.iter_mut().for_each(|w| w.fragment = version);
-            }
-            let digest = super::digest(&descriptor);
-            tx.execute(
-                "INSERT INTO versions (application, release, version, created, digest, services, fragment, descriptor, \
-                 published_by, warnings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                params![
-                    application,
-                    release,
-                    version,
-                    created as i64,
-                    digest,
-                    serde_json::to_string(services).unwrap_or_default(),
-                    fragment,
-                    descriptor,
-                    published_by,
-                    serde_json::to_string(&warnings).unwrap_or_default()
-                ],
-            )
-            .map_err(|e| failed(&self.path, e))?;
-            made.push(VersionInfo {
-                application: application.clone(),
-                release: release.clone(),
-                version,
-                created,
-                digest,
-                services: services.to_vec(),
-                published_by: Some(published_by.to_string()),
-                warnings,
-            });
-        }
-        if strict && made.iter().any(|v| !v.warnings.is_empty()) {
-            // Dropping the transaction rolls every insert back.
-            return Ok(Appended::Refused(made));
-        }
-        tx.commit().map_err(|e| failed(&self.path, e))?;
-        Ok(Appended::Stored(made))
+                if strict && made.iter().any(|(v, _)| !v.warnings.is_empty()) {
+                    // Nothing was written: the transaction ends empty.
+                    return Ok(Appended::Refused(made.into_iter().map(|(v, _)| v).collect()));
+                }
+                for (v, descriptor) in &made {
+                    insert(tx, v, fragment, descriptor).map_err(|e| self.failed(e))?;
+                }
+                Ok(Appended::Stored(made.into_iter().map(|(v, _)| v).collect()))
+            })
+        })
+    }
+
+    /// Copies one stored version as it is (for `state migrate`).
+    pub fn copy_in(
+        tx: &mut dyn Sql,
+        v: &VersionInfo,
+        fragment: &str,
+        descriptor: &str,
+    ) -> std::result::Result<(), DbError> {
+        insert(tx, v, fragment, descriptor)
+    }
+
+    /// Every stored version with its fragment and descriptor, in order
+    /// (for `state migrate`).
+    pub fn everything(&self) -> Result<Vec<(VersionInfo, String, String)>> {
+        self.db.run(BUSY, |conn| {
+            let rows = conn
+                .query(
+                    "SELECT version, created, digest, services, published_by, warnings, application, release, \
+                     fragment, descriptor FROM versions ORDER BY application, release, version",
+                    &[],
+                )
+                .map_err(|e| self.failed(e))?;
+            Ok(rows.iter().map(|r| (version_of(r, &r.text(6), &r.text(7)), r.text(8), r.text(9))).collect())
+        })
     }
 
     /// The applications, sorted.
@@ -227,56 +279,43 @@ impl Store {
 
     /// The releases of an application, sorted.
     pub fn releases(&self, application: &str) -> Result<Vec<String>> {
-        self.strings("SELECT DISTINCT release FROM versions WHERE application = ?1 ORDER BY release", &[application])
+        self.strings(
+            "SELECT DISTINCT release FROM versions WHERE application = ?1 ORDER BY release",
+            &[application.into()],
+        )
     }
 
-    fn strings(&self, sql: &str, args: &[&str]) -> Result<Vec<String>> {
-        let conn = self.connect()?;
-        let mut stmt = conn.prepare(sql).map_err(|e| failed(&self.path, e))?;
-        let rows = stmt
-            .query_map(rusqlite::params_from_iter(args.iter()), |r| r.get::<_, String>(0))
-            .map_err(|e| failed(&self.path, e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| failed(&self.path, e))
+    fn strings(&self, sql: &str, args: &[Value]) -> Result<Vec<String>> {
+        self.db.run(BUSY, |conn| {
+            Ok(conn.query(sql, args).map_err(|e| self.failed(e))?.iter().map(|r| r.text(0)).collect())
+        })
     }
 
     /// The versions of a release, oldest first.
     pub fn versions(&self, application: &str, release: &str) -> Result<Vec<VersionInfo>> {
-        let conn = self.connect()?;
-        let mut stmt = conn
-            .prepare(
-                "SELECT version, created, digest, services, published_by, warnings FROM versions \
-                 WHERE application = ?1 AND release = ?2 ORDER BY version",
-            )
-            .map_err(|e| failed(&self.path, e))?;
-        let rows = stmt
-            .query_map(params![application, release], |r| {
-                Ok(VersionInfo {
-                    application: application.to_string(),
-                    release: release.to_string(),
-                    version: r.get(0)?,
-                    created: r.get::<_, i64>(1)? as u64,
-                    digest: r.get(2)?,
-                    services: serde_json::from_str(&r.get::<_, String>(3)?).unwrap_or_default(),
-                    published_by: r.get(4)?,
-                    warnings: r
-                        .get::<_, Option<String>>(5)?
-                        .and_then(|w| serde_json::from_str(&w).ok())
-                        .unwrap_or_default(),
-                })
-            })
-            .map_err(|e| failed(&self.path, e))?;
-        rows.collect::<std::result::Result<_, _>>().map_err(|e| failed(&self.path, e))
+        self.db.run(BUSY, |conn| {
+            let rows = conn
+                .query(
+                    "SELECT version, created, digest, services, published_by, warnings FROM versions \
+                     WHERE application = ?1 AND release = ?2 ORDER BY version",
+                    &[application.into(), release.into()],
+                )
+                .map_err(|e| self.failed(e))?;
+            Ok(rows.iter().map(|r| version_of(r, application, release)).collect())
+        })
     }
 
     /// Whether `application/release` has any version.
     pub fn has_release(&self, application: &str, release: &str) -> Result<bool> {
-        let conn = self.connect()?;
-        conn.query_row(
-            "SELECT EXISTS (SELECT 1 FROM versions WHERE application = ?1 AND release = ?2)",
-            params![application, release],
-            |r| r.get(0),
-        )
-        .map_err(|e| failed(&self.path, e))
+        self.db.run(BUSY, |conn| {
+            let row = conn
+                .query_opt(
+                    "SELECT 1 FROM versions WHERE application = ?1 AND release = ?2 LIMIT 1",
+                    &[application.into(), release.into()],
+                )
+                .map_err(|e| self.failed(e))?;
+            Ok(row.is_some())
+        })
     }
 
     /// One version's descriptor and digest (`None` version: the latest).
@@ -286,26 +325,89 @@ impl Store {
         release: &str,
         version: Option<i64>,
     ) -> Result<Option<(i64, String, String)>> {
-        let conn = self.connect()?;
-        let row = match version {
-            Some(v) => conn.query_row(
-                "SELECT version, descriptor, digest FROM versions WHERE application = ?1 AND release = ?2 AND version = ?3",
-                params![application, release, v],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            ),
-            None => conn.query_row(
-                "SELECT version, descriptor, digest FROM versions WHERE application = ?1 AND release = ?2 \
-                 ORDER BY version DESC LIMIT 1",
-                params![application, release],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-            ),
-        };
-        row.optional().map_err(|e| failed(&self.path, e))
+        self.db.run(BUSY, |conn| {
+            let row = match version {
+                Some(v) => conn.query_opt(
+                    "SELECT version, descriptor, digest FROM versions WHERE application = ?1 AND release = ?2 \
+                     AND version = ?3",
+                    &[application.into(), release.into(), v.into()],
+                ),
+                None => conn.query_opt(
+                    "SELECT version, descriptor, digest FROM versions WHERE application = ?1 AND release = ?2 \
+                     ORDER BY version DESC LIMIT 1",
+                    &[application.into(), release.into()],
+                ),
+            };
+            Ok(row.map_err(|e| self.failed(e))?.map(|r| (r.int(0), r.text(1), r.text(2))))
+        })
+    }
+
+    fn failed(&self, e: DbError) -> Error {
+        if e.unreachable {
+            return self.db.failed(e, "registry");
+        }
+        Error::Engine(format!("registry database {}: {e}", self.db.shown()))
     }
 }
 
-fn failed(path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Engine(format!("registry database {}: {e}", path.display()))
+fn insert(tx: &mut dyn Sql, v: &VersionInfo, fragment: &str, descriptor: &str) -> std::result::Result<(), DbError> {
+    tx.exec(
+        "INSERT INTO versions (application, release, version, created, digest, services, fragment, descriptor, \
+         published_by, warnings) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        &[
+            v.application.as_str().into(),
+            v.release.as_str().into(),
+            v.version.into(),
+            v.created.into(),
+            v.digest.as_str().into(),
+            serde_json::to_string(&v.services).unwrap_or_default().into(),
+            fragment.into(),
+            descriptor.into(),
+            v.published_by.clone().into(),
+            serde_json::to_string(&v.warnings).unwrap_or_default().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn version_of(r: &Row, application: &str, release: &str) -> VersionInfo {
+    VersionInfo {
+        application: application.to_string(),
+        release: release.to_string(),
+        version: r.int(0),
+        created: r.int(1) as u64,
+        digest: r.text(2),
+        services: serde_json::from_str(&r.text(3)).unwrap_or_default(),
+        published_by: r.opt_text(4),
+        warnings: r.opt_text(5).and_then(|w| serde_json::from_str(&w).ok()).unwrap_or_default(),
+    }
+}
+
+/// Brings a SQLite registry from before versioned schemas up to what its
+/// version 1 creates: the legacy migrations not yet applied (by `PRAGMA
+/// user_version`), each in its own immediate transaction so two processes
+/// opening one database at once do not both apply one.
+fn legacy(conn: &mut Connection) -> std::result::Result<(), DbError> {
+    let exists: i64 =
+        conn.query_row("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'versions'", [], |r| {
+            r.get(0)
+        })?;
+    if exists == 0 {
+        return Ok(());
+    }
+    conn.execute_batch(BASE)?;
+    for (i, sql) in LEGACY.iter().enumerate() {
+        let number = i as i64 + 1;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let applied: i64 = tx.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        if applied >= number {
+            continue;
+        }
+        tx.execute_batch(sql)?;
+        tx.execute_batch(&format!("PRAGMA user_version = {number}"))?;
+        tx.commit()?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -318,7 +420,7 @@ mod tests {
         let path = dir.path().join("registry.db");
         // A database from before the migration, with a version in it.
         let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(SCHEMA).unwrap();
+        conn.execute_batch(BASE).unwrap();
         conn.execute(
             "INSERT INTO versions (application, release, version, created, digest, services, fragment, descriptor)
              VALUES ('A', 'R', 1, 5, 'sha256:old', '[\"web\"]', 'web: {image: x}', 'web: {image: x}\n')",
@@ -348,6 +450,6 @@ mod tests {
         assert_eq!(json["published_by"], "build-server");
         let conn = Connection::open(&path).unwrap();
         let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
-        assert_eq!(version, MIGRATIONS.len() as i64);
+        assert_eq!(version, LEGACY.len() as i64);
     }
 }

@@ -52,7 +52,7 @@ impl Hooks {
             secrets
                 .insert(hook.name.clone(), read_secret(hook.secret_env.as_deref(), hook.secret_file.as_ref(), &key)?);
         }
-        let replay = crate::replay::ReplayCache::open(&config.state_dir().join("replay.db"))?;
+        let replay = crate::replay::ReplayCache::for_config(&config)?;
         Ok(Arc::new(Hooks { config, replay, secrets, shutdown, tasks }))
     }
 }

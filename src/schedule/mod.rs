@@ -8,6 +8,7 @@
 //! no-op), or `reset` (down, then deploy). Schedules fire on a cron
 //! expression in a time zone; hooks fire on `POST /hooks/{name}`.
 
+pub mod claim;
 pub mod hooks;
 pub mod run;
 

@@ -85,6 +85,16 @@ pub fn start(config: Arc<Config>, shutdown: Shutdown, tasks: &mut tokio::task::J
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.wait() => return,
                 }
+                // Every replica wakes; the one that claims the time runs it.
+                let due = next.timestamp();
+                match claim_run(&config, &job.name, due).await {
+                    Ok(true) => {}
+                    Ok(false) => continue,
+                    Err(e) => {
+                        tracing::error!(schedule = %job.name, error = %e, "run skipped: cannot claim it");
+                        continue;
+                    }
+                }
                 tracing::info!(schedule = %job.name, "running");
                 let origin = Origin::Schedule { name: job.name.clone(), user: job.user.clone() };
                 let result = run_once(&config, &job, origin, &shutdown).await;
@@ -107,13 +117,38 @@ pub fn start(config: Arc<Config>, shutdown: Shutdown, tasks: &mut tokio::task::J
     }
 }
 
+/// Claims the run of `schedule` due at `due`: `false` (and a log line)
+/// when another replica has it.
+async fn claim_run(config: &Config, schedule: &str, due: i64) -> Result<bool> {
+    let db = super::claim::database(config)?;
+    let name = schedule.to_string();
+    tokio::task::spawn_blocking(move || {
+        let claimed = super::claim::claim(&db, &name, due, super::claim::Kind::Run)?;
+        if !claimed {
+            let by = super::claim::claimant(&db, &name, due, super::claim::Kind::Run).unwrap_or_default();
+            tracing::info!(schedule = %name, claimed_by = %by, "this time's run was claimed by another replica");
+        }
+        Ok(claimed)
+    })
+    .await
+    .map_err(|e| Error::Engine(format!("schedule claim task failed: {e}")))?
+}
+
 /// When `serve` was down across a schedule's times: one audit record
-/// (verdict `missed`) and one log line, not a burst of late runs.
+/// (verdict `missed`) and one log line, not a burst of late runs; with
+/// several replicas, one of them reports it.
 fn report_missed(config: &Config, job: &Job) {
     let Some(last) = last_run(config, &job.name) else { return };
     let Some(last) = DateTime::<Utc>::from_timestamp(last.started as i64, 0) else { return };
     let Ok((missed, first)) = job.runs_between(last, Utc::now()) else { return };
     if missed == 0 {
+        return;
+    }
+    let claimed = super::claim::database(config).and_then(|db| {
+        let due = first.map(|t| t.timestamp()).unwrap_or_default();
+        crate::state::off_runtime(|| super::claim::claim(&db, &job.name, due, super::claim::Kind::Missed))
+    });
+    if !matches!(claimed, Ok(true)) {
         return;
     }
     let first = first.map(|t| t.to_rfc3339()).unwrap_or_default();

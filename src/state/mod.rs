@@ -15,7 +15,7 @@
 //! done.
 
 pub mod lock;
-// pub mod migrate;
+pub mod migrate;
 pub mod sql;
 
 use std::path::{Path, PathBuf};

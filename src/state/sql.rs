@@ -137,6 +137,18 @@ impl From<postgres::Error> for DbError {
     }
 }
 
+impl From<DbError> for crate::error::Error {
+    /// A statement's failure where the store adds nothing (a commit): exit
+    /// 5 when the database went away, else exit 2.
+    fn from(e: DbError) -> crate::error::Error {
+        if e.unreachable {
+            crate::error::Error::Unreachable(format!("state database: {e} (dockmaster fails closed)"))
+        } else {
+            crate::error::Error::Usage(format!("state database: {e}"))
+        }
+    }
+}
+
 /// The result of a statement.
 pub type DbResult<T> = std::result::Result<T, DbError>;
 
@@ -197,28 +209,31 @@ impl Conn {
     /// database's write lock; PostgreSQL: `LOCK TABLE … IN EXCLUSIVE
     /// MODE`, which readers pass). For read-then-write steps such as the
     /// audit chain's next link or a registry's next version.
-    pub fn transaction<T>(&mut self, tables: &[&str], body: impl FnOnce(&mut Tx<'_>) -> DbResult<T>) -> DbResult<T> {
+    pub fn transaction<T, E: From<DbError>>(
+        &mut self,
+        tables: &[&str],
+        body: impl FnOnce(&mut Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E> {
         match self {
             Conn::Sqlite(conn) => {
-                let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(DbError::from)?;
                 let mut tx = Tx::Sqlite(tx);
                 let value = body(&mut tx)?;
-                match tx {
-                    Tx::Sqlite(tx) => tx.commit()?,
-                    Tx::Postgres(_) => unreachable!("a SQLite transaction"),
+                if let Tx::Sqlite(tx) = tx {
+                    tx.commit().map_err(DbError::from)?;
                 }
                 Ok(value)
             }
             Conn::Postgres(client) => {
-                let mut tx = client.transaction()?;
+                let mut tx = client.transaction().map_err(DbError::from)?;
                 for table in tables {
-                    tx.batch_execute(&format!("LOCK TABLE {table} IN EXCLUSIVE MODE"))?;
+                    tx.batch_execute(&format!("LOCK TABLE {table} IN EXCLUSIVE MODE")).map_err(DbError::from)?;
                 }
                 let mut tx = Tx::Postgres(tx);
                 let value = body(&mut tx)?;
-                match tx {
-                    Tx::Postgres(tx) => tx.commit()?,
-                    Tx::Sqlite(_) => unreachable!("a PostgreSQL transaction"),
+                if let Tx::Postgres(tx) = tx {
+                    tx.commit().map_err(DbError::from)?;
                 }
                 Ok(value)
             }
