@@ -42,7 +42,7 @@ pub struct TargetLock {
 #[derive(Debug)]
 enum Held {
     File { file: File, path: PathBuf },
-    Postgres(crate::state::lock::PgLock),
+    Postgres(Box<crate::state::lock::PgLock>),
 }
 
 impl TargetLock {
@@ -104,9 +104,9 @@ impl TargetLock {
         wait: Duration,
     ) -> Result<TargetLock> {
         match crate::state::postgres(config)? {
-            Some(pg) => {
-                Ok(TargetLock { held: Held::Postgres(crate::state::lock::PgLock::acquire(&pg, target, holder, wait)?) })
-            }
+            Some(pg) => Ok(TargetLock {
+                held: Held::Postgres(Box::new(crate::state::lock::PgLock::acquire(&pg, target, holder, wait)?)),
+            }),
             None => TargetLock::acquire(&config.lock_dir(), target, holder, wait),
         }
     }

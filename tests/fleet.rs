@@ -212,12 +212,9 @@ fn a_tampered_trail_is_not_migrated_and_the_trail_in_postgres_is_append_only() {
     // On PostgreSQL, too, the trail refuses UPDATE, DELETE and TRUNCATE.
     run.add_config(&format!("state:\n  url: \"{url}\"\n"));
     run.deploy(&file, &[]).assert_exit(0);
-    for attack in [
-        "UPDATE requests SET \"user\" = 'mallory'",
-        "DELETE FROM requests",
-        "TRUNCATE requests",
-        "TRUNCATE approvals",
-    ] {
+    for attack in
+        ["UPDATE requests SET \"user\" = 'mallory'", "DELETE FROM requests", "TRUNCATE requests", "TRUNCATE approvals"]
+    {
         let out = std::process::Command::new("psql")
             .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", &pg.port().to_string()])
             .args(["-U", postgres::USER, "-d", "fleet", "-c", attack])

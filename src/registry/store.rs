@@ -160,7 +160,7 @@ impl Store {
         let store = Store { db };
         store.db.run(BUSY, |conn| {
             if let Conn::Sqlite(sqlite) = conn {
-                legacy(sqlite).map_err(|e| store.failed(e.into()))?;
+                legacy(sqlite).map_err(|e| store.failed(e))?;
             }
             SCHEMA.migrate(conn, &store.db)
         })?;
