@@ -276,6 +276,9 @@ impl Config {
         if let Some(ldap) = &mut config.ldap {
             ldap.resolve_paths(&base);
         }
+        if let Some(ca) = config.state.ca_file.as_mut().filter(|ca| ca.is_relative()) {
+            *ca = base.join(&*ca);
+        }
         // Check the durations now, so a typo fails before any deploy starts.
         for (key, value) in [
             ("deploy.timeout", &config.deploy.timeout),

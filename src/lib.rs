@@ -37,3 +37,4 @@ pub mod stack;
 pub mod state;
 pub mod swarm;
 pub mod target;
+pub mod tls;

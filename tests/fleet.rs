@@ -11,6 +11,8 @@ mod common;
 mod http;
 #[path = "common/postgres.rs"]
 mod postgres;
+#[path = "common/slapd.rs"]
+mod slapd;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -242,6 +244,47 @@ fn an_unreachable_state_database_fails_closed_with_exit_5_and_changes_nothing() 
     out.check(run.container_id("app").is_none(), "nothing was created on the engine");
     let check = run.dockmaster(["state", "check"]);
     check.assert_exit(5);
+}
+
+#[test]
+fn a_state_database_that_requires_tls_is_reached_over_verified_tls_and_a_wrong_ca_fails_closed() {
+    let Some(run) = TestRun::start("fleet-tls") else { return };
+    let Some(pg) = Postgres::start() else { return };
+    let url = pg.database("fleet");
+    let certs = run.dir().join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let ca = slapd::make_ca(&certs, "ca", "dockmaster fleet test CA");
+    slapd::make_server_cert(&certs, &ca, "server");
+    let wrong = slapd::make_ca(&certs, "wrong", "somebody else's CA");
+    // From here on the server refuses every connection without TLS.
+    pg.require_tls(&certs.join("server.pem"), &certs.join("server.key"));
+    let file = run.compose(&idle("1"));
+    run.add_config(&format!("state:\n  url: \"{url}?sslmode=require\"\n  connect_timeout: 5s\n"));
+
+    // A server whose certificate the configured CA did not sign: refused,
+    // fail closed, nothing done.
+    let wrong_ca = wrong.display().to_string();
+    let out = run.dockmaster_with_env(
+        ["deploy", &file, "--timeout", "60s", "--output", "json"],
+        &[("DOCKMASTER__STATE__CA_FILE", wrong_ca.as_str())],
+    );
+    out.assert_exit(5);
+    out.check(run.container_id("app").is_none(), "nothing was created on the engine");
+
+    // The right CA: the deploy goes through, over TLS (the server takes
+    // nothing else), and is recorded.
+    let right_ca = ca.display().to_string();
+    let out = run.dockmaster_with_env(
+        ["deploy", &file, "--timeout", "60s", "--output", "json"],
+        &[("DOCKMASTER__STATE__CA_FILE", right_ca.as_str())],
+    );
+    out.assert_exit(0);
+    assert_eq!(count(&pg, "SELECT count(*) FROM requests WHERE verdict = 'healthy'"), 1);
+
+    // Without sslmode=require dockmaster connects in plain text, which
+    // this server refuses: exit 5 again, never a silent downgrade.
+    let plain = run.dockmaster_with_env(["status", &file], &[("DOCKMASTER__STATE__URL", url.as_str())]);
+    plain.assert_exit(5);
 }
 
 fn hook_headers(secret: &str, body: &str, delivery: &str) -> Vec<(&'static str, String)> {

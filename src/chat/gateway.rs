@@ -31,6 +31,13 @@ impl EventHandler for Handler {
             _ => return,
         };
         let (id, token) = (command.id, command.token.clone());
+        // Every replica connected to the gateway receives the interaction:
+        // the one that records its id first in the shared replay cache
+        // (PostgreSQL, with `state.url`) runs it, the others stay silent.
+        let key = crate::replay::ReplayCache::key("discord-interaction", &[id.to_string().as_bytes()]);
+        if kind == 2 && !self.chat.first_sighting(&key) {
+            return tracing::info!(interaction = %id, "another replica has this interaction");
+        }
         let value = as_http_json(command, kind);
         let Some(answer) = super::discord::respond(self.chat.clone(), value).await else { return };
         if let Err(e) = ctx.http.create_interaction_response(id, &token, &answer, Vec::new()).await {

@@ -20,6 +20,11 @@ pub struct StateConfig {
     /// password, so the configuration file holds no secret.
     #[serde(default)]
     pub password_env: Option<String>,
+    /// A PEM file of the CA(s) that sign the PostgreSQL server's
+    /// certificate, for `?sslmode=require` in `url` (default: the system's
+    /// trust store). Relative to the configuration file.
+    #[serde(default)]
+    pub ca_file: Option<std::path::PathBuf>,
     /// How long to wait for PostgreSQL to answer a connection before the
     /// request is refused (exit 5), e.g. `5s`. Default 5s.
     #[serde(default)]

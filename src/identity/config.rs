@@ -6,7 +6,6 @@
 //! bind password and the CA file and rejects anything that would make a
 //! request fail in a confusing way later, each error naming its key.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -120,7 +119,7 @@ impl LdapConfig {
                 }
                 None
             }
-            true => Some(Arc::new(tls_config(self.ca_file.as_deref())?)),
+            true => Some(Arc::new(crate::tls::client_config(self.ca_file.as_deref(), "ldap.caFile")?)),
         };
         Ok(Settings {
             password,
@@ -260,55 +259,10 @@ fn is_attribute_name(value: &str) -> bool {
     }
 }
 
-/// The TLS client configuration: rustls with the ring provider (the one the
-/// rest of dockmaster uses; named explicitly so no process-wide default is
-/// needed), trusting `ca_file`, or the system's trust store without it.
-fn tls_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig> {
-    use rustls::pki_types::pem::PemObject;
-    use rustls::pki_types::CertificateDer;
-
-    let mut roots = rustls::RootCertStore::empty();
-    match ca_file {
-        Some(path) => {
-            let certs = CertificateDer::pem_file_iter(path)
-                .and_then(|certs| certs.collect::<std::result::Result<Vec<_>, _>>())
-                .map_err(|e| usage("caFile", format!("{}: {e}", path.display())))?;
-            if certs.is_empty() {
-                return Err(usage("caFile", format!("{}: no PEM certificate in it", path.display())));
-            }
-            for cert in certs {
-                roots
-                    .add(cert)
-                    .map_err(|e| usage("caFile", format!("{}: not a usable CA certificate: {e}", path.display())))?;
-            }
-        }
-        None => {
-            let found = rustls_native_certs::load_native_certs();
-            for cert in found.certs {
-                // A broken certificate in the system store is skipped, as
-                // every TLS client does.
-                let _ = roots.add(cert);
-            }
-            if roots.is_empty() {
-                return Err(usage(
-                    "caFile",
-                    "no caFile is set and the system trust store is empty: set caFile to the directory's CA".into(),
-                ));
-            }
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| usage("caFile", format!("TLS set-up failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(config)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     /// A bind password file shared by the tests (no environment changes:
     /// tests run in parallel).

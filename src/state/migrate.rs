@@ -48,7 +48,9 @@ impl Place {
             });
         }
         if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
-            let pg = Postgres::parse(spec, config.state.password_env.as_deref(), Duration::from_secs(10))?;
+            let ca_file = config.state.ca_file.as_deref();
+            let pg =
+                Postgres::parse_with_ca(spec, config.state.password_env.as_deref(), ca_file, Duration::from_secs(10))?;
             let db = Database::Postgres(Arc::new(pg));
             return Ok(Place { audit: db.clone(), registry: db });
         }
@@ -114,61 +116,69 @@ pub fn run(from: &Place, to: &Place, out: &mut dyn Write) -> Result<Copied> {
         from.shown()
     );
 
-    // The target: schemas first, then one transaction per store.
+    // The target: schemas first, then a check that it is empty (before
+    // anything is written), then one transaction per store.
     let _ = writeln!(out, "copying to {} ...", to.shown());
     let target = crate::audit::Store::open_in(to.audit.clone())?;
-    to.audit.run(Duration::from_secs(30), |conn| {
-        let held = conn
-            .query("SELECT (SELECT count(*) FROM requests) + (SELECT count(*) FROM approvals)", &[])
-            .map_err(|e| to.audit.failed(e, "cannot count its records"))?;
-        if held.first().map(|r| r.int(0)).unwrap_or_default() > 0 {
-            return Err(Error::Usage(format!(
-                "{} already holds an audit trail; nothing was copied (two trails cannot be merged without \
-                 breaking a hash chain: migrate into an empty database)",
-                to.audit.shown()
-            )));
-        }
-        conn.transaction(&["requests", "approvals"], |tx| -> Result<()> {
-            for record in &records {
-                crate::audit::Store::copy_in(tx, record).map_err(|e| to.audit.failed(e, "cannot copy a record"))?;
-            }
-            for (id, approval) in &approvals {
-                crate::audit::Store::copy_approval(tx, *id, approval)
-                    .map_err(|e| to.audit.failed(e, "cannot copy an approval"))?;
-            }
-            resume_ids(tx, &["requests", "approvals"]).map_err(|e| to.audit.failed(e, "cannot move its ids on"))
+    crate::registry::store::Store::open_in(to.registry.clone())?;
+    let held = |db: &Database, sql: &str| -> Result<i64> {
+        db.run(Duration::from_secs(30), |conn| {
+            let rows = conn.query(sql, &[]).map_err(|e| db.failed(e, "cannot count what it holds"))?;
+            Ok(rows.first().map(|r| r.int(0)).unwrap_or_default())
         })
-    })?;
+    };
+    if held(&to.audit, "SELECT (SELECT count(*) FROM requests) + (SELECT count(*) FROM approvals)")? > 0 {
+        return Err(Error::Usage(format!(
+            "{} already holds an audit trail; nothing was copied (two trails cannot be merged without breaking a \
+             hash chain: migrate into an empty database)",
+            to.audit.shown()
+        )));
+    }
+    if !registry.is_empty() && held(&to.registry, "SELECT count(*) FROM versions")? > 0 {
+        return Err(Error::Usage(format!(
+            "{} already holds registry versions; nothing was copied (versions are numbered per release: migrate \
+             into an empty database)",
+            to.registry.shown()
+        )));
+    }
+    let copy_audit = |tx: &mut dyn Sql| -> Result<()> {
+        for record in &records {
+            crate::audit::Store::copy_in(tx, record).map_err(|e| to.audit.failed(e, "cannot copy a record"))?;
+        }
+        for (id, approval) in &approvals {
+            crate::audit::Store::copy_approval(tx, *id, approval)
+                .map_err(|e| to.audit.failed(e, "cannot copy an approval"))?;
+        }
+        resume_ids(tx, &["requests", "approvals"]).map_err(|e| to.audit.failed(e, "cannot move its ids on"))
+    };
+    let copy_registry = |tx: &mut dyn Sql| -> Result<()> {
+        for (version, fragment, descriptor) in &registry {
+            crate::registry::store::Store::copy_in(tx, version, fragment, descriptor)
+                .map_err(|e| to.registry.failed(e, "cannot copy a registry version"))?;
+        }
+        Ok(())
+    };
+    if to.audit.shown() == to.registry.shown() {
+        // One database (PostgreSQL): one transaction, all or nothing.
+        to.audit.run(Duration::from_secs(60), |conn| {
+            conn.transaction(&["requests", "approvals", "versions"], |tx| -> Result<()> {
+                copy_audit(tx)?;
+                copy_registry(tx)
+            })
+        })?;
+    } else {
+        to.audit
+            .run(Duration::from_secs(60), |conn| conn.transaction(&["requests", "approvals"], |tx| copy_audit(tx)))?;
+        to.registry.run(Duration::from_secs(60), |conn| conn.transaction(&["versions"], |tx| copy_registry(tx)))?;
+    }
     let _ = writeln!(
         out,
-        "copied {} audit records and {} approvals to {}",
+        "copied {} audit records, {} approvals and {} registry versions to {}",
         records.len(),
         approvals.len(),
-        to.audit.shown()
+        registry.len(),
+        to.shown()
     );
-
-    let registry_target = crate::registry::store::Store::open_in(to.registry.clone())?;
-    drop(registry_target);
-    to.registry.run(Duration::from_secs(30), |conn| {
-        let held = conn
-            .query("SELECT count(*) FROM versions", &[])
-            .map_err(|e| to.registry.failed(e, "cannot count its versions"))?;
-        if !registry.is_empty() && held.first().map(|r| r.int(0)).unwrap_or_default() > 0 {
-            return Err(Error::Usage(format!(
-                "{} already holds registry versions; the audit trail was copied, the registry was not (versions \
-                 are numbered per release: migrate the registry into an empty database)",
-                to.registry.shown()
-            )));
-        }
-        conn.transaction(&["versions"], |tx| -> Result<()> {
-            for (version, fragment, descriptor) in &registry {
-                crate::registry::store::Store::copy_in(tx, version, fragment, descriptor)
-                    .map_err(|e| to.registry.failed(e, "cannot copy a registry version"))?;
-            }
-            Ok(())
-        })
-    })?;
-    let _ = writeln!(out, "copied {} registry versions to {}", registry.len(), to.registry.shown());
 
     // The copy is checked, not assumed.
     let copied = target.query(&crate::audit::Query::default())?.len();

@@ -41,6 +41,10 @@ pub enum Database {
 pub struct Postgres {
     config: postgres::Config,
     shown: String,
+    /// TLS with a verified certificate, when the URL says
+    /// `sslmode=require`; else plain (`disable`, or `prefer`, which
+    /// dockmaster treats as plain rather than half-verified).
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 impl std::fmt::Debug for Postgres {
@@ -54,6 +58,17 @@ impl Postgres {
     /// Parses `url` (`postgres://user@host:port/db`), with the password
     /// from the environment variable `password_env` when given.
     pub fn parse(url: &str, password_env: Option<&str>, timeout: Duration) -> Result<Postgres> {
+        Postgres::parse_with_ca(url, password_env, None, timeout)
+    }
+
+    /// As [`Postgres::parse`], trusting `ca_file` (PEM) for
+    /// `sslmode=require` instead of the system's trust store.
+    pub fn parse_with_ca(
+        url: &str,
+        password_env: Option<&str>,
+        ca_file: Option<&Path>,
+        timeout: Duration,
+    ) -> Result<Postgres> {
         let bad = |e: String| {
             Error::Usage(format!(
                 "`state.url`: {e}; write it as postgres://USER@HOST:PORT/DATABASE and give the password with \
@@ -75,7 +90,14 @@ impl Postgres {
         config.connect_timeout(timeout);
         config.application_name("dockmaster");
         let shown = shown_config(&config);
-        Ok(Postgres { config, shown })
+        let tls = match config.get_ssl_mode() {
+            postgres::config::SslMode::Require => {
+                let client = crate::tls::client_config(ca_file, "state.ca_file")?;
+                Some(tokio_postgres_rustls::MakeRustlsConnect::new(client))
+            }
+            _ => None,
+        };
+        Ok(Postgres { config, shown, tls })
     }
 
     /// The database as it is named in messages: no password.
@@ -86,7 +108,11 @@ impl Postgres {
     /// A new session. Runs on the calling thread, which must not be inside
     /// the async runtime (see [`Database::run`]).
     pub fn connect(&self) -> Result<postgres::Client> {
-        self.config.connect(postgres::NoTls).map_err(|e| {
+        let connected = match &self.tls {
+            Some(tls) => self.config.connect(tls.clone()),
+            None => self.config.connect(postgres::NoTls),
+        };
+        connected.map_err(|e| {
             Error::Unreachable(format!(
                 "state database {}: cannot connect: {} (dockmaster fails closed while its state database is \
                  unreachable: nothing was done; check `state.url` and that PostgreSQL is up)",
@@ -150,7 +176,8 @@ pub fn postgres(config: &Config) -> Result<Option<Arc<Postgres>>> {
         }
         None => Duration::from_secs(5),
     };
-    Ok(Some(Arc::new(Postgres::parse(url, config.state.password_env.as_deref(), timeout)?)))
+    let password_env = config.state.password_env.as_deref();
+    Ok(Some(Arc::new(Postgres::parse_with_ca(url, password_env, config.state.ca_file.as_deref(), timeout)?)))
 }
 
 impl Database {

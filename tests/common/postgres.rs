@@ -33,6 +33,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// The cluster's superuser, the user in every URL.
 pub const USER: &str = "dockmaster";
@@ -242,6 +243,50 @@ impl Postgres {
         }
         let out = run(psql, &format!("psql -d {db} -c {sql:?}"));
         String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Turns TLS on with the certificate `cert` and key `key` (PEM), and
+    /// refuses every connection over TCP without it (`hostnossl … reject`),
+    /// so a client that connects at all used TLS. Applied with a reload.
+    pub fn require_tls(&self, cert: &Path, key: &Path) {
+        let data = self.data_dir();
+        std::fs::copy(cert, data.join("server.crt")).expect("copy the server certificate");
+        std::fs::copy(key, data.join("server.key")).expect("copy the server key");
+        let mut conf = std::fs::OpenOptions::new().append(true).open(data.join("postgresql.conf")).unwrap();
+        use std::io::Write;
+        writeln!(conf, "ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'").unwrap();
+        std::fs::write(
+            data.join("pg_hba.conf"),
+            "local all all trust\nhostnossl all all 0.0.0.0/0 reject\nhostssl all all 127.0.0.1/32 trust\n",
+        )
+        .unwrap();
+        if self.as_root {
+            let mut chown = Command::new("chown");
+            chown.args([&format!("{SERVER_USER}:")]).arg(data.join("server.crt")).arg(data.join("server.key"));
+            run(chown, "chown");
+        }
+        let mut chmod = Command::new("chmod");
+        chmod.arg("600").arg(data.join("server.key"));
+        run(chmod, "chmod");
+        let mut reload = self.server_command(&self.tools.pg_ctl);
+        reload.arg("-D").arg(&data).arg("reload");
+        run(reload, "pg_ctl reload");
+        // The reload is asynchronous: wait until a plain connection is refused.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut plain = Command::new(&self.tools.psql);
+            plain
+                .args(["-X", "-q", "-At", "-h", "127.0.0.1", "-p"])
+                .arg(self.port.to_string())
+                .args(["-U", USER, "-d", "postgres", "-c", "SELECT 1"])
+                .env("PGSSLMODE", "disable");
+            let refused = plain.output().map(|o| !o.status.success()).unwrap_or(false);
+            if refused {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "the server still takes plain connections:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
     }
 
     /// The server's log so far (for a failing test's message).
