@@ -29,15 +29,18 @@ pub use crate::config::serve::ServeConfig;
 
 struct AppState {
     config: Config,
+    /// Set on SIGINT/SIGTERM: /readyz answers 503 from then on.
+    shutdown: Option<crate::shutdown::Shutdown>,
 }
 
 /// Builds the router; separate from [`run`] so tests can drive it.
 fn router(
     config: Config,
+    shutdown: Option<crate::shutdown::Shutdown>,
     chat: Option<Arc<crate::chat::Chat>>,
     hooks: Option<Arc<crate::schedule::hooks::Hooks>>,
 ) -> Router {
-    let state = Arc::new(AppState { config });
+    let state = Arc::new(AppState { config, shutdown });
     let hook_routes = match hooks {
         Some(hooks) => Router::new().route("/hooks/{name}", post(crate::schedule::hooks::fire)).with_state(hooks),
         None => Router::new(),
@@ -97,7 +100,7 @@ pub async fn run(config: Config, listen: Option<String>) -> Result<()> {
     // Everything that can refuse the configuration (the registry's token
     // variables among it) runs before `listening` is printed, so a caller
     // never sees "listening" followed by an exit.
-    let mut app = router(config.clone(), chat.clone(), hooks);
+    let mut app = router(config.clone(), Some(shutdown.clone()), chat.clone(), hooks);
     if let Some(registry) = crate::registry::server::routes(&config)? {
         app = app.merge(registry);
     }
@@ -115,22 +118,29 @@ pub async fn run(config: Config, listen: Option<String>) -> Result<()> {
     }
     println!("listening on {bound}");
     tracing::info!(%bound, chat = chat.is_some(), ?limits, "serving");
+    // The listener keeps answering until running commands and jobs have
+    // finished (or the grace ran out): a chat command, a hook or a probe
+    // that arrives meanwhile is told "shutting down, try again" (and
+    // /readyz answers 503), not "connection refused".
     let stopping = shutdown.clone();
-    let app = limits.apply(app);
-    limits::serve(listener, app, &limits, async move { stopping.wait().await }).await;
-    tracing::info!(grace = ?grace, "waiting for running commands and jobs to finish or roll back");
-    let deadline = tokio::time::Instant::now() + grace;
-    let mut left = match chat {
-        Some(chat) => chat.drain(grace).await,
-        None => 0,
+    let drained = async move {
+        stopping.wait().await;
+        tracing::info!(grace = ?grace, "waiting for running commands and jobs to finish or roll back");
+        let deadline = tokio::time::Instant::now() + grace;
+        let mut left = match chat {
+            Some(chat) => chat.drain(grace).await,
+            None => 0,
+        };
+        let mut jobs = jobs.lock().await;
+        let _ = tokio::time::timeout_at(deadline, async { while jobs.join_next().await.is_some() {} }).await;
+        left += jobs.len();
+        jobs.abort_all();
+        if left > 0 {
+            tracing::error!(left, "commands or jobs were still running at the end of serve.shutdown_grace");
+        }
     };
-    let mut jobs = jobs.lock().await;
-    let _ = tokio::time::timeout_at(deadline, async { while jobs.join_next().await.is_some() {} }).await;
-    left += jobs.len();
-    jobs.abort_all();
-    if left > 0 {
-        tracing::error!(left, "commands or jobs were still running at the end of serve.shutdown_grace");
-    }
+    let app = limits.apply(app);
+    limits::serve(listener, app, &limits, drained).await;
     // stdout may be gone by now (a closed pipe): never panic over it.
     let _ = std::io::Write::write_all(&mut std::io::stdout(), b"stopped\n");
     Ok(())
@@ -144,6 +154,12 @@ fn json(status: StatusCode, body: String) -> Response {
 /// directory does (a lookup of a name nobody has: "no such user" is an
 /// answer, "unreachable" is not).
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    // A replica that is stopping takes no new work: the load balancer
+    // should send it elsewhere.
+    if let Some(reason) = state.shutdown.as_ref().and_then(|s| s.reason()) {
+        let body = serde_json::json!({"status": "shutting down", "reason": reason});
+        return json(StatusCode::SERVICE_UNAVAILABLE, body.to_string());
+    }
     // The client is shared by the process, so the engine is asked afresh.
     let engine = match DockerEngine::connect(state.config.labels.clone()).await {
         Ok(engine) => engine.ping().await.map_err(|e| e.to_string()),

@@ -91,7 +91,7 @@ fn setup(run: &TestRun, slapd: &Slapd, sink: &Sink) {
          actions: [deploy, plan, status, rollback, history, approve]\n      descriptors: [\"**\"]\n\
          chat:\n  slack: {{signing_secret_env: DM_SLACK_SECRET}}\n  mattermost: {{token_env: DM_MM_TOKEN}}\n  \
          discord:\n    application_id: \"4242\"\n    public_key: \"{public_key}\"\n    api_base: \"{}\"\n    bot_token_env: DM_DISCORD_BOT\n    guilds: [\"777\"]\n  \
-         users:\n    table: {{\"discord:111\": alice, \"slack:U-alice\": alice, \"slack:U-bob\": bob, \"slack:U-mallory\": mallory, \"mattermost:mm1\": alice}}\n",
+         users:\n    table: {{\"discord:111\": alice, \"discord:333\": bob, \"slack:U-alice\": alice, \"slack:U-bob\": bob, \"slack:U-mallory\": mallory, \"mattermost:mm1\": alice}}\n",
         slapd.config_section(),
         sink.url("/api")
     ));
@@ -236,13 +236,28 @@ fn a_signed_discord_interaction_is_deferred_then_edited_with_the_report_embed() 
     assert!(fields[0]["value"].as_str().unwrap().starts_with("running"), "{embed}");
     assert!(embed["title"].as_str().unwrap().contains("HEALTHY: 1/1 services healthy"), "{embed}");
     assert_eq!(embed["color"], 0x2e_b8_86, "green");
+    let author = embed["author"]["name"].as_str().unwrap_or_default();
+    assert!(author.contains("asked by alice") && author.contains("discord-111"), "the report names who asked: {embed}");
 
     // A Discord user nobody mapped is told how to get mapped, and audited.
     let (headers, body) = discord_request(&interaction("222", "tok-stranger"), now());
     assert_eq!(server.post("/chat/discord", &headers, &body).0, 200);
-    let refusal = sink.wait_for("/api/webhooks/4242/tok-stranger/messages/@original").json();
+    // Privately: the public "thinking" answer is deleted and the refusal
+    // goes to the asker alone (an ephemeral follow-up), never into the
+    // message the channel sees.
+    let refusal = sink.wait_for("/api/webhooks/4242/tok-stranger");
+    assert_eq!(refusal.method, "POST");
+    let refusal = refusal.json();
+    assert_eq!(refusal["flags"], 64, "ephemeral: {refusal}");
     let content = refusal["content"].as_str().unwrap();
     assert!(content.contains("not mapped to a directory user") && content.contains("discord:222"), "{content}");
+    let seen = sink.seen.lock().unwrap().clone();
+    let original: Vec<&str> = seen
+        .iter()
+        .filter(|s| s.path == "/api/webhooks/4242/tok-stranger/messages/@original")
+        .map(|s| s.method.as_str())
+        .collect();
+    assert_eq!(original, ["DELETE"], "the refusal never edits the channel's message");
     let conn = rusqlite::Connection::open(run.dir().join("state/audit.db")).unwrap();
     let stranger: (String, String) = conn
         .query_row("SELECT origin, verdict FROM requests WHERE user = 'discord-222'", [], |r| {
@@ -295,12 +310,24 @@ fn sigterm_rolls_running_chat_deploys_back_and_reports_to_the_channel() {
     assert!(started, "the slow service never started");
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    // While it drains (the slow container takes its stop timeout to go),
+    // serve still answers: a new command is told to try again, and /readyz
+    // sends load balancers elsewhere. Nothing of the late command runs.
+    std::thread::sleep(Duration::from_millis(300));
+    let (headers, body) =
+        slack_request("alice", &format!("deploy {}", run.named("1")), &sink.url("/response/late"), now());
+    let (status, ack, _) = server.post("/chat/slack", &headers, &body);
+    assert_eq!(status, 200, "a command during the drain is answered, not refused: {ack}");
+    assert!(ack.contains("try again"), "{ack}");
+    let (status, ready, _) = server.send("GET", "/readyz", &[], "");
+    assert_eq!(status, 503, "{ready}");
     let report = sink.wait_for("/response/slow").json().to_string();
     assert!(report.contains("SIGTERM"), "the channel is told the deploy was interrupted: {report}");
     let exited = common::wait_until(Duration::from_secs(60), || matches!(server.child.try_wait(), Ok(Some(_))));
     assert!(exited, "serve did not stop after SIGTERM");
     assert_eq!(server.child.try_wait().unwrap().and_then(|s| s.code()), Some(0));
     assert!(common::inspect(&run.container("slow"), "{{.State.Running}}").is_none(), "the new container was removed");
+    assert_eq!(sink.count("/response/late"), 0, "the late command never ran");
 }
 
 #[test]
@@ -381,4 +408,77 @@ fn a_user_name_never_maps_a_user_only_the_platform_id_does() {
     let out = run.dockmaster_with_env(["schedules"], &[("DOCKMASTER_CONFIG", old.as_str())]);
     out.assert_exit(2);
     out.check(out.stderr.contains("Migrating from name mapping"), "the refusal points at the migration");
+}
+
+/// A Discord autocomplete interaction for `command` from user `user`.
+fn autocomplete(user: &str, command: &str, typed: &str) -> Value {
+    serde_json::json!({
+        "type": 4, "id": "10", "application_id": "4242", "token": "tok-auto", "channel_id": "555",
+        "member": {"user": {"id": user, "username": format!("discord-{user}")}},
+        "data": {"name": command, "options": [{"name": "ref", "type": 3, "value": typed, "focused": true}]},
+    })
+}
+
+#[test]
+fn chat_answers_privately_names_who_asked_lists_plans_and_speaks_to_chat_users() {
+    let Some(run) = TestRun::start_named("chat-useful") else { return };
+    let Some(slapd) = Slapd::start() else { return };
+    let sink = Sink::start();
+    setup(&run, &slapd, &sink);
+    let server = Server::start(&run, SERVE_ENV);
+    let ask = |user: &str, text: &str, path: &str| -> Value {
+        let (headers, body) = slack_request(user, text, &sink.url(path), now());
+        let (status, ack, _) = server.post("/chat/slack", &headers, &body);
+        assert_eq!(status, 200, "{ack}");
+        sink.wait_for(path).json()
+    };
+
+    // Help is for the asker only.
+    let help = ask("alice", "help", "/response/help");
+    assert_eq!(help["response_type"], "ephemeral", "{help}");
+
+    // A plan lists what would change, service by service, and the report
+    // names who asked and from where.
+    let plan = ask("alice", &format!("plan {}", run.named("1")), "/response/plan");
+    assert_eq!(plan["response_type"], "in_channel", "{plan}");
+    let text = plan.to_string();
+    assert!(text.contains("app: create"), "the plan lists the service and its change: {text}");
+    assert!(text.contains("1 of 1 services change"), "{text}");
+    let author = plan["attachments"][0]["author_name"].as_str().unwrap_or_default();
+    assert!(author.contains("asked by alice") && author.contains("#ops"), "{plan}");
+    assert!(run.container_id("app").is_none(), "a plan changes nothing");
+
+    // An environment nobody configured is called that, not "not found".
+    let typo = ask("alice", &format!("deploy {} prdo", run.named("1")), "/response/typo");
+    let said = typo["text"].as_str().unwrap_or_default();
+    assert!(said.contains("`prdo` is not an environment"), "{typo}");
+    assert_eq!(typo["response_type"], "ephemeral");
+    assert!(run.container_id("app").is_none(), "nothing was deployed");
+
+    // A reference that does not exist: no server path, no CLI advice.
+    let missing = ask("alice", &format!("deploy {}-nope/rel", run.application), "/response/missing");
+    let said = missing["text"].as_str().unwrap_or_default();
+    assert_eq!(missing["response_type"], "ephemeral", "{missing}");
+    assert!(said.contains("not found"), "{said}");
+    assert!(!said.contains(&run.dir().display().to_string()), "no server path: {said}");
+    assert!(!said.contains("--"), "no command-line flags: {said}");
+    assert!(!said.contains("descriptors:"), "no configuration keys: {said}");
+
+    // Discord autocomplete shows references only to mapped users with
+    // rights on them: alice sees the run's application, bob (mapped, no
+    // rule for him) and a stranger see nothing.
+    let choices = |user: &str| -> Vec<String> {
+        let (headers, body) = discord_request(&autocomplete(user, "deploy", &run.application), now());
+        let (status, answer, _) = server.post("/chat/discord", &headers, &body);
+        assert_eq!(status, 200, "{answer}");
+        let answer: Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["type"], 8, "{answer}");
+        answer["data"]["choices"]
+            .as_array()
+            .map(|c| c.iter().map(|c| c["value"].as_str().unwrap_or_default().to_string()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(choices("111"), [run.named("")], "alice sees what she may deploy");
+    assert!(choices("333").is_empty(), "bob may not deploy it: he sees nothing");
+    assert!(choices("222").is_empty(), "a user nobody mapped sees nothing");
 }

@@ -78,23 +78,29 @@ pub async fn respond(chat: Arc<Chat>, interaction: Value) -> Option<Value> {
     match interaction["type"].as_u64() {
         Some(1) => Some(json!({"type": 1})),
         Some(2) => Some(command(chat, interaction).await),
-        Some(4) => Some(json!({"type": 8, "data": {"choices": autocomplete(&chat, &interaction)}})),
+        Some(4) => Some(json!({"type": 8, "data": {"choices": autocomplete(&chat, &interaction).await}})),
         _ => None,
+    }
+}
+
+/// Who sent an interaction, and where: in a server the user is under
+/// `member`, in a direct message under `user`.
+fn speaker_of(interaction: &Value) -> Speaker {
+    let user =
+        if interaction["member"]["user"].is_object() { &interaction["member"]["user"] } else { &interaction["user"] };
+    Speaker {
+        platform: "discord",
+        user_id: user["id"].as_str().unwrap_or_default().to_string(),
+        user_name: user["username"].as_str().unwrap_or_default().to_string(),
+        channel_id: interaction["channel_id"].as_str().unwrap_or_default().to_string(),
+        channel_name: interaction["channel"]["name"].as_str().unwrap_or_default().to_string(),
     }
 }
 
 /// A slash command: defer at once, run, then edit the deferred answer.
 async fn command(chat: Arc<Chat>, interaction: Value) -> Value {
     let received = Instant::now();
-    let user =
-        if interaction["member"]["user"].is_object() { &interaction["member"]["user"] } else { &interaction["user"] };
-    let speaker = Speaker {
-        platform: "discord",
-        user_id: user["id"].as_str().unwrap_or_default().to_string(),
-        user_name: user["username"].as_str().unwrap_or_default().to_string(),
-        channel_id: interaction["channel_id"].as_str().unwrap_or_default().to_string(),
-        channel_name: interaction["channel"]["name"].as_str().unwrap_or_default().to_string(),
-    };
+    let speaker = speaker_of(&interaction);
     let data = &interaction["data"];
     let option = |name: &str| {
         data["options"].as_array().and_then(|opts| {
@@ -107,6 +113,10 @@ async fn command(chat: Arc<Chat>, interaction: Value) -> Value {
         .flatten()
         .collect::<Vec<_>>()
         .join(" ");
+    if let Some(reason) = chat.shutdown.reason() {
+        let content = format!("dockmaster is shutting down ({reason}); try again in a minute");
+        return json!({"type": 4, "data": {"content": content, "flags": 64}});
+    }
     let parsed: Command = match super::command::parse(&text, &chat.environments()) {
         Ok(c) => c,
         Err(e) => return json!({"type": 4, "data": {"content": e, "flags": 64}}),
@@ -117,7 +127,7 @@ async fn command(chat: Arc<Chat>, interaction: Value) -> Value {
     let worker = chat.clone();
     chat.spawn(async move {
         let reply = worker.run(&speaker, &parsed).await;
-        deliver(&worker, &token, &speaker.channel_id, received, &reply).await;
+        deliver(&worker, &token, &speaker.channel_id, received, flags == 64, &reply).await;
     })
     .await;
     json!({"type": 5, "data": {"flags": flags}})
@@ -126,10 +136,11 @@ async fn command(chat: Arc<Chat>, interaction: Value) -> Value {
 /// The message for a reply: an embed for a report, text otherwise.
 pub fn message(reply: &Reply) -> Value {
     match reply {
-        Reply::Outcome(outcome) => json!({
-            "embeds": [crate::report::chat::discord_embed(outcome, None)],
-            "allowed_mentions": {"parse": []},
-        }),
+        Reply::Outcome(outcome, asker) => {
+            let mut embed = crate::report::chat::discord_embed(outcome, None);
+            embed["author"] = json!({"name": crate::report::chat::fit(asker, 256)});
+            json!({"embeds": [embed], "allowed_mentions": {"parse": []}})
+        }
         Reply::Text { text, .. } => json!({
             "content": crate::report::chat::fit(text, 2000),
             "allowed_mentions": {"parse": []},
@@ -140,16 +151,39 @@ pub fn message(reply: &Reply) -> Value {
 /// Edits the deferred answer; once the interaction token has expired, or
 /// when Discord answers that it is gone or refused (404, 401, 403), posts
 /// to the channel with the bot token instead, so no report is lost.
-async fn deliver(chat: &Chat, token: &str, channel: &str, received: Instant, reply: &Reply) {
+///
+/// A private reply (help, a refusal, an error) to a command whose
+/// deferred answer the channel sees is never edited into it: the deferred
+/// answer is deleted and the reply sent as an ephemeral follow-up, which
+/// only the asker sees. When the token is gone it is dropped (and logged),
+/// never posted to the channel.
+async fn deliver(chat: &Chat, token: &str, channel: &str, received: Instant, deferred_private: bool, reply: &Reply) {
     let Some(config) = &chat.config.chat.discord else { return };
-    let body = message(reply);
+    let mut body = message(reply);
     let api = config.api_base.trim_end_matches('/');
+    let webhook = format!("{api}/webhooks/{}/{token}", config.application_id);
+    if reply.is_private() && !deferred_private {
+        if received.elapsed() >= TOKEN_LIFETIME {
+            return tracing::warn!("a private Discord reply outlived its interaction token; it was not sent");
+        }
+        let _ = chat.http.delete(format!("{webhook}/messages/@original")).send().await;
+        body["flags"] = json!(64);
+        if send(chat.http.post(&webhook), &body, "the asker").await != Sent::Done {
+            tracing::warn!("a private Discord reply could not be sent; it is never posted to the channel");
+        }
+        return;
+    }
     if received.elapsed() < TOKEN_LIFETIME {
-        let edit = chat.http.patch(format!("{api}/webhooks/{}/{token}/messages/@original", config.application_id));
+        let edit = chat.http.patch(format!("{webhook}/messages/@original"));
         if send(edit, &body, "the interaction webhook").await != Sent::TokenGone {
             return;
         }
         tracing::warn!("the interaction token is gone or refused: posting the report with the bot token");
+    }
+    if deferred_private {
+        return tracing::warn!(
+            "a private Discord reply could not use its interaction; it is never posted to the channel"
+        );
     }
     let Some(bot) = &chat.secrets.discord_bot else {
         tracing::error!("a Discord report could not use its interaction and no bot token is configured to post it");
@@ -190,25 +224,42 @@ async fn send(request: reqwest::RequestBuilder, body: &Value, to: &str) -> Sent 
     Sent::Failed
 }
 
-/// Descriptor references (`APPLICATION/RELEASE`) containing what is typed.
-fn autocomplete(chat: &Chat, interaction: &Value) -> Vec<Value> {
-    let typed = interaction["data"]["options"]
-        .as_array()
-        .and_then(|opts| opts.iter().find(|o| o["focused"] == true))
+/// Descriptor references (`APPLICATION/RELEASE`) containing what is
+/// typed, among those the asker may use the command on: a user nobody
+/// mapped, or one without rights, is shown nothing.
+async fn autocomplete(chat: &Chat, interaction: &Value) -> Vec<Value> {
+    let options = interaction["data"]["options"].as_array().cloned().unwrap_or_default();
+    let typed = options
+        .iter()
+        .find(|o| o["focused"] == true)
         .and_then(|o| o["value"].as_str())
         .unwrap_or_default()
         .to_lowercase();
+    let environment = options
+        .iter()
+        .find(|o| o["name"] == "env")
+        .and_then(|o| o["value"].as_str())
+        .filter(|e| !e.trim().is_empty())
+        .unwrap_or("default")
+        .to_string();
+    let verb = interaction["data"]["name"].as_str().unwrap_or_default().to_string();
     let root = chat.config.descriptor_root();
-    let mut choices = Vec::new();
+    let mut candidates = Vec::new();
     for app in crate::descriptor::folder::applications(&root).unwrap_or_default() {
         for release in crate::descriptor::folder::releases(&root, &app).unwrap_or_default() {
             let reference = format!("{app}/{release}");
-            if reference.to_lowercase().contains(&typed) && choices.len() < 25 {
-                choices.push(json!({"name": crate::report::chat::fit(&reference, 100), "value": reference}));
+            if reference.to_lowercase().contains(&typed) {
+                candidates.push(reference);
             }
         }
     }
-    choices
+    let speaker = speaker_of(interaction);
+    let visible = chat.visible_references(&speaker, &verb, &environment, candidates).await;
+    visible
+        .into_iter()
+        .take(25)
+        .map(|reference| json!({"name": crate::report::chat::fit(&reference, 100), "value": reference}))
+        .collect()
 }
 
 /// The slash commands to register (`PUT /applications/{id}/commands`, or

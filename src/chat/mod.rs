@@ -47,15 +47,46 @@ pub struct Speaker {
 /// What a command produced, for the platform to render.
 #[derive(Debug, Clone)]
 pub enum Reply {
-    /// A pipeline outcome (a report).
-    Outcome(Box<Outcome>),
+    /// A pipeline outcome (a report), and who asked for it (see
+    /// [`asked_by`]), for the report to name.
+    Outcome(Box<Outcome>, String),
     /// Plain text: help, history, a refusal, an error.
     Text {
         /// The message.
         text: String,
         /// Whether it is an error (rendered red where colours exist).
         error: bool,
+        /// Only the asker sees it (help, refusals, errors): ephemeral on
+        /// Slack and Mattermost, a private follow-up on Discord.
+        private: bool,
     },
+}
+
+impl Reply {
+    /// Whether only the asker should see this reply.
+    pub fn is_private(&self) -> bool {
+        matches!(self, Reply::Text { private: true, .. })
+    }
+}
+
+/// Who asked, and where, as reports name them: "asked by alice (Slack
+/// `alice` in #ops)".
+pub fn asked_by(speaker: &Speaker, uid: Option<&str>) -> String {
+    let platform = match speaker.platform {
+        "slack" => "Slack",
+        "mattermost" => "Mattermost",
+        "discord" => "Discord",
+        other => other,
+    };
+    let place = if speaker.channel_name.is_empty() {
+        speaker.channel_id.clone()
+    } else {
+        format!("#{}", speaker.channel_name.trim_start_matches('#'))
+    };
+    match uid {
+        Some(uid) => format!("asked by {uid} ({platform} `{}` in {place})", speaker.user_name),
+        None => format!("asked by {platform} `{}` in {place}", speaker.user_name),
+    }
 }
 
 /// The chat service shared by every endpoint.
@@ -198,14 +229,66 @@ impl Chat {
             verb => {
                 let request = match self.request(speaker, &uid, command, verb) {
                     Ok(r) => r,
-                    Err(e) => return text(&e.to_string(), true),
+                    Err(e) => return text(&for_chat(&e), true),
                 };
                 match pipeline::run(&request, &self.config, &pipeline::Silent, &self.shutdown).await {
-                    Ok(outcome) => Reply::Outcome(Box::new(outcome)),
-                    Err(e) => text(&format!("{} {}: {e}", verb.as_str(), command.reference), true),
+                    Ok(outcome) => Reply::Outcome(Box::new(outcome), asked_by(speaker, Some(&uid))),
+                    Err(e @ Error::Descriptor(_)) => match self.unknown_environment(command).await {
+                        Some(message) => text(&message, true),
+                        None => text(&format!("{} {}: {}", verb.as_str(), command.reference, for_chat(&e)), true),
+                    },
+                    Err(e) => text(&format!("{} {}: {}", verb.as_str(), command.reference, for_chat(&e)), true),
                 }
             }
         }
+    }
+
+    /// Of `candidates` (descriptor references), those the chat user may
+    /// `verb` in `environment`: none for a user nobody mapped, all of them
+    /// when no access rules are configured. For autocomplete, which must
+    /// not show strangers what exists.
+    pub async fn visible_references(
+        &self,
+        speaker: &Speaker,
+        verb: &str,
+        environment: &str,
+        candidates: Vec<String>,
+    ) -> Vec<String> {
+        let Ok(uid) = self.map_user(speaker).await else { return Vec::new() };
+        let Some(access) = &self.config.access else { return candidates };
+        let principal = match pipeline::identify(&self.config, Some(&uid), None, false, &pipeline::Silent).await {
+            Ok(Some(p)) => p,
+            _ => return Vec::new(),
+        };
+        candidates
+            .into_iter()
+            .filter(|r| {
+                DescriptorRef::parse_named(r).is_ok_and(|d| {
+                    crate::access::authorize(access, &principal, verb, &pipeline::scope(&d), environment).is_allowed()
+                })
+            })
+            .collect()
+    }
+
+    /// When a reference was not found and its last word is no configured
+    /// environment but the reference without it exists, the word was
+    /// meant as an environment (`deploy Shop/web prdo`): say so, instead
+    /// of "descriptor not found".
+    async fn unknown_environment(&self, command: &command::Command) -> Option<String> {
+        let (rest, word) = command.reference.trim().rsplit_once(' ')?;
+        if word.contains('/') || command.environment != "default" {
+            return None;
+        }
+        let shorter = DescriptorRef::parse_named(rest.trim()).ok()?;
+        pipeline::resolve(&self.config, &shorter).await.ok()?;
+        let mut known = vec!["default".to_string()];
+        known.extend(self.environments());
+        Some(format!(
+            "`{word}` is not an environment here; the environments are: {}. Try `{} {} <ENV>`.",
+            known.join(", "),
+            command.verb.as_str(),
+            rest.trim()
+        ))
     }
 
     fn request(&self, speaker: &Speaker, uid: &str, command: &command::Command, verb: Verb) -> Result<Request> {
@@ -293,7 +376,7 @@ impl Chat {
             &command.environment,
             &error,
         );
-        text(&error.to_string(), true)
+        text(&for_chat(&error), true)
     }
 
     /// What the caller may do, and how.
@@ -317,7 +400,7 @@ impl Chat {
         let mut envs = vec!["default".to_string()];
         envs.extend(self.environments());
         lines.push(format!("Environments: {}.", envs.join(", ")));
-        text(&lines.join("\n"), false)
+        Reply::Text { text: lines.join("\n"), error: false, private: true }
     }
 
     /// The last records of a target from the audit trail.
@@ -368,8 +451,68 @@ fn origin(speaker: &Speaker, user: &str) -> Origin {
     }
 }
 
+/// A text reply; errors are private to the asker.
 fn text(message: &str, error: bool) -> Reply {
-    Reply::Text { text: message.to_string(), error }
+    Reply::Text { text: message.to_string(), error, private: error }
+}
+
+/// An error as a chat user should read it: what went wrong, without the
+/// server's file paths or command-line advice, which mean nothing in a
+/// chat and tell strangers about the server.
+pub fn for_chat(error: &Error) -> String {
+    let mut message = error.to_string();
+    // Where the server looked is the server's business.
+    if let (Error::Descriptor(_), Some(at)) = (error, message.find(" not found: ")) {
+        message = format!(
+            "{} not found: check the application and release names (Discord suggests the ones you may use)",
+            &message[..at]
+        );
+    }
+    let mut out = String::with_capacity(message.len());
+    // Parenthesised advice about flags or configuration keys goes.
+    let mut depth = 0usize;
+    let mut aside = String::new();
+    for c in message.chars() {
+        match c {
+            '(' => {
+                depth += 1;
+                aside.push(c);
+            }
+            ')' if depth > 0 => {
+                depth -= 1;
+                aside.push(c);
+                if depth == 0 {
+                    let advice = aside.contains("--") || aside.contains("config") || aside.contains("pass ");
+                    if !advice {
+                        out.push_str(&aside);
+                    }
+                    aside.clear();
+                }
+            }
+            c if depth > 0 => aside.push(c),
+            c => out.push(c),
+        }
+    }
+    out.push_str(&aside);
+    // Absolute paths name the server's layout.
+    let words: Vec<String> = out
+        .split(' ')
+        .map(|w| {
+            let bare = w.trim_matches(|c: char| "`'\",:;".contains(c));
+            if bare.starts_with('/') && bare[1..].contains('/') {
+                w.replace(bare, "(a path on the server)")
+            } else {
+                w.to_string()
+            }
+        })
+        .collect();
+    let text = words.join(" ").replace("  ", " ").replace(" .", ".").replace(" ;", ";");
+    if matches!(error, Error::Engine(_)) {
+        return format!(
+            "{text} — this is dockmaster's fault, not yours: an administrator can find the details in its log"
+        );
+    }
+    text
 }
 
 /// The request timestamp in header `name` (Unix seconds, as text), when it
@@ -381,4 +524,27 @@ pub fn fresh_timestamp(headers: &axum::http::HeaderMap, name: &str, now: i64) ->
         return Err("stale request: the timestamp is more than five minutes off".into());
     }
     Ok(timestamp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_for_chat_carry_no_server_paths_or_command_line_advice() {
+        let e = Error::Descriptor(
+            "descriptor Shop/web not found: no folder /srv/dm/descriptors/Shop/web (the descriptor folder is \
+             /srv/dm/descriptors; set `descriptors` in the config or pass --descriptors)"
+                .into(),
+        );
+        let said = for_chat(&e);
+        assert!(said.starts_with("descriptor Shop/web not found"), "{said}");
+        assert!(!said.contains("/srv") && !said.contains("--"), "{said}");
+        let e = Error::Usage("cannot read /etc/dockmaster/key.pem: denied (check `ldap.caFile` in the config)".into());
+        let said = for_chat(&e);
+        assert!(!said.contains("/etc/dockmaster") && !said.contains("ldap.caFile"), "{said}");
+        assert!(said.contains("a path on the server"), "{said}");
+        let e = Error::Denied("no access rule allows `deploy` of Shop/web in prod (you are in: ops)".into());
+        assert_eq!(for_chat(&e), e.to_string(), "a refusal's reasons stay");
+    }
 }

@@ -87,6 +87,9 @@ async fn accept(chat: Arc<Chat>, platform: &'static str, body: &[u8]) -> Respons
         channel_id: field("channel_id"),
         channel_name: field("channel_name"),
     };
+    if let Some(reason) = chat.shutdown.reason() {
+        return ephemeral(&format!("dockmaster is shutting down ({reason}); try again in a minute"));
+    }
     let parsed = match command::parse(&field("text"), &chat.environments()) {
         Ok(c) => c,
         Err(e) => return ephemeral(&format!("{e}\nTry `{} help`.", field("command"))),
@@ -110,17 +113,18 @@ async fn accept(chat: Arc<Chat>, platform: &'static str, body: &[u8]) -> Respons
 }
 
 /// The follow-up message for `response_url`: outcomes in the channel,
-/// refusals and errors only to the requester.
+/// naming who asked; help, refusals and errors only to the requester.
 pub fn message(reply: &Reply) -> Value {
     match reply {
-        Reply::Outcome(outcome) => {
+        Reply::Outcome(outcome, asker) => {
             let mut body = crate::report::chat::slack_message(outcome, None);
+            body["attachments"][0]["author_name"] = json!(crate::report::chat::fit(asker, 250));
             body["response_type"] = json!("in_channel");
             body["replace_original"] = json!(false);
             body
         }
-        Reply::Text { text, error } => json!({
-            "response_type": if *error { "ephemeral" } else { "in_channel" },
+        Reply::Text { text, private, .. } => json!({
+            "response_type": if *private { "ephemeral" } else { "in_channel" },
             "text": crate::report::chat::fit(text, 3000),
         }),
     }

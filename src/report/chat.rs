@@ -62,11 +62,68 @@ pub fn headline(outcome: &Outcome) -> String {
         (Some(r), None) => {
             format!("{what}{version} FAILED: {}/{} services healthy", r.healthy_count(), r.services.len())
         }
-        (None, _) => match &outcome.error {
-            Some(e) => format!("{what}{version} FAILED: {}", e.message),
-            None => format!("{what}{version} done"),
+        (None, _) => match (&outcome.error, &outcome.plan) {
+            (Some(e), _) => format!("{what}{version} FAILED: {}", e.message),
+            (None, Some(plan)) if outcome.action == crate::request::Action::Plan => {
+                let changing = plan.services.iter().filter(|s| s.action != crate::plan::ChangeKind::Keep).count();
+                match changing {
+                    0 if plan.is_noop() => format!("{what}{version}: nothing to change"),
+                    n => format!("{what}{version}: {n} of {} services change", plan.services.len()),
+                }
+            }
+            (None, _) => format!("{what}{version} done"),
         },
     }
+}
+
+/// A plan's changes, one line per service that changes (kept services
+/// are counted, not listed), then new networks and volumes, cut to `max`
+/// characters with a note of what was left out.
+pub fn plan_lines(plan: &crate::plan::Plan, max: usize) -> String {
+    let mut lines = Vec::new();
+    let mut kept = 0;
+    for s in &plan.services {
+        if s.action == crate::plan::ChangeKind::Keep {
+            kept += 1;
+            continue;
+        }
+        let mut line = format!("• {}: {}", s.service, s.action.as_str());
+        if !s.reasons.is_empty() {
+            line.push_str(&format!(" ({})", s.reasons.join(", ")));
+        }
+        match s.strategy {
+            Some(crate::plan::Strategy::StartFirst) => line.push_str(", start-first: no downtime"),
+            Some(crate::plan::Strategy::StopFirst) => line.push_str(", stop-first: a short outage"),
+            None => {}
+        }
+        lines.push(line);
+    }
+    if lines.is_empty() {
+        lines.push("Nothing to change: every service is up to date.".to_string());
+    } else if kept > 0 {
+        lines.push(format!("{kept} other services unchanged"));
+    }
+    for n in &plan.networks {
+        lines.push(format!("• network {n}: create"));
+    }
+    for v in &plan.volumes {
+        lines.push(format!("• volume {v}: create"));
+    }
+    for w in &plan.warnings {
+        lines.push(format!("⚠ {w}"));
+    }
+    // Whole lines only, and say how many did not fit.
+    let mut text = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let rest = lines.len() - i;
+        if text.chars().count() + line.chars().count() + 40 > max && rest > 0 {
+            text.push_str(&format!("… {rest} more lines: run the plan where it can show all of them"));
+            break;
+        }
+        text.push_str(line);
+        text.push('\n');
+    }
+    text.trim_end().to_string()
 }
 
 fn service_line(s: &ServiceHealth) -> String {
@@ -121,6 +178,10 @@ pub fn discord_embed(outcome: &Outcome, link: Option<&str>) -> Value {
     }
     if let Some(rb) = &outcome.rollback {
         description.push_str(&format!("\n\nRolled back: {}", rb.summary()));
+    }
+    if let (crate::request::Action::Plan, Some(plan)) = (outcome.action, &outcome.plan) {
+        description.push_str("\n\n");
+        description.push_str(&plan_lines(plan, 3000));
     }
     let footer = format!("dockmaster · {}", outcome.descriptor.source);
     let mut embed = json!({
@@ -188,6 +249,9 @@ pub fn slack_message(outcome: &Outcome, link: Option<&str>) -> Value {
         if let Some(block) = log_block(report, 3000) {
             details = block;
         }
+    }
+    if let (crate::request::Action::Plan, Some(plan)) = (outcome.action, &outcome.plan) {
+        details = plan_lines(plan, 3000);
     }
     let mut attachment = json!({
         "color": colour,

@@ -112,6 +112,14 @@ pub async fn fire(
     if let Err(why) = follows(&job, &body) {
         return reply(StatusCode::OK, json!({"hook": name, "ignored": why}));
     }
+    // Before the delivery is remembered: GitHub's redelivery, to this
+    // replica once it is back or to another, must not read as a replay.
+    if hooks.shutdown.reason().is_some() {
+        return reply(
+            StatusCode::SERVICE_UNAVAILABLE,
+            json!({"hook": name, "error": "shutting down: try again in a minute"}),
+        );
+    }
     // A GitHub delivery is acted on once, whoever sends it again.
     let delivery = header(&headers, "x-github-delivery");
     if !delivery.is_empty() {
@@ -124,9 +132,6 @@ pub async fn fire(
             }
             Err(e) => return reply(StatusCode::SERVICE_UNAVAILABLE, json!({"hook": name, "error": e.to_string()})),
         }
-    }
-    if hooks.shutdown.reason().is_some() {
-        return reply(StatusCode::SERVICE_UNAVAILABLE, json!({"hook": name, "error": "shutting down"}));
     }
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let id = format!("{}-{}-{}", name, crate::lock::now_secs(), COUNTER.fetch_add(1, Ordering::Relaxed));
