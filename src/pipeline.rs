@@ -39,6 +39,11 @@ use crate::stack::Stack;
 pub trait Progress: Send + Sync {
     /// One line of progress.
     fn step(&self, line: &str);
+
+    /// The deploy is authorized and planned: `changes` services will be
+    /// created, replaced, started or removed. Ways in that show a progress
+    /// bar (Slack's app mode) start it here; the others need nothing.
+    fn planned(&self, _changes: usize) {}
 }
 
 /// What every engine stage needs besides the stack: the request (for its

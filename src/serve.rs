@@ -48,6 +48,7 @@ fn router(
     let chat_routes = match chat {
         Some(chat) => Router::new()
             .route("/chat/slack", post(crate::chat::slack::slack))
+            .route("/chat/slack/actions", post(crate::chat::slack_app::actions))
             .route("/chat/mattermost", post(crate::chat::slack::mattermost).get(crate::chat::slack::mattermost))
             .route("/chat/discord", post(crate::chat::discord::interactions))
             .with_state(chat),

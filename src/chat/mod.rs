@@ -13,6 +13,7 @@ pub mod command;
 pub mod discord;
 pub mod gateway;
 pub mod slack;
+pub mod slack_app;
 
 pub use crate::secrets::{header, read_secret, same_secret};
 
@@ -112,6 +113,8 @@ pub struct Chat {
 pub struct Secrets {
     /// Slack's signing secret.
     pub slack: Option<String>,
+    /// Slack's bot token, in app mode.
+    pub slack_bot: Option<String>,
     /// Mattermost's command token.
     pub mattermost: Option<String>,
     /// Discord's application key.
@@ -130,6 +133,11 @@ impl Secrets {
                 "chat.slack.signing_secret",
             )?;
             secrets.slack = Some(value);
+            if slack.bot_token_env.is_some() || slack.bot_token_file.is_some() {
+                let bot =
+                    read_secret(slack.bot_token_env.as_deref(), slack.bot_token_file.as_ref(), "chat.slack.bot_token")?;
+                secrets.slack_bot = Some(bot);
+            }
         }
         if let Some(mm) = &config.mattermost {
             secrets.mattermost =
@@ -213,6 +221,17 @@ impl Chat {
     /// Runs one parsed command for `speaker` to its reply. Every refusal
     /// is audited.
     pub async fn run(&self, speaker: &Speaker, command: &command::Command) -> Reply {
+        self.run_with(speaker, command, &pipeline::Silent).await
+    }
+
+    /// [`Chat::run`], with the pipeline's progress going to `progress`
+    /// (Slack's app mode edits its message as the deploy goes).
+    pub async fn run_with(
+        &self,
+        speaker: &Speaker,
+        command: &command::Command,
+        progress: &dyn pipeline::Progress,
+    ) -> Reply {
         if let Some(reason) = self.shutdown.reason() {
             return text(&format!("dockmaster is shutting down ({reason}); try again in a minute"), true);
         }
@@ -231,7 +250,7 @@ impl Chat {
                     Ok(r) => r,
                     Err(e) => return text(&for_chat(&e), true),
                 };
-                match pipeline::run(&request, &self.config, &pipeline::Silent, &self.shutdown).await {
+                match pipeline::run(&request, &self.config, progress, &self.shutdown).await {
                     Ok(outcome) => Reply::Outcome(Box::new(outcome), asked_by(speaker, Some(&uid))),
                     Err(e @ Error::Descriptor(_)) => match self.unknown_environment(command).await {
                         Some(message) => text(&message, true),
@@ -494,6 +513,12 @@ pub fn for_chat(error: &Error) -> String {
         }
     }
     out.push_str(&aside);
+    // Sentences that tell someone to run a command line are for a shell,
+    // not a chat.
+    let out: String = out
+        .split_inclusive(". ")
+        .filter(|sentence| !(sentence.contains("`dockmaster ") || sentence.contains(" --")))
+        .collect();
     // Absolute paths name the server's layout.
     let words: Vec<String> = out
         .split(' ')
@@ -544,6 +569,15 @@ mod tests {
         let said = for_chat(&e);
         assert!(!said.contains("/etc/dockmaster") && !said.contains("ldap.caFile"), "{said}");
         assert!(said.contains("a path on the server"), "{said}");
+        let e = Error::Denied(
+            "Shop/web/2 is a structural change, which needs an approval in `prod`; bob may only change images here. \
+             Someone with the `approve` right can run `dockmaster approve 'Shop/web/2' --env prod`, or deploy it. \
+             Differences:\n - service `app`: new service"
+                .into(),
+        );
+        let said = for_chat(&e);
+        assert!(!said.contains("dockmaster approve") && !said.contains("--env"), "{said}");
+        assert!(said.contains("needs an approval") && said.contains("new service"), "{said}");
         let e = Error::Denied("no access rule allows `deploy` of Shop/web in prod (you are in: ops)".into());
         assert_eq!(for_chat(&e), e.to_string(), "a refusal's reasons stay");
     }

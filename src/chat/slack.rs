@@ -103,6 +103,11 @@ async fn accept(chat: Arc<Chat>, platform: &'static str, body: &[u8]) -> Respons
         verb => format!("Working on `{} {}` in `{}`…", verb.as_str(), parsed.reference, parsed.environment),
     };
     let worker = chat.clone();
+    if platform == "slack" && chat.secrets.slack_bot.is_some() {
+        // App mode: a message in the channel with progress and buttons.
+        chat.spawn(super::slack_app::run(worker, speaker, parsed, response_url, None, false)).await;
+        return ephemeral(&ack);
+    }
     chat.spawn(async move {
         let reply = worker.run(&speaker, &parsed).await;
         let body = message(&reply);
@@ -131,7 +136,7 @@ pub fn message(reply: &Reply) -> Value {
 }
 
 /// POSTs to `response_url`, retrying with back-off; failures are logged.
-async fn deliver(http: &reqwest::Client, url: &str, body: &Value) {
+pub(super) async fn deliver(http: &reqwest::Client, url: &str, body: &Value) {
     let mut delay = std::time::Duration::from_millis(500);
     for attempt in 1..=3 {
         match http.post(url).json(body).send().await {

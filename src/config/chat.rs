@@ -87,6 +87,23 @@ pub struct SlackConfig {
     /// Or a file holding it.
     #[serde(default)]
     pub signing_secret_file: Option<std::path::PathBuf>,
+    /// The variable holding the app's bot token (`xoxb-…`). With it,
+    /// dockmaster runs in app mode: each command gets a message in the
+    /// channel that shows its progress and ends with buttons, and the
+    /// report goes in a thread under it (see docs/chat.md).
+    #[serde(default)]
+    pub bot_token_env: Option<String>,
+    /// Or a file holding the bot token.
+    #[serde(default)]
+    pub bot_token_file: Option<std::path::PathBuf>,
+    /// Slack's Web API. Default `https://slack.com/api`; a test stand-in
+    /// may take its place.
+    #[serde(default = "default_slack_api")]
+    pub api_base: String,
+}
+
+fn default_slack_api() -> String {
+    "https://slack.com/api".to_string()
 }
 
 /// Mattermost's settings.

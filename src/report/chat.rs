@@ -183,7 +183,8 @@ pub fn discord_embed(outcome: &Outcome, link: Option<&str>) -> Value {
         description.push_str("\n\n");
         description.push_str(&plan_lines(plan, 3000));
     }
-    let footer = format!("dockmaster · {}", outcome.descriptor.source);
+    // The reference, not the file it came from: a path names the server.
+    let footer = format!("dockmaster · {} · {}", outcome.descriptor.reference, short(&outcome.descriptor.digest));
     let mut embed = json!({
         "title": title,
         "description": fit(&description, 4096),

@@ -95,7 +95,13 @@ fn serve_one(stream: TcpStream, log: &Mutex<Vec<Seen>>) {
     let mut body = vec![0; length];
     reader.read_exact(&mut body).unwrap();
     let expired = path.contains("/webhooks/") && path.contains("/expired-");
-    log.lock().unwrap().push(Seen { method, path, headers, body: String::from_utf8_lossy(&body).into_owned() });
+    // Its place in the log, taken with the push: Slack's stand-in numbers
+    // message timestamps by it.
+    let n = {
+        let mut log = log.lock().unwrap();
+        log.push(Seen { method, path: path.clone(), headers, body: String::from_utf8_lossy(&body).into_owned() });
+        log.len()
+    };
     let mut stream = stream;
     // As Discord answers an interaction token that expired or was revoked:
     // 404 "Unknown Webhook" (any token named `expired-…` plays one).
@@ -109,10 +115,37 @@ fn serve_one(stream: TcpStream, log: &Mutex<Vec<Seen>>) {
         let _ = stream.write_all(body);
         return;
     }
+    // As Slack's Web API answers (under `/slack-api/`): 200 with `ok`, a
+    // message's `ts` for chat.postMessage, `invalid_auth` without the bot
+    // token the tests configure.
+    if let Some(method) = path.strip_prefix("/slack-api/") {
+        let seen = log.lock().unwrap()[n - 1].clone();
+        let authorized = seen.headers.iter().any(|(k, v)| k == "authorization" && v == &format!("Bearer {SLACK_BOT}"));
+        let body = if !authorized {
+            r#"{"ok": false, "error": "invalid_auth"}"#.to_string()
+        } else {
+            let channel = seen.json().get("channel").cloned().unwrap_or(Value::Null);
+            match method {
+                "chat.postMessage" => format!(r#"{{"ok": true, "channel": {channel}, "ts": "1700000000.{n:06}"}}"#),
+                "chat.update" => format!(r#"{{"ok": true, "channel": {channel}, "ts": {}}}"#, seen.json()["ts"]),
+                _ => r#"{"ok": false, "error": "unknown_method"}"#.to_string(),
+            }
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(body.as_bytes());
+        return;
+    }
     let _ = stream.write_all(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}",
     );
 }
+
+/// The bot token Slack's stand-in accepts.
+pub const SLACK_BOT: &str = "xoxb-bot-token-for-tests";
 
 /// The real binary serving on a free loopback port; killed on drop.
 pub struct Server {
