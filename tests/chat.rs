@@ -482,3 +482,97 @@ fn chat_answers_privately_names_who_asked_lists_plans_and_speaks_to_chat_users()
     assert!(choices("333").is_empty(), "bob may not deploy it: he sees nothing");
     assert!(choices("222").is_empty(), "a user nobody mapped sees nothing");
 }
+
+/// A Discord interaction for a slash command `name` on `reference`.
+fn discord_command(user: &str, token: &str, name: &str, reference: &str) -> Value {
+    serde_json::json!({
+        "type": 2, "id": "9", "application_id": "4242", "token": token, "channel_id": "555",
+        "member": {"user": {"id": user, "username": format!("discord-{user}")}},
+        "data": {"name": name, "options": [{"name": "ref", "type": 3, "value": reference}]},
+    })
+}
+
+/// A press of the button `custom_id` on a message, as Discord sends it.
+fn discord_press(user: &str, token: &str, custom_id: &str) -> Value {
+    serde_json::json!({
+        "type": 3, "id": "11", "application_id": "4242", "token": token, "channel_id": "555",
+        "member": {"user": {"id": user, "username": format!("discord-{user}")}},
+        "message": {"id": "777000"},
+        "data": {"component_type": 2, "custom_id": custom_id},
+    })
+}
+
+#[test]
+fn discord_buttons_run_as_the_presser_refusals_stay_private_and_everything_is_audited() {
+    let Some(run) = TestRun::start_named("chat-buttons") else { return };
+    let Some(slapd) = Slapd::start() else { return };
+    let sink = Sink::start();
+    setup(&run, &slapd, &sink);
+    for (v, command) in [("2", "sleep 1000"), ("3", "echo three-is-broken; exit 3")] {
+        run.write(
+            &run.named_file(v),
+            &format!(
+                "name: {}\nservices:\n  app:\n    image: {FIXTURE_IMAGE}\n    restart: always\n    \
+                 command: [\"sh\", \"-c\", \"{command}\"]\n    environment: {{DB_PASSWORD: chat-secret-value}}\n",
+                run.project
+            ),
+        );
+    }
+    let server = Server::start(&run, SERVE_ENV);
+    let send = |interaction: &Value| {
+        let (headers, body) = discord_request(interaction, now());
+        let (status, answer, _) = server.post("/chat/discord", &headers, &body);
+        assert_eq!(status, 200, "{answer}");
+        serde_json::from_str::<Value>(&answer).unwrap()
+    };
+    for v in ["1", "2", "3"] {
+        send(&discord_command("111", &format!("tok-v{v}"), "deploy", &run.named(v)));
+        sink.wait_for(&format!("/api/webhooks/4242/tok-v{v}/messages/@original"));
+    }
+    let failed = sink.wait_for("/api/webhooks/4242/tok-v3/messages/@original").json();
+    assert!(failed["embeds"][0]["title"].as_str().unwrap_or("").contains("FAILED"), "{failed}");
+    let ids: Vec<String> = failed["components"][0]["components"]
+        .as_array()
+        .map(|b| b.iter().map(|b| b["custom_id"].as_str().unwrap_or_default().to_string()).collect())
+        .unwrap_or_default();
+    let rollback = format!("dockmaster:rollback:default:{}", run.named(""));
+    assert!(ids.contains(&rollback), "a Roll back button on the failure: {ids:?}");
+    assert!(ids.iter().any(|i| i.starts_with("dockmaster:logs:")), "{ids:?}");
+    let running = run.container_id("app");
+
+    // Bob is mapped but has no right: refused privately and audited, and
+    // nothing changes.
+    let answer = send(&discord_press("333", "tok-press-bob", &rollback));
+    assert_eq!(answer["type"], 5, "{answer}");
+    let refusal = sink.wait_for("/api/webhooks/4242/tok-press-bob");
+    let refusal = refusal.json();
+    assert_eq!(refusal["flags"], 64, "{refusal}");
+    assert!(refusal["content"].as_str().unwrap_or("").contains("no access rule allows `rollback`"), "{refusal}");
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(run.container_id("app"), running, "the refused press changed nothing");
+    // A forged button press (custom_id not ours) does nothing either.
+    let answer = send(&discord_press("111", "tok-forged", "dockmaster:shell:default:rm -rf"));
+    assert_eq!(answer["type"], 4, "{answer}");
+    assert_eq!(answer["data"]["flags"], 64);
+
+    // Alice may: the rollback runs and its report replaces the answer.
+    let answer = send(&discord_press("111", "tok-press-alice", &rollback));
+    assert_eq!(answer["type"], 5);
+    assert_eq!(answer["data"]["flags"], 0, "a rollback's report is for the channel");
+    let report = sink.wait_for("/api/webhooks/4242/tok-press-alice/messages/@original").json();
+    assert!(report["embeds"][0]["title"].as_str().unwrap_or("").contains("rollback"), "{report}");
+    let env = common::inspect(&run.container("app"), "{{json .Config.Env}}").unwrap_or_default();
+    assert!(!env.is_empty());
+
+    let history = run.dockmaster_with_env(
+        ["--user", "alice", "history", "--output", "json"],
+        &[("DOCKMASTER_PASSWORD", slapd::USER_PASSWORD)],
+    );
+    history.assert_exit(0);
+    let records: Vec<Value> = serde_json::from_str(&history.stdout).unwrap();
+    let by = |user: &str, verdict: &str| {
+        records.iter().any(|r| r["user"] == user && r["action"] == "rollback" && r["verdict"] == verdict)
+    };
+    assert!(by("bob", "denied"), "{records:#?}");
+    assert!(by("alice", "healthy"), "{records:#?}");
+}

@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use ed25519_dalek::{Signature, VerifyingKey};
 use serde_json::{json, Value};
 
+use super::buttons::{Button, Style};
 use super::command::{Command, Verb};
 use super::{Chat, Reply, Speaker};
 
@@ -78,6 +79,7 @@ pub async fn respond(chat: Arc<Chat>, interaction: Value) -> Option<Value> {
     match interaction["type"].as_u64() {
         Some(1) => Some(json!({"type": 1})),
         Some(2) => Some(command(chat, interaction).await),
+        Some(3) => Some(component(chat, interaction).await),
         Some(4) => Some(json!({"type": 8, "data": {"choices": autocomplete(&chat, &interaction).await}})),
         _ => None,
     }
@@ -127,19 +129,95 @@ async fn command(chat: Arc<Chat>, interaction: Value) -> Value {
     let worker = chat.clone();
     chat.spawn(async move {
         let reply = worker.run(&speaker, &parsed).await;
-        deliver(&worker, &token, &speaker.channel_id, received, flags == 64, &reply).await;
+        let buttons = match &reply {
+            Reply::Outcome(outcome, _) => super::buttons::buttons(&worker.config, outcome, &parsed),
+            Reply::Text { .. } => Vec::new(),
+        };
+        deliver(&worker, &token, &speaker.channel_id, received, flags == 64, &reply, &buttons).await;
     })
     .await;
     json!({"type": 5, "data": {"flags": flags}})
 }
 
-/// The message for a reply: an embed for a report, text otherwise.
-pub fn message(reply: &Reply) -> Value {
+/// The `custom_id` of a button: `dockmaster:<verb>:<env>:<reference>`
+/// (Discord allows 100 characters; a longer one is not drawn).
+fn custom_id(b: &Button) -> Option<String> {
+    let id = format!("dockmaster:{}:{}:{}", b.verb, b.environment, b.reference);
+    (id.chars().count() <= 100).then_some(id)
+}
+
+/// A button pressed on one of dockmaster's messages (a message component
+/// interaction, signed like every interaction): the command it stands for
+/// runs as the presser, through identity, access and audit. Its answer
+/// goes to the channel as a new message; a refusal, and **Show logs**, to
+/// the presser alone.
+async fn component(chat: Arc<Chat>, interaction: Value) -> Value {
+    let received = Instant::now();
+    let id = interaction["data"]["custom_id"].as_str().unwrap_or_default();
+    let mut parts = id.splitn(4, ':');
+    let (Some("dockmaster"), Some(verb), Some(environment), Some(reference)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return json!({"type": 4, "data": {"content": "not a dockmaster button", "flags": 64}});
+    };
+    let verb = match verb {
+        "rollback" => Verb::Rollback,
+        "approve" => Verb::Approve,
+        "logs" => Verb::Status,
+        _ => return json!({"type": 4, "data": {"content": "not a dockmaster button", "flags": 64}}),
+    };
+    let logs = id.starts_with("dockmaster:logs:");
+    if environment != "default" && !chat.environments().iter().any(|e| e == environment) {
+        return json!({"type": 4, "data": {"content": format!("`{environment}` is not an environment here"), "flags": 64}});
+    }
+    if let Some(reason) = chat.shutdown.reason() {
+        let content = format!("dockmaster is shutting down ({reason}); try again in a minute");
+        return json!({"type": 4, "data": {"content": content, "flags": 64}});
+    }
+    let command = Command { verb, reference: reference.to_string(), environment: environment.to_string() };
+    let speaker = speaker_of(&interaction);
+    let token = interaction["token"].as_str().unwrap_or_default().to_string();
+    let flags = if logs { 64 } else { 0 };
+    let worker = chat.clone();
+    chat.spawn(async move {
+        let mut reply = worker.run(&speaker, &command).await;
+        let mut buttons = Vec::new();
+        match &reply {
+            Reply::Outcome(outcome, _) if logs => {
+                reply = Reply::Text { text: super::buttons::log_text(outcome), error: false, private: true };
+            }
+            Reply::Outcome(outcome, _) => buttons = super::buttons::buttons(&worker.config, outcome, &command),
+            Reply::Text { .. } => {}
+        }
+        deliver(&worker, &token, &speaker.channel_id, received, flags == 64, &reply, &buttons).await;
+    })
+    .await;
+    json!({"type": 5, "data": {"flags": flags}})
+}
+
+/// The message for a reply: an embed for a report (with its buttons, as
+/// message components), text otherwise.
+pub fn message(reply: &Reply, buttons: &[Button]) -> Value {
     match reply {
         Reply::Outcome(outcome, asker) => {
             let mut embed = crate::report::chat::discord_embed(outcome, None);
             embed["author"] = json!({"name": crate::report::chat::fit(asker, 256)});
-            json!({"embeds": [embed], "allowed_mentions": {"parse": []}})
+            let mut body = json!({"embeds": [embed], "allowed_mentions": {"parse": []}});
+            let drawn: Vec<Value> = buttons
+                .iter()
+                .filter_map(|b| {
+                    let style = match b.style {
+                        Style::Danger => 4,
+                        Style::Primary => 1,
+                        Style::Plain => 2,
+                    };
+                    Some(json!({"type": 2, "style": style, "label": b.label, "custom_id": custom_id(b)?}))
+                })
+                .collect();
+            if !drawn.is_empty() {
+                body["components"] = json!([{"type": 1, "components": drawn}]);
+            }
+            body
         }
         Reply::Text { text, .. } => json!({
             "content": crate::report::chat::fit(text, 2000),
@@ -157,9 +235,17 @@ pub fn message(reply: &Reply) -> Value {
 /// answer is deleted and the reply sent as an ephemeral follow-up, which
 /// only the asker sees. When the token is gone it is dropped (and logged),
 /// never posted to the channel.
-async fn deliver(chat: &Chat, token: &str, channel: &str, received: Instant, deferred_private: bool, reply: &Reply) {
+async fn deliver(
+    chat: &Chat,
+    token: &str,
+    channel: &str,
+    received: Instant,
+    deferred_private: bool,
+    reply: &Reply,
+    buttons: &[Button],
+) {
     let Some(config) = &chat.config.chat.discord else { return };
-    let mut body = message(reply);
+    let mut body = message(reply, buttons);
     let api = config.api_base.trim_end_matches('/');
     let webhook = format!("{api}/webhooks/{}/{token}", config.application_id);
     if reply.is_private() && !deferred_private {

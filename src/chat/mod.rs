@@ -9,6 +9,7 @@
 //! identity (the chat user mapped to a directory user), access, policy,
 //! audit.
 
+pub mod buttons;
 pub mod command;
 pub mod discord;
 pub mod gateway;

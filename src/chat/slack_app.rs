@@ -22,10 +22,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::buttons::{buttons, log_text, Button, Style};
 use super::command::{Command, Verb};
 use super::{Chat, Reply, Speaker};
 use crate::report::chat::{fit, headline};
-use crate::request::{Action, Outcome};
 
 /// Slack's Web API with the bot token.
 #[derive(Clone)]
@@ -209,7 +209,7 @@ pub async fn run(
         }
         Reply::Outcome(outcome, asker) => {
             let mut top = progress_body(&title, asker, &headline(outcome));
-            let buttons = buttons(&chat, outcome, &command);
+            let buttons: Vec<Value> = buttons(&chat.config, outcome, &command).iter().map(slack_button).collect();
             if !buttons.is_empty() {
                 if let Some(blocks) = top["blocks"].as_array_mut() {
                     blocks.push(json!({"type": "actions", "block_id": "dockmaster", "elements": buttons}));
@@ -254,80 +254,21 @@ pub async fn run(
     }
 }
 
-/// The buttons a report ends with. Each carries the command it stands for;
-/// pressing one runs that command as the person who pressed it.
-fn buttons(chat: &Chat, outcome: &Outcome, command: &Command) -> Vec<Value> {
-    let base = base_reference(&command.reference);
-    let env = &command.environment;
-    let mut list = Vec::new();
-    let failed = matches!(outcome.action, Action::Deploy | Action::Rollback) && outcome.exit_code() != 0;
-    if failed {
-        list.push(button(
-            "Roll back",
-            "dockmaster.rollback",
-            json!({"verb": "rollback", "ref": base, "env": env}),
-            "danger",
-        ));
-    }
-    let structural = outcome.classification.as_ref().is_some_and(|c| c.class == crate::policy::ChangeClass::Structural);
-    if outcome.action == Action::Plan && structural && chat.config.policy.approval_needed(env) {
-        if let Some(version) = &outcome.descriptor.version {
-            let reference = format!("{base}/{version}");
-            list.push(button(
-                "Approve",
-                "dockmaster.approve",
-                json!({"verb": "approve", "ref": reference, "env": env}),
-                "primary",
-            ));
-        }
-    }
-    if outcome.report.is_some() {
-        list.push(button("Show logs", "dockmaster.logs", json!({"verb": "logs", "ref": base, "env": env}), ""));
-    }
-    list
-}
-
-fn button(text: &str, action: &str, value: Value, style: &str) -> Value {
-    let mut b = json!({
+/// A button as Slack's Block Kit draws it; its value is the command.
+fn slack_button(b: &Button) -> Value {
+    let value = json!({"verb": b.verb, "ref": b.reference, "env": b.environment});
+    let mut out = json!({
         "type": "button",
-        "text": {"type": "plain_text", "text": text},
-        "action_id": action,
+        "text": {"type": "plain_text", "text": b.label},
+        "action_id": format!("dockmaster.{}", b.verb),
         "value": value.to_string(),
     });
-    if !style.is_empty() {
-        b["style"] = json!(style);
+    match b.style {
+        Style::Danger => out["style"] = json!("danger"),
+        Style::Primary => out["style"] = json!("primary"),
+        Style::Plain => {}
     }
-    b
-}
-
-/// `APPLICATION/RELEASE` of a reference that may end in a version.
-fn base_reference(reference: &str) -> String {
-    match crate::descriptor::DescriptorRef::parse_named(reference) {
-        Ok(crate::descriptor::DescriptorRef::Named { application, release, .. }) => format!("{application}/{release}"),
-        _ => reference.to_string(),
-    }
-}
-
-/// The services' last log lines, for **Show logs**.
-fn log_text(outcome: &Outcome) -> String {
-    let Some(report) = &outcome.report else { return "No containers run for this target.".into() };
-    let mut text = String::new();
-    for s in &report.services {
-        if s.log_tail.is_empty() {
-            continue;
-        }
-        text.push_str(&format!("*{}* ({}):\n```\n", s.name, s.status.as_str()));
-        for line in &s.log_tail {
-            text.push_str(&line.replace("```", "'''"));
-            text.push('\n');
-        }
-        text.push_str("```\n");
-    }
-    if text.is_empty() {
-        text =
-            format!("{}: no service has log lines to show (only failing services' logs are kept).", headline(outcome));
-    }
-    text
+    out
 }
 
 /// `POST /chat/slack/actions`: a button pressed on one of dockmaster's
