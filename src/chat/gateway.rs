@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 use serenity::all::{
-    CommandDataOptionValue, CommandInteraction, Context, EventHandler, GatewayIntents, Interaction, Ready,
+    CommandDataOptionValue, CommandInteraction, ComponentInteraction, Context, EventHandler, GatewayIntents,
+    Interaction, Ready,
 };
 use serenity::async_trait;
 
@@ -25,20 +26,19 @@ impl EventHandler for Handler {
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: Interaction) {
-        let (command, kind) = match &interaction {
-            Interaction::Command(c) => (c, 2),
-            Interaction::Autocomplete(c) => (c, 4),
+        let (id, token, kind, value) = match &interaction {
+            Interaction::Command(c) => (c.id, c.token.clone(), 2, as_http_json(c, 2)),
+            Interaction::Autocomplete(c) => (c.id, c.token.clone(), 4, as_http_json(c, 4)),
+            Interaction::Component(c) => (c.id, c.token.clone(), 3, component_json(c)),
             _ => return,
         };
-        let (id, token) = (command.id, command.token.clone());
         // Every replica connected to the gateway receives the interaction:
         // the one that records its id first in the shared replay cache
         // (PostgreSQL, with `state.url`) runs it, the others stay silent.
         let key = crate::replay::ReplayCache::key("discord-interaction", &[id.to_string().as_bytes()]);
-        if kind == 2 && !self.chat.first_sighting(&key) {
+        if kind != 4 && !self.chat.first_sighting(&key) {
             return tracing::info!(interaction = %id, "another replica has this interaction");
         }
-        let value = as_http_json(command, kind);
         let Some(answer) = super::discord::respond(self.chat.clone(), value).await else { return };
         if let Err(e) = ctx.http.create_interaction_response(id, &token, &answer, Vec::new()).await {
             tracing::warn!(error = %e, "could not answer a Discord interaction");
@@ -69,6 +69,18 @@ pub fn as_http_json(c: &CommandInteraction, kind: u8) -> Value {
         "channel": {"name": c.channel.as_ref().and_then(|ch| ch.name.clone())},
         "user": {"id": c.user.id.to_string(), "username": c.user.name},
         "data": {"name": c.data.name, "options": options},
+    })
+}
+
+/// A button press as the HTTP endpoint receives it.
+pub fn component_json(c: &ComponentInteraction) -> Value {
+    json!({
+        "type": 3,
+        "id": c.id.to_string(),
+        "token": c.token,
+        "channel_id": c.channel_id.to_string(),
+        "user": {"id": c.user.id.to_string(), "username": c.user.name},
+        "data": {"custom_id": c.data.custom_id},
     })
 }
 
