@@ -50,6 +50,7 @@ fn router(
             .route("/chat/slack", post(crate::chat::slack::slack))
             .route("/chat/slack/actions", post(crate::chat::slack_app::actions))
             .route("/chat/mattermost", post(crate::chat::slack::mattermost).get(crate::chat::slack::mattermost))
+            .route("/chat/mattermost/actions", post(crate::chat::mattermost::press))
             .route("/chat/discord", post(crate::chat::discord::interactions))
             .with_state(chat),
         None => Router::new(),

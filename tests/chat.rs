@@ -576,3 +576,82 @@ fn discord_buttons_run_as_the_presser_refusals_stay_private_and_everything_is_au
     assert!(by("bob", "denied"), "{records:#?}");
     assert!(by("alice", "healthy"), "{records:#?}");
 }
+
+#[test]
+fn mattermost_buttons_only_work_with_contexts_dockmaster_wrote_once_and_as_the_presser() {
+    let Some(run) = TestRun::start_named("chat-mm-buttons") else { return };
+    let Some(slapd) = Slapd::start() else { return };
+    let sink = Sink::start();
+    setup(&run, &slapd, &sink);
+    let mut env = SERVE_ENV.to_vec();
+    env.push(("DOCKMASTER__CHAT__MATTERMOST__ACTIONS_URL", "https://dockmaster.test"));
+    let server = Server::start(&run, &env);
+    let right = [("Authorization", format!("Token {MATTERMOST_TOKEN}"))];
+    let form = serde_urlencoded::to_string([
+        ("channel_id", "mm-channel"),
+        ("channel_name", "town-square"),
+        ("user_id", "mm1"),
+        ("user_name", "alice"),
+        ("command", "/dockmaster"),
+        ("text", &format!("deploy {}", run.named("1"))),
+        ("response_url", &sink.url("/mm/deploy")),
+    ])
+    .unwrap();
+    assert_eq!(server.post("/chat/mattermost", &right, &form).0, 200);
+    let report = sink.wait_for("/mm/deploy").json();
+    let actions = report["attachments"][0]["actions"].as_array().cloned().unwrap_or_default();
+    let logs = actions.iter().find(|a| a["id"] == "logs").cloned().unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(logs["integration"]["url"], "https://dockmaster.test/chat/mattermost/actions");
+    let context = logs["integration"]["context"].clone();
+
+    let press = |user: &str, trigger: &str, context: &Value| {
+        let body = serde_json::json!({
+            "user_id": user, "user_name": format!("mm-{user}"), "channel_id": "mm-channel",
+            "channel_name": "town-square", "team_id": "t1", "post_id": "p1", "trigger_id": trigger,
+            "type": "button", "context": context,
+        });
+        let headers = [("Content-Type", "application/json".to_string())];
+        server.post("/chat/mattermost/actions", &headers, &body.to_string())
+    };
+    // A context dockmaster did not write (another reference, the same
+    // seal) is refused, and so is a made-up one.
+    let mut tampered = context.clone();
+    tampered["ref"] = serde_json::json!("Other/app");
+    assert_eq!(press("mm1", "trig-1", &tampered).0, 401);
+    let mut made_up = context.clone();
+    made_up["mac"] = serde_json::json!("0".repeat(64));
+    assert_eq!(press("mm1", "trig-2", &made_up).0, 401);
+
+    // A Mattermost user nobody mapped presses: refused privately, audited.
+    let (status, body, _) = press("mm-stranger", "trig-3", &context);
+    assert_eq!(status, 200, "{body}");
+    assert!(common::wait_until(Duration::from_secs(30), || sink.count("/mm/deploy") >= 2));
+    let answers: Vec<Value> =
+        sink.seen.lock().unwrap().iter().filter(|s| s.path == "/mm/deploy").map(|s| s.json()).collect();
+    let refused = &answers[1];
+    assert_eq!(refused["response_type"], "ephemeral", "{refused}");
+    assert!(refused["text"].as_str().unwrap_or("").contains("not mapped"), "{refused}");
+
+    // Alice's press works once: the logs, to her alone; the same press
+    // again is a replay.
+    let (status, ack, _) = press("mm1", "trig-4", &context);
+    assert_eq!(status, 200, "{ack}");
+    assert!(ack.contains("ephemeral_text"), "{ack}");
+    assert!(common::wait_until(Duration::from_secs(30), || sink.count("/mm/deploy") >= 3));
+    let answers: Vec<Value> =
+        sink.seen.lock().unwrap().iter().filter(|s| s.path == "/mm/deploy").map(|s| s.json()).collect();
+    assert_eq!(answers[2]["response_type"], "ephemeral", "{}", answers[2]);
+    assert_eq!(press("mm1", "trig-4", &context).0, 401, "a replayed press");
+
+    let history = run.dockmaster_with_env(
+        ["--user", "alice", "history", "--output", "json"],
+        &[("DOCKMASTER_PASSWORD", slapd::USER_PASSWORD)],
+    );
+    history.assert_exit(0);
+    let records: Vec<Value> = serde_json::from_str(&history.stdout).unwrap();
+    assert!(
+        records.iter().any(|r| r["origin"] == "mattermost" && r["verdict"] == "denied"),
+        "the stranger's press is audited: {records:#?}"
+    );
+    assert!(records.iter().any(|r| r["origin"] == "mattermost" && r["action"] == "status" && r["user"] == "alice"));
+}

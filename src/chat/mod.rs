@@ -13,6 +13,7 @@ pub mod buttons;
 pub mod command;
 pub mod discord;
 pub mod gateway;
+pub mod mattermost;
 pub mod slack;
 pub mod slack_app;
 

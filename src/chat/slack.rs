@@ -110,7 +110,15 @@ async fn accept(chat: Arc<Chat>, platform: &'static str, body: &[u8]) -> Respons
     }
     chat.spawn(async move {
         let reply = worker.run(&speaker, &parsed).await;
-        let body = message(&reply);
+        let mut body = message(&reply);
+        if let (true, Reply::Outcome(outcome, _)) = (platform == "mattermost", &reply) {
+            // Mattermost's buttons, when it can reach them back.
+            let buttons = super::buttons::buttons(&worker.config, outcome, &parsed);
+            let drawn = super::mattermost::actions(&worker, &buttons, &response_url);
+            if !drawn.is_empty() {
+                body["attachments"][0]["actions"] = json!(drawn);
+            }
+        }
         deliver(&worker.http, &response_url, &body).await;
     })
     .await;

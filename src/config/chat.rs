@@ -116,6 +116,12 @@ pub struct MattermostConfig {
     /// Or a file holding it.
     #[serde(default)]
     pub token_file: Option<std::path::PathBuf>,
+    /// The address Mattermost reaches this `serve` at (e.g.
+    /// `https://dockmaster.example.org`). With it, reports carry
+    /// interactive buttons whose presses Mattermost sends to
+    /// `<actions_url>/chat/mattermost/actions`; without it, no buttons.
+    #[serde(default)]
+    pub actions_url: Option<String>,
 }
 
 /// Discord's settings.
