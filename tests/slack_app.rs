@@ -118,6 +118,22 @@ fn top_message(sink: &Sink, n: usize) -> (String, Value) {
     (format!("1700000000.{:06}", index + 1), message)
 }
 
+/// The message `ts` as last posted or updated with `word` in it (a plan
+/// posts its message once, at the end).
+fn wait_for_update_or_post(sink: &Sink, ts: &str, word: &str) -> Value {
+    let seen = || -> Option<Value> {
+        let log = sink.seen.lock().unwrap().clone();
+        log.iter().enumerate().rev().find_map(|(i, s)| {
+            let body = s.json();
+            let own = (s.path == "/slack-api/chat.update" && body["ts"] == ts)
+                || (s.path == "/slack-api/chat.postMessage" && format!("1700000000.{:06}", i + 1) == ts);
+            (own && body.to_string().contains(word)).then_some(body)
+        })
+    };
+    assert!(wait_until(Duration::from_secs(90), || seen().is_some()), "{ts} never said {word:?}");
+    seen().unwrap()
+}
+
 fn button(update: &Value, action: &str) -> Option<Value> {
     update["blocks"]
         .as_array()?
@@ -244,5 +260,33 @@ fn app_mode_shows_progress_threads_the_report_and_its_buttons_run_through_access
         records()
     );
     assert!(has(&records(), "bob", "rollback", "denied"), "{:#?}", records());
+
+    // A plan of a structural change that needs an approval offers Approve;
+    // bob's press is refused, alice's records the approval.
+    run.write(
+        &run.named_file("4"),
+        &format!(
+            "name: {}\nservices:\n  app:\n    image: {FIXTURE_IMAGE}\n    command: [\"sleep\", \"1000\"]\n  \
+             extra:\n    image: {FIXTURE_IMAGE}\n    command: [\"sleep\", \"1000\"]\n",
+            run.project
+        ),
+    );
+    command("alice", &format!("plan {}", run.named("4")), "/response/plan");
+    let (ts4, _) = top_message(&sink, 3);
+    let planned = wait_for_update_or_post(&sink, &ts4, "services change");
+    let approve = button(&planned, "dockmaster.approve").unwrap_or_else(|| panic!("an Approve button: {planned}"));
+    let (headers, body) = press("bob", &ts4, &approve, &sink.url("/response/bob-approve"));
+    assert_eq!(server.post("/chat/slack/actions", &headers, &body).0, 200);
+    let refused = sink.wait_for("/response/bob-approve").json();
+    assert_eq!(refused["response_type"], "ephemeral", "{refused}");
+    let (headers, body) = press("alice", &ts4, &approve, &sink.url("/response/alice-approve"));
+    assert_eq!(server.post("/chat/slack/actions", &headers, &body).0, 200);
+    assert!(
+        wait_until(Duration::from_secs(60), || has(&records(), "alice", "approve", "approved")
+            || records().iter().any(|r| r["user"] == "alice" && r["action"] == "approve" && r["exit_code"] == 0)),
+        "{:#?}",
+        records()
+    );
+    assert!(records().iter().any(|r| r["user"] == "bob" && r["action"] == "approve" && r["verdict"] == "denied"));
     drop(server);
 }
