@@ -6,6 +6,7 @@
 //! recorded beside them. Values that look secret never enter the trail:
 //! the descriptor stored with each deploy has them masked.
 
+pub mod schema;
 pub mod store;
 
 use serde::Serialize;

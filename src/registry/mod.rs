@@ -9,6 +9,7 @@
 
 pub mod client;
 pub mod lint;
+pub mod read;
 pub mod server;
 pub mod store;
 
