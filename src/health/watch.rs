@@ -21,9 +21,12 @@ use crate::stack::{Condition, Stack};
 /// late a stability window or a deadline is noticed.
 const TICK: Duration = Duration::from_millis(250);
 
-/// Every this many ticks (5 s) the watch reads every container again,
-/// events or not: the safety net under the event stream.
-const FULL_READ_TICKS: u32 = 20;
+/// This often (wall time, whatever the number of events meanwhile) the
+/// watch reads again every container that has not settled yet, events or
+/// not: the safety net under the event stream. Settled containers are read
+/// on their events only (a `die`, `oom`, `restart` or health change), so a
+/// healthy stack costs nothing while a slow one finishes.
+const FULL_READ_EVERY: Duration = Duration::from_secs(15);
 
 /// Now, in Unix seconds, less a margin for a remote engine's clock: where
 /// the event stream starts (events replayed twice only mark a container to
@@ -66,9 +69,9 @@ pub struct Watch<'a> {
     /// start dockmaster made itself and read right after, so only later
     /// starts (a restart policy at work) mark the container to be read.
     own_starts: std::collections::HashSet<String>,
-    /// Ticks since every container was last read; a full read every
-    /// [`FULL_READ_TICKS`] is the safety net under the events.
-    ticks: u32,
+    /// When the unsettled containers were last all read (see
+    /// [`FULL_READ_EVERY`]).
+    last_full: Instant,
     events: std::pin::Pin<
         Box<
             dyn futures_util::Stream<Item = std::result::Result<bollard::models::EventMessage, bollard::errors::Error>>
@@ -115,7 +118,7 @@ impl<'a> Watch<'a> {
             dirty: Default::default(),
             polling: false,
             own_starts: Default::default(),
-            ticks: 0,
+            last_full: Instant::now(),
         }
     }
 
@@ -191,8 +194,7 @@ impl<'a> Watch<'a> {
         let Some(container) = self.tracked.get(service).and_then(|t| t.container.clone()) else {
             return Ok(());
         };
-        let full_read = self.polling || self.ticks >= FULL_READ_TICKS;
-        let snapshot = if self.dirty.remove(&container) || full_read {
+        let snapshot = if self.dirty.remove(&container) || self.polling {
             self.engine.snapshot(&container).await?
         } else {
             self.tracked.get(service).and_then(|t| t.snapshot.clone())
@@ -227,17 +229,18 @@ impl<'a> Watch<'a> {
     /// Re-assesses every tracked service, reading again (concurrently)
     /// those the engine sent events for.
     async fn refresh_all(&mut self) -> Result<()> {
-        let full_read = self.polling || self.ticks >= FULL_READ_TICKS;
+        let safety_net = self.last_full.elapsed() >= FULL_READ_EVERY;
         let mut reads = Vec::new();
         for (name, t) in &self.tracked {
             if let Some(id) = &t.container {
-                if full_read || self.dirty.contains(id) {
+                let unsettled = !t.assessment.status.is_ok();
+                if self.polling || self.dirty.contains(id) || (safety_net && unsettled) {
                     reads.push((name.clone(), id.clone()));
                 }
             }
         }
-        if full_read {
-            self.ticks = 0;
+        if safety_net {
+            self.last_full = Instant::now();
         }
         let engine = self.engine;
         let snapshots = futures_util::future::join_all(reads.iter().map(|(_, id)| engine.snapshot(id))).await;
@@ -261,7 +264,6 @@ impl<'a> Watch<'a> {
     /// Waits for the next engine event or tick, whichever comes first, and
     /// notes which containers the events were about.
     pub async fn wait_for_news(&mut self) {
-        self.ticks += 1;
         let first = tokio::time::timeout(TICK, self.events.next()).await;
         let mut next = match first {
             Err(_) => return,
