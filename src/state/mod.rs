@@ -166,10 +166,41 @@ pub fn shown_url(url: &str) -> String {
 }
 
 /// The backend the configuration names: `None` for SQLite (the default).
+/// Parsed once per process and configuration (the TLS set-up reads the
+/// trust store), then shared.
 pub fn postgres(config: &Config) -> Result<Option<Arc<Postgres>>> {
+    type Parsed = Option<(String, Arc<Postgres>)>;
+    static PARSED: std::sync::Mutex<Parsed> = std::sync::Mutex::new(None);
     let Some(url) = config.state.url.as_deref().filter(|u| !u.trim().is_empty()) else {
         return Ok(None);
     };
+    let key = format!(
+        "{url}\n{:?}\n{:?}\n{:?}\n{:?}",
+        config.state.password_env,
+        // The password's digest, so a changed password is parsed again
+        // and the key itself holds no secret.
+        config.state.password_env.as_deref().and_then(|v| std::env::var(v).ok()).map(|p| {
+            use sha2::Digest;
+            hex::encode(sha2::Sha256::digest(p.as_bytes()))
+        }),
+        config.state.ca_file,
+        config.state.connect_timeout
+    );
+    if let Ok(parsed) = PARSED.lock() {
+        if let Some((k, pg)) = parsed.as_ref() {
+            if *k == key {
+                return Ok(Some(pg.clone()));
+            }
+        }
+    }
+    let pg = parse_config(config, url)?;
+    if let Ok(mut parsed) = PARSED.lock() {
+        *parsed = Some((key, pg.clone()));
+    }
+    Ok(Some(pg))
+}
+
+fn parse_config(config: &Config, url: &str) -> Result<Arc<Postgres>> {
     let timeout = match &config.state.connect_timeout {
         Some(text) => {
             crate::config::parse_duration(text).map_err(|e| Error::Usage(format!("`state.connect_timeout`: {e}")))?
@@ -177,7 +208,7 @@ pub fn postgres(config: &Config) -> Result<Option<Arc<Postgres>>> {
         None => Duration::from_secs(5),
     };
     let password_env = config.state.password_env.as_deref();
-    Ok(Some(Arc::new(Postgres::parse_with_ca(url, password_env, config.state.ca_file.as_deref(), timeout)?)))
+    Ok(Arc::new(Postgres::parse_with_ca(url, password_env, config.state.ca_file.as_deref(), timeout)?))
 }
 
 impl Database {
@@ -313,6 +344,12 @@ impl Schema {
                 runner.run(sqlite).map_err(failed)?;
             }
             Conn::Postgres(client) => {
+                // Fast path, without the lock every replica would queue on:
+                // everything applied already (every open but the first).
+                let applied = runner.get_last_applied_migration(client.as_mut()).ok().flatten().map(|m| m.version());
+                if applied == migrations.last().map(|m| m.version()) {
+                    return Ok(());
+                }
                 let key = lock::advisory_key(&format!("schema:{}", self.name));
                 client
                     .execute("SELECT pg_advisory_lock($1)", &[&key])
