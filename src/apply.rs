@@ -147,6 +147,7 @@ impl Apply<'_> {
         let (report, error) = match scheduled {
             Ok(()) if self.shutdown.reason().is_none() => {
                 self.progress.step("watching until every service settles");
+                self.progress.phase(crate::pipeline::Phase::Watching);
                 match watch.until_settled(deadline, self.shutdown).await {
                     Ok(report) => (report, None),
                     Err(e) => (watch.report(false).await, Some(e)),
@@ -171,6 +172,7 @@ impl Apply<'_> {
             return Applied { report, rollback: None, error };
         }
         self.progress.step(&format!("deploy failed ({reason}); rolling back"));
+        self.progress.phase(crate::pipeline::Phase::RollingBack);
         let rollback = self.roll_back(&undo, reason).await;
         Applied { report, rollback: Some(rollback), error }
     }
@@ -312,6 +314,9 @@ impl Apply<'_> {
             _ => self.create_and_start(change, &mut step).await,
         };
         step.error = result.err();
+        if change.action != ChangeKind::Keep {
+            self.progress.phase(crate::pipeline::Phase::Applied);
+        }
         if let (None, Some(id)) = (&step.error, &step.id) {
             match self.engine.snapshot(id).await {
                 Ok(snapshot) => step.snapshot = Some(snapshot),
@@ -426,6 +431,7 @@ impl Apply<'_> {
                 "removing {} (service `{}` is no longer in the descriptor)",
                 change.container, change.service
             ));
+            self.progress.phase(crate::pipeline::Phase::Applied);
             if let Some(c) = self.observed.iter().find(|c| c.name == change.container) {
                 if let Err(e) = self.engine.remove_container(&c.id, &c.name).await {
                     self.progress.step(&format!("warning: could not remove {}: {e}", c.name));

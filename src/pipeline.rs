@@ -40,10 +40,24 @@ pub trait Progress: Send + Sync {
     /// One line of progress.
     fn step(&self, line: &str);
 
-    /// The deploy is authorized and planned: `changes` services will be
-    /// created, replaced, started or removed. Ways in that show a progress
-    /// bar (Slack's app mode) start it here; the others need nothing.
-    fn planned(&self, _changes: usize) {}
+    /// Where a deploy is, as structured news, beside the lines: ways in
+    /// that show a progress bar (Slack's app mode) follow these rather than
+    /// read the words of [`Progress::step`]; the others need nothing.
+    fn phase(&self, _phase: Phase) {}
+}
+
+/// The phases of a deploy, in order, as [`Progress::phase`] reports them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Authorized and planned: this many services will be created,
+    /// replaced, started or removed.
+    Planned(usize),
+    /// One of those changes was carried out.
+    Applied,
+    /// Every change is made; watching until every service settles.
+    Watching,
+    /// The deploy failed and is being rolled back.
+    RollingBack,
 }
 
 /// What every engine stage needs besides the stack: the request (for its

@@ -25,6 +25,7 @@ use serde_json::{json, Value};
 use super::buttons::{buttons, log_text, Button, Style};
 use super::command::{Command, Verb};
 use super::{Chat, Reply, Speaker};
+use crate::pipeline::Phase;
 use crate::report::chat::{fit, headline};
 
 /// Slack's Web API with the bot token.
@@ -91,7 +92,7 @@ struct Message {
     phase: String,
 }
 
-/// The pipeline's progress, shown by editing the command's message. Lines
+/// The pipeline's progress, shown by editing the command's message. Phases
 /// arrive synchronously; a task posts and edits, at most once a second,
 /// always ending with the latest state.
 struct Progress {
@@ -100,33 +101,26 @@ struct Progress {
 }
 
 impl crate::pipeline::Progress for Progress {
-    fn step(&self, line: &str) {
-        let Ok(mut m) = self.state.lock() else { return };
-        if m.phase.is_empty() {
-            // Not planned yet (identity, access, policy): nothing public.
-            return;
-        }
-        if line.starts_with("creating ") || line.starts_with("starting ") || line.starts_with("removing ") {
-            m.applied = (m.applied + 1).min(m.changes.max(1));
-            m.phase = format!("applying {}/{}", m.applied, m.changes);
-        } else if line.starts_with("watching") {
-            m.phase = "watching until every service settles".into();
-        } else if line.contains("rolling back") || line.starts_with("rollback") {
-            m.phase = "rolling back".into();
-        } else {
-            return;
-        }
-        let _ = self.wake.send(());
-    }
+    fn step(&self, _line: &str) {}
 
-    fn planned(&self, changes: usize) {
-        if let Ok(mut m) = self.state.lock() {
-            m.changes = changes;
-            m.phase = match changes {
-                0 => "planned: nothing to change".into(),
-                n => format!("planned: {n} services change"),
-            };
-        }
+    fn phase(&self, phase: Phase) {
+        let Ok(mut m) = self.state.lock() else { return };
+        m.phase = match phase {
+            Phase::Planned(0) => "planned: nothing to change".into(),
+            Phase::Planned(n) => {
+                m.changes = n;
+                format!("planned: {n} services change")
+            }
+            // Not planned yet (identity, access, policy): nothing public.
+            _ if m.phase.is_empty() => return,
+            Phase::Applied => {
+                m.applied = (m.applied + 1).min(m.changes.max(1));
+                format!("applying {}/{}", m.applied, m.changes)
+            }
+            Phase::Watching => "watching until every service settles".into(),
+            Phase::RollingBack => "rolling back".into(),
+        };
+        drop(m);
         let _ = self.wake.send(());
     }
 }

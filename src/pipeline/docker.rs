@@ -256,7 +256,8 @@ async fn deploy(
     if plan.is_noop() {
         progress.step(&format!("no changes: all {} services of `{}` are up to date", plan.services.len(), stack.name));
     }
-    progress.planned(plan.services.iter().filter(|s| s.action != crate::plan::ChangeKind::Keep).count());
+    let changes = plan.services.iter().filter(|s| s.action != crate::plan::ChangeKind::Keep).count();
+    progress.phase(crate::pipeline::Phase::Planned(changes));
     let observed = engine.observe(&stack.name).await?;
     let leftovers = engine.leftovers(&stack.name).await?;
     for network in &plan.networks {
