@@ -6,7 +6,8 @@
 use crate::config::Config;
 use crate::request::{Action, Outcome};
 
-use super::command::Command;
+use super::command::{Command, Verb};
+use super::Reply;
 
 /// How a button looks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +71,36 @@ pub fn buttons(config: &Config, outcome: &Outcome, command: &Command) -> Vec<But
         list.push(Button { label: "Show logs", verb: "logs", reference: base, environment, style: Style::Plain });
     }
     list
+}
+
+/// The command a pressed button stands for, from the parts every platform
+/// carries back (`verb` is a [`Button::verb`]), and whether its answer is
+/// the services' log lines; `None` for a button dockmaster never draws.
+/// The one mapping from a press to a command.
+pub fn pressed(verb: &str, reference: &str, environment: &str) -> Option<(Command, bool)> {
+    let (verb, logs) = match verb {
+        "rollback" => (Verb::Rollback, false),
+        "approve" => (Verb::Approve, false),
+        "logs" => (Verb::Status, true),
+        _ => return None,
+    };
+    Some((Command { verb, reference: reference.to_string(), environment: environment.to_string() }, logs))
+}
+
+/// What a platform renders for a command's reply: for **Show logs**, the
+/// services' log lines for the presser alone; for a report, the report and
+/// the buttons it ends with; anything else as it is.
+pub fn finish(config: &Config, reply: Reply, command: &Command, logs: bool) -> (Reply, Vec<Button>) {
+    match reply {
+        Reply::Outcome(outcome, _) if logs => {
+            (Reply::Text { text: log_text(&outcome), error: false, private: true }, Vec::new())
+        }
+        Reply::Outcome(outcome, asker) => {
+            let drawn = buttons(config, &outcome, command);
+            (Reply::Outcome(outcome, asker), drawn)
+        }
+        other => (other, Vec::new()),
+    }
 }
 
 /// `APPLICATION/RELEASE` of a reference that may end in a version.

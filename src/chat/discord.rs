@@ -129,10 +129,7 @@ async fn command(chat: Arc<Chat>, interaction: Value) -> Value {
     let worker = chat.clone();
     chat.spawn(async move {
         let reply = worker.run(&speaker, &parsed).await;
-        let buttons = match &reply {
-            Reply::Outcome(outcome, _) => super::buttons::buttons(&worker.config, outcome, &parsed),
-            Reply::Text { .. } => Vec::new(),
-        };
+        let (reply, buttons) = super::buttons::finish(&worker.config, reply, &parsed, false);
         deliver(&worker, &token, &speaker.channel_id, received, flags == 64, &reply, &buttons).await;
     })
     .await;
@@ -160,35 +157,20 @@ async fn component(chat: Arc<Chat>, interaction: Value) -> Value {
     else {
         return json!({"type": 4, "data": {"content": "not a dockmaster button", "flags": 64}});
     };
-    let verb = match verb {
-        "rollback" => Verb::Rollback,
-        "approve" => Verb::Approve,
-        "logs" => Verb::Status,
-        _ => return json!({"type": 4, "data": {"content": "not a dockmaster button", "flags": 64}}),
+    let Some((command, logs)) = super::buttons::pressed(verb, reference, environment) else {
+        return json!({"type": 4, "data": {"content": "not a dockmaster button", "flags": 64}});
     };
-    let logs = id.starts_with("dockmaster:logs:");
-    if environment != "default" && !chat.environments().iter().any(|e| e == environment) {
-        return json!({"type": 4, "data": {"content": format!("`{environment}` is not an environment here"), "flags": 64}});
-    }
     if let Some(reason) = chat.shutdown.reason() {
         let content = format!("dockmaster is shutting down ({reason}); try again in a minute");
         return json!({"type": 4, "data": {"content": content, "flags": 64}});
     }
-    let command = Command { verb, reference: reference.to_string(), environment: environment.to_string() };
     let speaker = speaker_of(&interaction);
     let token = interaction["token"].as_str().unwrap_or_default().to_string();
     let flags = if logs { 64 } else { 0 };
     let worker = chat.clone();
     chat.spawn(async move {
-        let mut reply = worker.run(&speaker, &command).await;
-        let mut buttons = Vec::new();
-        match &reply {
-            Reply::Outcome(outcome, _) if logs => {
-                reply = Reply::Text { text: super::buttons::log_text(outcome), error: false, private: true };
-            }
-            Reply::Outcome(outcome, _) => buttons = super::buttons::buttons(&worker.config, outcome, &command),
-            Reply::Text { .. } => {}
-        }
+        let reply = worker.run(&speaker, &command).await;
+        let (reply, buttons) = super::buttons::finish(&worker.config, reply, &command, logs);
         deliver(&worker, &token, &speaker.channel_id, received, flags == 64, &reply, &buttons).await;
     })
     .await;

@@ -23,7 +23,6 @@ use serde_json::{json, Value};
 use sha2::Sha256;
 
 use super::buttons::{Button, Style};
-use super::command::{Command, Verb};
 use super::{Chat, Reply, Speaker};
 
 /// How long a button works: Mattermost's `response_url` lives 30 minutes.
@@ -68,6 +67,18 @@ pub fn actions(chat: &Chat, buttons: &[Button], response_url: &str) -> Vec<Value
         .collect()
 }
 
+/// A reply for Mattermost's `response_url`: Slack's message format, with
+/// the report's buttons as interactive actions when Mattermost can reach
+/// them back.
+pub fn message(chat: &Chat, reply: &Reply, buttons: &[Button], response_url: &str) -> Value {
+    let mut body = super::slack::message(reply);
+    let drawn = actions(chat, buttons, response_url);
+    if !drawn.is_empty() {
+        body["attachments"][0]["actions"] = json!(drawn);
+    }
+    body
+}
+
 fn answer(text: &str) -> Response {
     let body = json!({"ephemeral_text": text}).to_string();
     (StatusCode::OK, [(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response()
@@ -102,11 +113,8 @@ pub async fn press(State(chat): State<Arc<Chat>>, body: Bytes) -> Response {
     if !chat.first_sighting(&crate::replay::ReplayCache::key("mattermost-press", &[press_key.as_bytes()])) {
         return (StatusCode::UNAUTHORIZED, "replayed press").into_response();
     }
-    let (verb, logs) = match verb.as_str() {
-        "rollback" => (Verb::Rollback, false),
-        "approve" => (Verb::Approve, false),
-        "logs" => (Verb::Status, true),
-        _ => return (StatusCode::BAD_REQUEST, "not a dockmaster button").into_response(),
+    let Some((command, logs)) = super::buttons::pressed(&verb, &reference, &environment) else {
+        return (StatusCode::BAD_REQUEST, "not a dockmaster button").into_response();
     };
     if let Some(reason) = chat.shutdown.reason() {
         return answer(&format!("dockmaster is shutting down ({reason}); try again in a minute"));
@@ -118,22 +126,12 @@ pub async fn press(State(chat): State<Arc<Chat>>, body: Bytes) -> Response {
         channel_id: field(&request, "channel_id"),
         channel_name: field(&request, "channel_name"),
     };
-    let command = Command { verb, reference, environment };
     let ack = format!("Working on `{} {}` in `{}`…", command.verb.as_str(), command.reference, command.environment);
     let worker = chat.clone();
     chat.spawn(async move {
-        let mut reply = worker.run(&speaker, &command).await;
-        if let (true, Reply::Outcome(outcome, _)) = (logs, &reply) {
-            reply = Reply::Text { text: super::buttons::log_text(outcome), error: false, private: true };
-        }
-        let mut body = super::slack::message(&reply);
-        if let Reply::Outcome(outcome, _) = &reply {
-            let buttons = super::buttons::buttons(&worker.config, outcome, &command);
-            let drawn = actions(&worker, &buttons, &response_url);
-            if !drawn.is_empty() {
-                body["attachments"][0]["actions"] = json!(drawn);
-            }
-        }
+        let reply = worker.run(&speaker, &command).await;
+        let (reply, buttons) = super::buttons::finish(&worker.config, reply, &command, logs);
+        let body = message(&worker, &reply, &buttons, &response_url);
         super::slack::deliver(&worker.http, &response_url, &body).await;
     })
     .await;

@@ -110,15 +110,13 @@ async fn accept(chat: Arc<Chat>, platform: &'static str, body: &[u8]) -> Respons
     }
     chat.spawn(async move {
         let reply = worker.run(&speaker, &parsed).await;
-        let mut body = message(&reply);
-        if let (true, Reply::Outcome(outcome, _)) = (platform == "mattermost", &reply) {
-            // Mattermost's buttons, when it can reach them back.
-            let buttons = super::buttons::buttons(&worker.config, outcome, &parsed);
-            let drawn = super::mattermost::actions(&worker, &buttons, &response_url);
-            if !drawn.is_empty() {
-                body["attachments"][0]["actions"] = json!(drawn);
+        let body = match platform {
+            "mattermost" => {
+                let (reply, buttons) = super::buttons::finish(&worker.config, reply, &parsed, false);
+                super::mattermost::message(&worker, &reply, &buttons, &response_url)
             }
-        }
+            _ => message(&reply),
+        };
         deliver(&worker.http, &response_url, &body).await;
     })
     .await;
@@ -138,6 +136,7 @@ pub fn message(reply: &Reply) -> Value {
         }
         Reply::Text { text, private, .. } => json!({
             "response_type": if *private { "ephemeral" } else { "in_channel" },
+            "replace_original": false,
             "text": crate::report::chat::fit(text, 3000),
         }),
     }

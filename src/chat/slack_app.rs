@@ -22,8 +22,8 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
-use super::buttons::{buttons, log_text, Button, Style};
-use super::command::{Command, Verb};
+use super::buttons::{finish, pressed, Button, Style};
+use super::command::Command;
 use super::{Chat, Reply, Speaker};
 use crate::pipeline::Phase;
 use crate::report::chat::{fit, headline};
@@ -190,20 +190,16 @@ pub async fn run(
     };
 
     let reply = chat.run_with(&speaker, &command, &progress).await;
+    let (reply, buttons) = finish(&chat.config, reply, &command, logs);
     drop(progress);
     let _ = editor.await;
     let ts = state.lock().ok().and_then(|m| m.ts.clone());
     let channel = speaker.channel_id.as_str();
 
     match &reply {
-        Reply::Outcome(outcome, _) if logs => {
-            let text = log_text(outcome);
-            let body = json!({"response_type": "ephemeral", "replace_original": false, "text": fit(&text, 3000)});
-            super::slack::deliver(&chat.http, &response_url, &body).await;
-        }
         Reply::Outcome(outcome, asker) => {
             let mut top = progress_body(&title, asker, &headline(outcome));
-            let buttons: Vec<Value> = buttons(&chat.config, outcome, &command).iter().map(slack_button).collect();
+            let buttons: Vec<Value> = buttons.iter().map(slack_button).collect();
             if !buttons.is_empty() {
                 if let Some(blocks) = top["blocks"].as_array_mut() {
                     blocks.push(json!({"type": "actions", "block_id": "dockmaster", "elements": buttons}));
@@ -283,18 +279,10 @@ pub async fn actions(State(chat): State<Arc<Chat>>, headers: HeaderMap, body: By
     }
     let action = &payload["actions"][0];
     let value: Value = serde_json::from_str(action["value"].as_str().unwrap_or_default()).unwrap_or_default();
-    let verb = match value["verb"].as_str() {
-        Some("rollback") => Verb::Rollback,
-        Some("approve") => Verb::Approve,
-        Some("logs") => Verb::Status,
-        _ => return (StatusCode::BAD_REQUEST, "not a dockmaster button").into_response(),
+    let field = |k: &str| value[k].as_str().unwrap_or_default();
+    let Some((command, logs)) = pressed(field("verb"), field("ref"), field("env")) else {
+        return (StatusCode::BAD_REQUEST, "not a dockmaster button").into_response();
     };
-    let reference = value["ref"].as_str().unwrap_or_default().to_string();
-    let logs = value["verb"] == "logs";
-    let environment = value["env"].as_str().unwrap_or("default").to_string();
-    if environment != "default" && !chat.environments().contains(&environment) {
-        return (StatusCode::BAD_REQUEST, "unknown environment").into_response();
-    }
     let user = &payload["user"];
     let speaker = Speaker {
         platform: "slack",
@@ -313,7 +301,6 @@ pub async fn actions(State(chat): State<Arc<Chat>>, headers: HeaderMap, body: By
         .or(payload["message"]["ts"].as_str())
         .or(message.as_str())
         .map(str::to_string);
-    let command = Command { verb, reference, environment };
     if let Some(reason) = chat.shutdown.reason() {
         let body = json!({"response_type": "ephemeral", "replace_original": false,
             "text": format!("dockmaster is shutting down ({reason}); try again in a minute")});
