@@ -41,8 +41,9 @@ impl Redactor {
     }
 
     /// Learns the secrets dockmaster itself holds for this configuration:
-    /// the directory's bind password and the registry tokens in the
-    /// environment, should an engine or a directory ever echo them.
+    /// the directory's bind password, the state database's password and
+    /// the registry tokens in the environment, should an engine, a
+    /// directory or a database ever echo them.
     pub fn learn_config(&mut self, config: &crate::config::Config) {
         if let Some(password) = config.ldap.as_ref().and_then(|l| l.bind_secret()) {
             self.add(&password);
@@ -51,6 +52,10 @@ impl Redactor {
             if let Ok(value) = std::env::var(var) {
                 self.add(&value);
             }
+        }
+        // The state database's password, should a driver ever echo it.
+        if let Some(value) = config.state.password_env.as_deref().and_then(|v| std::env::var(v).ok()) {
+            self.add(&value);
         }
     }
 
@@ -155,6 +160,17 @@ mod tests {
         let e = r.error(Error::Descriptor("ports[0]: invalid port \"hunter2-canary:80\"".into()));
         assert_eq!(e.to_string(), format!("ports[0]: invalid port \"{MASK}:80\""));
         assert_eq!(e.exit_code(), crate::error::EXIT_DESCRIPTOR, "the kind is kept");
+    }
+
+    #[test]
+    fn the_state_databases_password_is_learned_from_its_variable() {
+        // A variable only this test sets: tests share the environment.
+        std::env::set_var("DM_TEST_REDACT_STATE_PASSWORD", "state-db-canary-77");
+        let mut config = crate::config::Config::default();
+        config.state.password_env = Some("DM_TEST_REDACT_STATE_PASSWORD".into());
+        let mut r = Redactor::default();
+        r.learn_config(&config);
+        assert_eq!(r.text("auth failed for state-db-canary-77"), format!("auth failed for {MASK}"));
     }
 
     #[test]

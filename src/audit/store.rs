@@ -57,7 +57,7 @@ impl Store {
                 if check != "ok" {
                     return Err(store.corrupt(check));
                 }
-                legacy_columns(sqlite).map_err(|e| store.unwritable(e))?;
+                legacy_columns(sqlite).map_err(|e| store.unwritable(e.into()))?;
             }
             SCHEMA.migrate(conn, &store.db)
         })?;
@@ -221,9 +221,9 @@ impl Store {
         })
     }
 
-    fn unwritable(&self, e: impl Into<Failure>) -> Error {
-        match e.into() {
-            Failure::Db(e) if e.unreachable => self.db.failed(e, "cannot write the audit trail"),
+    fn unwritable(&self, e: DbError) -> Error {
+        match e {
+            e if e.unreachable => self.db.failed(e, "cannot write the audit trail"),
             e => Error::Usage(format!(
                 "audit trail {}: cannot write: {e} (check `audit.database` or `state.url` in the configuration, \
                  and the folder's permissions)",
@@ -245,33 +245,6 @@ impl Store {
             return self.db.failed(e, "cannot read the audit trail");
         }
         Error::Usage(format!("audit trail {}: cannot read: {e}", self.db.shown()))
-    }
-}
-
-/// A statement's failure, from either driver or a plain message.
-enum Failure {
-    Db(DbError),
-    Text(String),
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Db(e) => e.fmt(f),
-            Failure::Text(t) => f.write_str(t),
-        }
-    }
-}
-
-impl From<DbError> for Failure {
-    fn from(e: DbError) -> Failure {
-        Failure::Db(e)
-    }
-}
-
-impl From<rusqlite::Error> for Failure {
-    fn from(e: rusqlite::Error) -> Failure {
-        Failure::Text(e.to_string())
     }
 }
 

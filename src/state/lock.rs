@@ -102,8 +102,12 @@ impl PgLock {
             if let Err(e) = written {
                 tracing::warn!("state database {}: cannot record the lock's holder: {e}", pg.shown());
             }
-            let Conn::Postgres(client) = conn else { unreachable!("a PostgreSQL session") };
-            Ok(PgLock { session: Some(*client), key, target: target.to_string(), holder: holder.clone() })
+            match conn {
+                Conn::Postgres(client) => {
+                    Ok(PgLock { session: Some(*client), key, target: target.to_string(), holder: holder.clone() })
+                }
+                Conn::Sqlite(_) => Err(Error::Engine("a PostgreSQL lock without a PostgreSQL session".into())),
+            }
         })
     }
 }

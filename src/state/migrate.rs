@@ -49,8 +49,7 @@ impl Place {
         }
         if spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
             let ca_file = config.state.ca_file.as_deref();
-            let pg =
-                Postgres::parse_with_ca(spec, config.state.password_env.as_deref(), ca_file, Duration::from_secs(10))?;
+            let pg = Postgres::parse(spec, config.state.password_env.as_deref(), ca_file, Duration::from_secs(10))?;
             let db = Database::Postgres(Arc::new(pg));
             return Ok(Place { audit: db.clone(), registry: db });
         }

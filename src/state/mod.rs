@@ -56,19 +56,10 @@ impl std::fmt::Debug for Postgres {
 
 impl Postgres {
     /// Parses `url` (`postgres://user@host:port/db`), with the password
-    /// from the environment variable `password_env` when given.
-    pub fn parse(url: &str, password_env: Option<&str>, timeout: Duration) -> Result<Postgres> {
-        Postgres::parse_with_ca(url, password_env, None, timeout)
-    }
-
-    /// As [`Postgres::parse`], trusting `ca_file` (PEM) for
-    /// `sslmode=require` instead of the system's trust store.
-    pub fn parse_with_ca(
-        url: &str,
-        password_env: Option<&str>,
-        ca_file: Option<&Path>,
-        timeout: Duration,
-    ) -> Result<Postgres> {
+    /// from the environment variable `password_env` when given, trusting
+    /// `ca_file` (PEM) for `sslmode=require` instead of the system's trust
+    /// store.
+    pub fn parse(url: &str, password_env: Option<&str>, ca_file: Option<&Path>, timeout: Duration) -> Result<Postgres> {
         let bad = |e: String| {
             Error::Usage(format!(
                 "`state.url`: {e}; write it as postgres://USER@HOST:PORT/DATABASE and give the password with \
@@ -208,7 +199,7 @@ fn parse_config(config: &Config, url: &str) -> Result<Arc<Postgres>> {
         None => Duration::from_secs(5),
     };
     let password_env = config.state.password_env.as_deref();
-    Ok(Arc::new(Postgres::parse_with_ca(url, password_env, config.state.ca_file.as_deref(), timeout)?))
+    Ok(Arc::new(Postgres::parse(url, password_env, config.state.ca_file.as_deref(), timeout)?))
 }
 
 impl Database {
@@ -387,12 +378,13 @@ mod tests {
 
     #[test]
     fn urls_are_shown_without_their_password() {
-        let pg = Postgres::parse("postgres://deployer:hunter22@db.example:6543/fleet", None, Duration::from_secs(1))
-            .unwrap();
+        let pg =
+            Postgres::parse("postgres://deployer:hunter22@db.example:6543/fleet", None, None, Duration::from_secs(1))
+                .unwrap();
         assert_eq!(pg.shown(), "postgres://deployer@db.example:6543/fleet");
         assert!(!format!("{pg:?}").contains("hunter22"));
         assert_eq!(shown_url("mysql://u:hunter22@h/db"), "mysql://u:***@h/db");
-        let err = Postgres::parse("mysql://u:hunter22@h/db", None, Duration::from_secs(1)).unwrap_err();
+        let err = Postgres::parse("mysql://u:hunter22@h/db", None, None, Duration::from_secs(1)).unwrap_err();
         assert!(!err.to_string().contains("hunter22"), "{err}");
     }
 
@@ -402,7 +394,8 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         drop(listener);
-        let pg = Postgres::parse(&format!("postgres://u@127.0.0.1:{port}/db"), None, Duration::from_secs(1)).unwrap();
+        let pg =
+            Postgres::parse(&format!("postgres://u@127.0.0.1:{port}/db"), None, None, Duration::from_secs(1)).unwrap();
         let db = Database::Postgres(Arc::new(pg));
         let err = db.ping().unwrap_err();
         assert_eq!(err.exit_code(), 5, "{err}");
