@@ -54,7 +54,7 @@ impl Redactor {
             }
         }
         // The state database's password, should a driver ever echo it.
-        if let Some(value) = config.state.password_env.as_deref().and_then(|v| std::env::var(v).ok()) {
+        if let Some(value) = crate::state::password(config) {
             self.add(&value);
         }
     }

@@ -71,12 +71,7 @@ impl Postgres {
         }
         let mut config: postgres::Config = url.parse().map_err(|e| bad(format!("{e}")))?;
         if let Some(var) = password_env {
-            let password = std::env::var(var).map_err(|_| {
-                Error::Usage(format!(
-                    "`state.password_env` names `{var}`, which is not set in this process's environment"
-                ))
-            })?;
-            config.password(password);
+            config.password(crate::secrets::read_secret(Some(var), None, "state.password_env")?);
         }
         config.connect_timeout(timeout);
         config.application_name("dockmaster");
@@ -156,6 +151,12 @@ pub fn shown_url(url: &str) -> String {
     }
 }
 
+/// The state database's password, from the variable `state.password_env`
+/// names (as `read_secret` reads it), when one is set.
+pub fn password(config: &Config) -> Option<String> {
+    crate::secrets::read_secret(Some(config.state.password_env.as_deref()?), None, "state.password_env").ok()
+}
+
 /// The backend the configuration names: `None` for SQLite (the default).
 /// Parsed once per process and configuration (the TLS set-up reads the
 /// trust store), then shared.
@@ -170,7 +171,7 @@ pub fn postgres(config: &Config) -> Result<Option<Arc<Postgres>>> {
         config.state.password_env,
         // The password's digest, so a changed password is parsed again
         // and the key itself holds no secret.
-        config.state.password_env.as_deref().and_then(|v| std::env::var(v).ok()).map(|p| {
+        password(config).map(|p| {
             use sha2::Digest;
             hex::encode(sha2::Sha256::digest(p.as_bytes()))
         }),
