@@ -6,7 +6,8 @@
 //! parsed (anchors resolved, merge keys applied, tags kept), format
 //! detected, values interpolated, and a v1 file rewritten. Errors in a file
 //! name that file; the final tree remembers which services came from an
-//! included file, so later errors about them point there too.
+//! included file, so later errors about them point there too. Every file
+//! besides the descriptor is read through the load's [`Source`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use serde_yaml::{Mapping, Value};
 use super::fault::{Fault, Parsed, Place};
 use super::interpolate::{self, Lookup};
 use super::merge::{merge_documents, strip_tags};
+use super::source::Source;
 use super::value::{self, key_string, scalar_string, type_name};
 use super::{dotenv, extends, paths, v1};
 use crate::error::{Error, Result};
@@ -78,9 +80,9 @@ impl Assembly {
 
 /// Reads a file from disk for `include`, `extends` or an override.
 /// A file outside the folders the load may read from is refused before it
-/// is touched (see [`super::inputs::Access`]).
-pub(crate) fn read_file(path: &Path, why: &str, from: &Path) -> Result<String> {
-    super::inputs::read(path).map_err(|e| match e {
+/// is touched (see [`Source::read`]).
+pub(crate) fn read_file(source: &Source, path: &Path, why: &str, from: &Path) -> Result<String> {
+    source.read(path).map_err(|e| match e {
         super::inputs::ReadError::Io(e) => {
             Error::Descriptor(format!("{}: cannot read {why} {}: {e}", from.display(), path.display()))
         }
@@ -91,26 +93,44 @@ pub(crate) fn read_file(path: &Path, why: &str, from: &Path) -> Result<String> {
 }
 
 /// Assembles the descriptor at `path` (text `text`) with the override
-/// files `overrides`, interpolating with `lookup`.
-pub(crate) fn assemble(path: &Path, text: &str, overrides: &[PathBuf], lookup: &Lookup<'_>) -> Result<Assembly> {
-    let mut warnings = Vec::new();
-    let mut origins = BTreeMap::new();
-    let mut main = read_document(path, text, lookup, &mut warnings)?;
+/// files `overrides`, interpolating with `lookup` and reading every other
+/// file through `source`.
+pub(crate) fn assemble(
+    source: &Source,
+    path: &Path,
+    text: &str,
+    overrides: &[PathBuf],
+    lookup: &Lookup<'_>,
+) -> Result<Assembly> {
+    let mut cx = Assembler { source, warnings: Vec::new(), origins: BTreeMap::new() };
+    let mut main = read_document(path, text, lookup, &mut cx.warnings)?;
     let chain = vec![canonical(path)];
-    include(&mut main, lookup, &chain, &mut warnings, &mut origins)?;
+    include(&mut cx, &mut main, lookup, &chain)?;
     let mut tree = main.tree.clone();
     for file in overrides {
-        let text = read_file(file, "override file", path)?;
-        let mut over = read_document(file, &text, lookup, &mut warnings)?;
-        include(&mut over, lookup, &[canonical(file)], &mut warnings, &mut origins)?;
+        let text = read_file(source, file, "override file", path)?;
+        let mut over = read_document(file, &text, lookup, &mut cx.warnings)?;
+        include(&mut cx, &mut over, lookup, &[canonical(file)])?;
         tree = merge_documents(tree, over.tree);
     }
-    extends::resolve(&mut tree, &main, lookup, &mut warnings)?;
+    extends::resolve(&mut tree, &main, lookup, source, &mut cx.warnings)?;
     strip_tags(&mut tree, &Place::root()).map_err(|f| main.error(f))?;
     if main.format == Format::V1 {
         v1::finish(&mut tree);
     }
+    let Assembler { warnings, origins, .. } = cx;
     Ok(Assembly { main, tree, warnings, origins })
+}
+
+/// What assembling carries from file to file: the load's [`Source`], and
+/// what the files add up to besides the tree.
+struct Assembler<'s> {
+    /// Every file besides the descriptor is read through it.
+    source: &'s Source,
+    /// Warnings from every file.
+    warnings: Vec<String>,
+    /// Services that came whole from an included file: that file.
+    origins: BTreeMap<String, (PathBuf, String)>,
 }
 
 /// Reads one file: parse, detect the format, interpolate, rewrite v1.
@@ -277,13 +297,7 @@ fn include_entry(item: &Value, place: &Place, dir: &Path) -> Parsed<IncludeEntry
 /// project of its own (its folder, its variables, its own `include` and
 /// `extends`), then its services, networks, volumes, secrets and configs
 /// are added. A name defined twice is an error, as in Compose.
-fn include(
-    doc: &mut Document,
-    lookup: &Lookup<'_>,
-    chain: &[PathBuf],
-    warnings: &mut Vec<String>,
-    origins: &mut BTreeMap<String, (PathBuf, String)>,
-) -> Result<()> {
+fn include(cx: &mut Assembler<'_>, doc: &mut Document, lookup: &Lookup<'_>, chain: &[PathBuf]) -> Result<()> {
     let Value::Mapping(top) = &mut doc.tree else { return Ok(()) };
     let Some(entries) = top.shift_remove("include") else { return Ok(()) };
     let place = Place::root().key("include");
@@ -293,7 +307,7 @@ fn include(
         let at = place.index(i);
         let entry = include_entry(item, &at, &dir).map_err(|f| doc.error(f))?;
         for (key, place, text, path) in &entry.written {
-            if let Err(denied) = super::inputs::check(path) {
+            if let Err(denied) = cx.source.check(path) {
                 return Err(doc.error(place.fault(denied.explain(key, text))));
             }
         }
@@ -313,7 +327,7 @@ fn include(
             let default = project_dir.join(".env");
             match std::fs::symlink_metadata(&default) {
                 Ok(_) => {
-                    if let Err(denied) = super::inputs::check(&default) {
+                    if let Err(denied) = cx.source.check(&default) {
                         return Err(doc.error(at.fault(denied.explain("include .env", &default.display().to_string()))));
                     }
                     if default.is_file() {
@@ -329,7 +343,7 @@ fn include(
         };
         let mut own = BTreeMap::new();
         for file in &env_files {
-            let text = read_file(file, "include env_file", &doc.path)?;
+            let text = read_file(cx.source, file, "include env_file", &doc.path)?;
             let vars = dotenv::parse(&text, lookup).map_err(|e| {
                 Error::Descriptor(format!("{}: {}:{}: {}", doc.path.display(), file.display(), e.line, e.message))
             })?;
@@ -338,27 +352,26 @@ fn include(
         let sub_lookup = |name: &str| lookup(name).or_else(|| own.get(name).cloned());
         let mut chain = chain.to_vec();
         chain.push(key);
-        let included = assemble_included(&entry, &project_dir, &sub_lookup, &chain, warnings, origins, &doc.path)?;
-        add_included(doc, included, &at, origins)?;
+        let included = assemble_included(cx, &entry, &project_dir, &sub_lookup, &chain, &doc.path)?;
+        add_included(doc, included, &at, &mut cx.origins)?;
     }
     Ok(())
 }
 
 /// Loads the files of one `include` entry into one tree.
 fn assemble_included(
+    cx: &mut Assembler<'_>,
     entry: &IncludeEntry,
     project_dir: &Path,
     lookup: &Lookup<'_>,
     chain: &[PathBuf],
-    warnings: &mut Vec<String>,
-    origins: &mut BTreeMap<String, (PathBuf, String)>,
     from: &Path,
 ) -> Result<Document> {
     let mut merged: Option<Document> = None;
     for file in &entry.paths {
-        let text = read_file(file, "included file", from)?;
-        let mut doc = read_document(file, &text, lookup, warnings)?;
-        include(&mut doc, lookup, chain, warnings, origins)?;
+        let text = read_file(cx.source, file, "included file", from)?;
+        let mut doc = read_document(file, &text, lookup, &mut cx.warnings)?;
+        include(cx, &mut doc, lookup, chain)?;
         paths::rebase(&mut doc.tree, project_dir);
         merged = Some(match merged {
             None => doc,
@@ -372,7 +385,7 @@ fn assemble_included(
         return Err(Error::Descriptor(format!("{}: an include entry names no file", from.display())));
     };
     let snapshot = doc.clone();
-    extends::resolve(&mut doc.tree, &snapshot, lookup, warnings)?;
+    extends::resolve(&mut doc.tree, &snapshot, lookup, cx.source, &mut cx.warnings)?;
     strip_tags(&mut doc.tree, &Place::root()).map_err(|f| snapshot.error(f))?;
     super::files::resolve_environment(&mut doc.tree, lookup);
     Ok(doc)

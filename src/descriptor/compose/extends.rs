@@ -23,6 +23,7 @@ use super::inputs::{Denied, ReadError};
 use super::interpolate::Lookup;
 use super::merge::merge_service;
 use super::paths;
+use super::source::Source;
 use super::value::{key_string, mapping, string, unknown_key};
 use crate::error::{Error, Result};
 
@@ -30,8 +31,14 @@ use crate::error::{Error, Result};
 const MAX_CHAIN: usize = 32;
 
 /// Resolves every `extends` among the services of `tree`, which was read
-/// from `doc`.
-pub(crate) fn resolve(tree: &mut Value, doc: &Document, lookup: &Lookup<'_>, warnings: &mut Vec<String>) -> Result<()> {
+/// from `doc`, reading a file named by `extends.file` through `source`.
+pub(crate) fn resolve(
+    tree: &mut Value,
+    doc: &Document,
+    lookup: &Lookup<'_>,
+    source: &Source,
+    warnings: &mut Vec<String>,
+) -> Result<()> {
     let Some(Value::Mapping(services)) = tree.get("services") else { return Ok(()) };
     let wanted: Vec<String> =
         services.iter().filter(|(_, svc)| svc.get("extends").is_some()).map(|(name, _)| key_string(name)).collect();
@@ -41,7 +48,7 @@ pub(crate) fn resolve(tree: &mut Value, doc: &Document, lookup: &Lookup<'_>, war
     let services = services.clone();
     let mut current = doc.clone();
     current.tree = tree.clone();
-    let mut resolver = Resolver { lookup, warnings, files: HashMap::new() };
+    let mut resolver = Resolver { lookup, source, warnings, files: HashMap::new() };
     let mut resolved = Vec::new();
     for name in wanted {
         let mut chain = vec![(canonical(&doc.path), name.clone())];
@@ -57,6 +64,8 @@ pub(crate) fn resolve(tree: &mut Value, doc: &Document, lookup: &Lookup<'_>, war
 
 struct Resolver<'a, 'w> {
     lookup: &'a Lookup<'a>,
+    /// Where the load may read files from, and its record of them.
+    source: &'a Source,
     warnings: &'w mut Vec<String>,
     /// Files read for `extends.file`, by path.
     files: HashMap<PathBuf, Document>,
@@ -158,7 +167,7 @@ impl Resolver<'_, '_> {
         if let Some(doc) = self.files.get(path) {
             return Ok(Ok(doc.clone()));
         }
-        let text = match super::inputs::read(path) {
+        let text = match self.source.read(path) {
             Ok(text) => text,
             Err(ReadError::Denied(denied)) => return Ok(Err(Some(denied))),
             Err(ReadError::Io(_)) => return Ok(Err(None)),
@@ -204,7 +213,7 @@ mod tests {
     fn resolved(text: &str) -> Result<Value> {
         let d = doc("/nonexistent/compose.yaml", text);
         let mut tree = d.tree.clone();
-        resolve(&mut tree, &d, &|_| None, &mut Vec::new())?;
+        resolve(&mut tree, &d, &|_| None, &Source::open(), &mut Vec::new())?;
         Ok(tree)
     }
 

@@ -1,42 +1,22 @@
-//! The files a load reads besides the descriptor itself: included,
-//! extended and override files, `.env`/`--env-file` and `env_file`s; and
-//! which of them it may read at all ([`Access`]).
+//! What a load may read besides the descriptor itself (included,
+//! extended and override files, `.env`/`--env-file`, `env_file`s and
+//! `label_file`s): the [`Access`] in force and the words of a refusal
+//! ([`Denied`]). The reading itself, and the record of what was read for
+//! the descriptor's digest, is [`super::source::Source`]'s, one per load.
 //!
-//! A descriptor's digest is what an approval binds and what the audit trail
-//! records as "what was deployed". If it covered the main file only, an
-//! edit to an included file would deploy under an old approval, so every
-//! file the loader reads is recorded here with its SHA-256, and
-//! [`crate::descriptor::Descriptor::digest_with`] folds them in. Secret and
-//! config files are not recorded: they are mounted, not read, and rotating
-//! one is not a change to approve.
-//!
-//! The loader is synchronous and reads files from many places deep in its
-//! steps; a recorder local to the thread (set for the length of one load by
-//! [`recording`]) keeps those steps free of bookkeeping arguments. The same
-//! goes for the [`Access`] in force ([`with_access`]): every read goes
-//! through [`read`] (or [`check`], for a path handed to the engine, such as
-//! a build context), which refuses a file outside the allowed folders
-//! before touching it, so an outside file that exists and one that does not
-//! are refused alike.
+//! Secret and config files are neither read nor recorded: they are mounted,
+//! and rotating one is not a change to approve.
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde_yaml::Value;
-use sha2::{Digest, Sha256};
 
 use super::fault::{Parsed, Place};
-
-thread_local! {
-    static READS: RefCell<Option<BTreeMap<PathBuf, String>>> = const { RefCell::new(None) };
-    static ACCESS: RefCell<Access> = const { RefCell::new(Access::Open) };
-}
 
 /// Which files a load may read besides the main descriptor.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Access {
-    /// Any file the process can read (the default).
+    /// Any file the process can read (a load from disk without `confine`).
     Open,
     /// Only files that, with symlinks resolved, lie under one of these
     /// folders. Each root is kept twice: as given (absolute, clean) and
@@ -68,14 +48,6 @@ impl Access {
             .collect();
         Access::Under(roots)
     }
-}
-
-/// Runs `load` with `access` in force, then restores the one before.
-pub(crate) fn with_access<T>(access: Access, load: impl FnOnce() -> T) -> T {
-    let outer = ACCESS.with(|a| std::mem::replace(&mut *a.borrow_mut(), access));
-    let result = load();
-    ACCESS.with(|a| *a.borrow_mut() = outer);
-    result
 }
 
 /// Why a file may not be read.
@@ -124,7 +96,7 @@ impl Denied {
 /// Why a read failed.
 #[derive(Debug)]
 pub(crate) enum ReadError {
-    /// The [`Access`] in force refuses it (nothing was touched).
+    /// The load's [`Access`] refuses it (nothing was touched).
     Denied(Denied),
     /// The file system refused it.
     Io(std::io::Error),
@@ -150,48 +122,6 @@ pub(crate) fn resolve(path: &Path) -> PathBuf {
             _ => return path,
         }
     }
-}
-
-/// Whether the [`Access`] in force allows reading `path` (or handing it to
-/// the engine). Checked before the file is touched.
-pub(crate) fn check(path: &Path) -> Result<(), Denied> {
-    ACCESS.with(|access| match &*access.borrow() {
-        Access::Open => Ok(()),
-        Access::Nothing => Err(Denied::NoFiles),
-        Access::Under(roots) => {
-            let real = resolve(path);
-            if roots.iter().any(|root| real.starts_with(&root.canonical)) {
-                return Ok(());
-            }
-            let lexical = super::mounts::clean(&std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf()));
-            let looks_inside = roots.iter().any(|root| lexical.starts_with(&root.given));
-            Err(Denied::Outside {
-                resolved: looks_inside.then_some(real),
-                roots: roots.iter().map(|root| root.given.clone()).collect(),
-            })
-        }
-    })
-}
-
-/// Reads `path` as text if the [`Access`] in force allows it, and records
-/// it. Under [`Access::Under`], the file opened is checked again once open
-/// (on Linux, through `/proc/self/fd`), so a symlink swapped in between
-/// does not get out either.
-pub(crate) fn read(path: &Path) -> Result<String, ReadError> {
-    check(path).map_err(ReadError::Denied)?;
-    let confined = ACCESS.with(|access| matches!(&*access.borrow(), Access::Under(_)));
-    let text = if confined {
-        use std::io::Read as _;
-        let mut file = std::fs::File::open(resolve(path)).map_err(ReadError::Io)?;
-        opened_inside(&file)?;
-        let mut text = String::new();
-        file.read_to_string(&mut text).map_err(ReadError::Io)?;
-        text
-    } else {
-        std::fs::read_to_string(path).map_err(ReadError::Io)?
-    };
-    record(path, &text);
-    Ok(text)
 }
 
 /// Refuses a tree (one file, in the Specification's shape) with a key that
@@ -242,48 +172,10 @@ pub(crate) fn refuse_file_keys(tree: &Value) -> Parsed<()> {
     Ok(())
 }
 
-/// Checks that the file actually opened lies under the allowed folders.
-#[cfg(target_os = "linux")]
-fn opened_inside(file: &std::fs::File) -> Result<(), ReadError> {
-    use std::os::fd::AsRawFd as _;
-    let Ok(real) = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd())) else { return Ok(()) };
-    ACCESS.with(|access| match &*access.borrow() {
-        Access::Under(roots) if !roots.iter().any(|root| real.starts_with(&root.canonical)) => {
-            Err(ReadError::Denied(Denied::Outside {
-                resolved: None,
-                roots: roots.iter().map(|root| root.given.clone()).collect(),
-            }))
-        }
-        _ => Ok(()),
-    })
-}
-
-#[cfg(not(target_os = "linux"))]
-fn opened_inside(_file: &std::fs::File) -> Result<(), ReadError> {
-    Ok(())
-}
-
-/// Notes that the loader read `path` with content `text`.
-pub(crate) fn record(path: &Path, text: &str) {
-    READS.with(|reads| {
-        if let Some(map) = reads.borrow_mut().as_mut() {
-            map.insert(path.to_path_buf(), hex::encode(Sha256::digest(text.as_bytes())));
-        }
-    });
-}
-
-/// Runs `load`, returning what it gave and every file it read (path and
-/// hex SHA-256). A load inside a load keeps its own record.
-pub(crate) fn recording<T>(load: impl FnOnce() -> T) -> (T, BTreeMap<PathBuf, String>) {
-    let outer = READS.with(|reads| reads.borrow_mut().replace(BTreeMap::new()));
-    let result = load();
-    let read = READS.with(|reads| std::mem::replace(&mut *reads.borrow_mut(), outer)).unwrap_or_default();
-    (result, read)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::descriptor::compose::source::Source;
     use crate::descriptor::compose::{load_in_memory, load_with_options, LoadOptions};
     use crate::descriptor::{Descriptor, DescriptorRef};
 
@@ -483,20 +375,48 @@ mod tests {
         let stack = load_in_memory("services:\n  web: {image: x, extends: base}\n  base: {image: y}\n", "app").unwrap();
         assert!(stack.inputs.is_empty());
         // The backstop: with nothing allowed, no read gets through.
-        let denied = with_access(Access::Nothing, || read(Path::new("/etc/hostname")));
+        let denied = Source::in_memory().read(Path::new("/etc/hostname"));
         assert!(matches!(denied, Err(ReadError::Denied(Denied::NoFiles))));
     }
 
     #[test]
-    fn only_reads_inside_a_recording_are_kept_and_nested_ones_stay_apart() {
-        record(Path::new("/outside"), "x");
-        let ((), outer) = recording(|| {
-            record(Path::new("/a"), "one");
-            let ((), inner) = recording(|| record(Path::new("/b"), "two"));
-            assert_eq!(inner.keys().collect::<Vec<_>>(), [Path::new("/b")]);
-            record(Path::new("/c"), "three");
-        });
-        assert_eq!(outer.keys().collect::<Vec<_>>(), [Path::new("/a"), Path::new("/c")]);
-        assert_eq!(outer[Path::new("/a")], hex::encode(Sha256::digest(b"one")));
+    fn loads_on_one_thread_keep_their_own_access_and_reads_even_when_nested() {
+        let t = teams();
+        let (app, shop) = (t.app.join("compose.yaml"), t.base.join("Shop/Staging/compose.yaml"));
+        // A confined load of the application whose variable lookup runs two
+        // more loads on the same thread before the outer one reads its
+        // `env_file`: an open one of the shop's folder (which reads the
+        // shop's `.env`) and one from memory (which may read nothing).
+        let confined_load = |text: &str| {
+            std::fs::write(&app, text).unwrap();
+            let inner = std::cell::RefCell::new(None);
+            let env = |name: &str| {
+                if name == "TAG" && inner.borrow().is_none() {
+                    let descriptor = Descriptor::read(DescriptorRef::File(shop.clone()), None, &shop).unwrap();
+                    let open = load_with_options(&descriptor, "shop", &LoadOptions::default(), &|_| None).unwrap();
+                    let memory = load_in_memory("services:\n  web: {image: x, env_file: app.env}\n", "app");
+                    *inner.borrow_mut() = Some((open, memory.map(|_| ()).unwrap_err().to_string()));
+                }
+                (name == "TAG").then(|| "7".to_string())
+            };
+            let descriptor = Descriptor::read(DescriptorRef::File(app.clone()), None, &app).unwrap();
+            let options = LoadOptions { confine: Some(vec![t.app.clone()]), ..Default::default() };
+            let outer = load_with_options(&descriptor, "app", &options, &env);
+            let (open, memory) = inner.into_inner().expect("the inner loads ran");
+            (outer, open, memory)
+        };
+        let (outer, open, memory) = confined_load("services:\n  web: {image: 'web:${TAG}', env_file: app.env}\n");
+        let outer = outer.unwrap();
+        assert_eq!(outer.services["web"].image, "web:7");
+        assert_eq!(outer.services["web"].environment["GREETING"], Some("hello".into()));
+        assert_eq!(outer.inputs.keys().collect::<Vec<_>>(), [&t.app.join("app.env")]);
+        assert_eq!(open.inputs.keys().collect::<Vec<_>>(), [&t.base.join("Shop/Staging/.env")]);
+        assert!(memory.contains("would read a file on the server"), "{memory}");
+        // The open load in between does not open the confined one up.
+        let (outer, open, _) =
+            confined_load("services:\n  web: {image: 'web:${TAG}', env_file: ../../Shop/Staging/.env}\n");
+        let err = outer.map(|_| ()).unwrap_err().to_string();
+        assert!(err.contains("outside") && err.contains("env_file") && !err.contains("hunter2"), "{err}");
+        assert!(open.services["db"].environment.contains_key("A"));
     }
 }

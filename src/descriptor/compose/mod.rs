@@ -22,7 +22,8 @@
 //!
 //! Which files besides the descriptor a load may read is up to
 //! [`LoadOptions::confine`] (and [`load_in_memory`] reads none); every read
-//! goes through `inputs`, which checks it before touching the file.
+//! goes through the load's own `source::Source`, handed down every step,
+//! which checks it before touching the file and records it for the digest.
 //!
 //! Every error is [`Error::Descriptor`] and reads
 //! `<file>[:<line>]: <place>: <what is wrong and what to do>`, e.g.
@@ -30,6 +31,7 @@
 //! YAML syntax errors carry `<line>:<column>`.
 
 mod assemble;
+mod build;
 mod checks;
 mod dotenv;
 mod extends;
@@ -46,6 +48,7 @@ mod ports;
 mod runtime;
 mod select;
 mod service;
+mod source;
 mod swarm;
 mod toplevel;
 pub(crate) mod units;
@@ -80,6 +83,7 @@ use crate::descriptor::Descriptor;
 use crate::error::{Error, Result};
 use crate::stack::{Format, Stack};
 use fault::{Parsed, Place};
+use source::Source;
 
 pub use service::ONE_SHOT_LABEL;
 pub(crate) use units::byte_size;
@@ -161,14 +165,12 @@ pub fn load_with_options(
     options: &LoadOptions,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Stack> {
-    let access = match &options.confine {
-        Some(roots) => inputs::Access::under(roots),
-        None => inputs::Access::Open,
+    let source = match &options.confine {
+        Some(roots) => Source::confined(roots),
+        None => Source::open(),
     };
-    let (stack, read) =
-        inputs::recording(|| inputs::with_access(access, || load_recorded(descriptor, default_project, options, env)));
-    let mut stack = stack?;
-    stack.inputs = read;
+    let mut stack = load_from(&source, descriptor, default_project, options, env)?;
+    stack.inputs = source.into_reads();
     Ok(stack)
 }
 
@@ -203,10 +205,7 @@ fn in_memory(text: &str, default_project: &str, options: &LoadOptions) -> Result
         text: text.to_string(),
         digest: format!("sha256:{}", hex::encode(<sha2::Sha256 as sha2::Digest>::digest(text.as_bytes()))),
     };
-    let (stack, _) = inputs::recording(|| {
-        inputs::with_access(inputs::Access::Nothing, || load_recorded(&descriptor, default_project, options, &none))
-    });
-    stack
+    load_from(&Source::in_memory(), &descriptor, default_project, options, &none)
 }
 
 /// `${PWD}` is the working folder when the environment does not say, as
@@ -216,8 +215,10 @@ fn working_folder(name: &str) -> Option<String> {
     (name == "PWD").then(|| std::env::current_dir().ok().map(|d| d.display().to_string())).flatten()
 }
 
-/// [`load_with_options`], with the files read recorded by the caller.
-fn load_recorded(
+/// [`load_with_options`], reading every file besides the descriptor through
+/// `source` (which the caller asks for what was read).
+fn load_from(
+    source: &Source,
     descriptor: &Descriptor,
     default_project: &str,
     options: &LoadOptions,
@@ -226,14 +227,14 @@ fn load_recorded(
     let path = descriptor.path.as_path();
     let dir = descriptor_dir(path);
     let variables = match &options.env_file {
-        Some(file) => read_env_file(file, env, path, true)?,
+        Some(file) => read_env_file(source, file, env, path, true)?,
         None => {
             // The `.env` next to the descriptor is optional: one that is not
             // there is not read, so it is not checked against `confine`.
             let default = dir.join(".env");
             match std::fs::symlink_metadata(&default) {
-                Ok(_) if inputs::check(&default) != Err(inputs::Denied::NoFiles) => {
-                    read_env_file(&default, env, path, false)?
+                Ok(_) if source.check(&default) != Err(inputs::Denied::NoFiles) => {
+                    read_env_file(source, &default, env, path, false)?
                 }
                 _ => BTreeMap::new(),
             }
@@ -241,7 +242,7 @@ fn load_recorded(
     };
     let lookup = |name: &str| env(name).or_else(|| variables.get(name).cloned()).or_else(|| working_folder(name));
     let overrides: Vec<PathBuf> = options.overrides.iter().map(|f| mounts::clean(&dir.join(f))).collect();
-    let assembly = assemble::assemble(path, &descriptor.text, &overrides, &lookup)?;
+    let assembly = assemble::assemble(source, path, &descriptor.text, &overrides, &lookup)?;
     let active = select::active_profiles(&options.profiles, lookup("COMPOSE_PROFILES"));
     let mut warnings = Vec::new();
     for warning in &assembly.warnings {
@@ -251,7 +252,8 @@ fn load_recorded(
     }
     let fail = |fault: fault::Fault| assembly.error(fault);
     let (mut stack, scaled_to_zero, refused) =
-        read_stack(&assembly.tree, assembly.main.format, default_project, &dir, &lookup, warnings).map_err(fail)?;
+        read_stack(source, &assembly.tree, assembly.main.format, default_project, &dir, &lookup, warnings)
+            .map_err(fail)?;
     // Every refused key at once, each naming its file (an included one too),
     // line, service and key: one error, fixed in one go. One alone reads as
     // any other load error, starting with its file.
@@ -281,12 +283,13 @@ fn descriptor_dir(path: &Path) -> PathBuf {
 /// Reads a file of variables (`.env`, or the `--env-file`); a missing one
 /// is an error only when `required`.
 fn read_env_file(
+    source: &Source,
     file: &Path,
     env: &dyn Fn(&str) -> Option<String>,
     descriptor: &Path,
     required: bool,
 ) -> Result<BTreeMap<String, String>> {
-    let text = match inputs::read(file) {
+    let text = match source.read(file) {
         Ok(text) => text,
         Err(inputs::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !required => {
             return Ok(BTreeMap::new())
@@ -320,6 +323,7 @@ fn valid_project_name(name: &str) -> bool {
 /// checks); also returns the services scaled to 0 and every key refused by
 /// name.
 fn read_stack(
+    source: &Source,
     tree: &Value,
     format: Format,
     default_project: &str,
@@ -393,6 +397,7 @@ fn read_stack(
         project: &stack.name,
         dir,
         lookup,
+        source,
         secrets: declared.get("secrets").unwrap_or(&no_files),
         configs: declared.get("configs").unwrap_or(&no_files),
         warnings: Vec::new(),

@@ -15,6 +15,7 @@ use std::path::Path;
 
 use serde_yaml::Value;
 
+use super::build;
 use super::dotenv;
 use super::fault::{Fault, Parsed, Place};
 use super::files::{self, Kind};
@@ -25,12 +26,13 @@ use super::kernel;
 use super::mounts::{self, host_path, PathContext};
 use super::ports;
 use super::runtime::{self, ResourceKeys};
+use super::source::Source;
 use super::units::{duration, shell_words};
 use super::value::{
     boolean, integer, is_empty, list, list_or_dict, mapping, opt_string, string, string_list, type_name, unknown_key,
     unsupported_key,
 };
-use crate::stack::{Build, Condition, Dependency, PullPolicy, Service, ServiceNetwork};
+use crate::stack::{Condition, Dependency, PullPolicy, Service, ServiceNetwork};
 
 /// The label that marks a service as one-shot: `dockmaster.one-shot: "true"`
 /// means the service has done its job when it exits 0 (a migration, a
@@ -84,13 +86,6 @@ pub(crate) fn refused_key(place: &Place, key: &str) -> Fault {
 }
 
 #[rustfmt::skip]
-const BUILD_KEYS: &[&str] = &[
-    "context", "dockerfile", "args", "target", "dockerfile_inline", "entitlements", "ssh", "labels", "cache_from",
-    "cache_to", "no_cache", "additional_contexts", "network", "provenance", "sbom", "pull", "shm_size", "extra_hosts",
-    "isolation", "privileged", "secrets", "tags", "ulimits", "platforms",
-];
-
-#[rustfmt::skip]
 const NETWORK_KEYS: &[&str] = &[
     "aliases", "ipv4_address", "ipv6_address", "interface_name", "link_local_ips", "mac_address", "driver_opts",
     "priority", "gw_priority",
@@ -104,6 +99,9 @@ pub(crate) struct Context<'a> {
     pub(crate) dir: &'a Path,
     /// Variables: the process environment, then `.env`.
     pub(crate) lookup: &'a Lookup<'a>,
+    /// Where the load may read files from (`env_file`, `label_file`, and a
+    /// build context handed to the engine), and its record of them.
+    pub(crate) source: &'a Source,
     /// The top-level `secrets:`, by name.
     pub(crate) secrets: &'a BTreeMap<String, files::Declared>,
     /// The top-level `configs:`, by name.
@@ -148,7 +146,7 @@ pub(crate) fn service(cx: &mut Context<'_>, name: &str, value: &Value, place: &P
             "image" => image = opt_string(v, &at)?,
             "build" => {
                 let mut refused = Vec::new();
-                svc.build = build(cx, v, &at, &mut refused)?;
+                svc.build = build::build(cx, v, &at, &mut refused)?;
                 cx.refused.extend(refused);
             }
             "command" => svc.command = command(v, &at)?,
@@ -371,79 +369,6 @@ fn command(value: &Value, place: &Place) -> Parsed<Option<Vec<String>>> {
     }
 }
 
-/// `build:`: a context path, or `{context, dockerfile, args, target}`.
-/// Build options not supported yet are added to `refused`.
-fn build(cx: &Context<'_>, value: &Value, place: &Place, refused: &mut Vec<Fault>) -> Parsed<Option<Build>> {
-    let mut build = Build {
-        context: cx.dir.to_path_buf(),
-        dockerfile: "Dockerfile".into(),
-        args: BTreeMap::new(),
-        target: None,
-        cache_from: Vec::new(),
-    };
-    let context = |text: &str, at: &Place| -> Parsed<std::path::PathBuf> {
-        if text.contains("://") || text.starts_with("git@") || text.starts_with("github.com/") {
-            return Err(at.fault(format!(
-                "remote build context {text:?} is not supported yet by dockmaster; use a folder next to the descriptor"
-            )));
-        }
-        let home = (cx.lookup)("HOME");
-        let path = host_path(text, cx.dir, home.as_deref()).map_err(|why| at.fault(why))?;
-        // The engine reads the whole context: it must lie where the load
-        // may read files.
-        super::inputs::check(&path).map_err(|denied| at.fault(denied.explain("build context", text)))?;
-        Ok(path)
-    };
-    match value {
-        Value::Null => return Ok(None),
-        Value::Mapping(_) => {}
-        _ => {
-            build.context = context(&string(value, place)?, place)?;
-            return Ok(Some(build));
-        }
-    }
-    let mut dockerfile_at = None;
-    for (key, v) in mapping(value, place)? {
-        let at = place.key(&key);
-        match key.as_str() {
-            "context" => build.context = context(&string(v, &at)?, &at)?,
-            "dockerfile" => {
-                build.dockerfile = string(v, &at)?;
-                dockerfile_at = Some(at.clone());
-            }
-            "target" => build.target = opt_string(v, &at)?,
-            "cache_from" => build.cache_from = string_list(v, &at)?,
-            "args" => {
-                for (name, arg) in list_or_dict(v, &at)? {
-                    // A bare argument takes its value from the environment,
-                    // and is left out when the environment has none.
-                    if let Some(arg) = arg.or_else(|| (cx.lookup)(&name)) {
-                        build.args.insert(name, arg);
-                    }
-                }
-            }
-            k if k.starts_with("x-") => {}
-            k if BUILD_KEYS.contains(&k) => {
-                if !is_empty(v) {
-                    refused.push(unsupported_key(place, k));
-                }
-            }
-            k => return Err(unknown_key(place, k, BUILD_KEYS)),
-        }
-    }
-    // The default context, the descriptor's folder.
-    super::inputs::check(&build.context)
-        .map_err(|denied| place.fault(denied.explain("build context", &build.context.display().to_string())))?;
-    if let Some(at) = dockerfile_at {
-        // Relative to the context (checked above); an absolute one or one
-        // with `..` may lead elsewhere.
-        let path = mounts::clean(&build.context.join(&build.dockerfile));
-        super::inputs::check(&path)
-            .map_err(|denied| at.fault(denied.explain("build dockerfile", &build.dockerfile)))?;
-    }
-    Ok(Some(build))
-}
-
 /// `env_file:` entries: a path, a list of paths, or `{path, required}`.
 fn env_file_entries(value: &Value, place: &Place) -> Parsed<Vec<EnvFile>> {
     let items: Vec<(Place, &Value)> = match value {
@@ -509,7 +434,7 @@ fn read_variable_files(cx: &Context<'_>, files: Vec<EnvFile>, what: &str) -> Par
     for file in files {
         let home = (cx.lookup)("HOME");
         let path = host_path(&file.path, cx.dir, home.as_deref()).map_err(|why| file.place.fault(why))?;
-        let text = match super::inputs::read(&path) {
+        let text = match cx.source.read(&path) {
             Ok(text) => text,
             Err(ReadError::Denied(denied)) => return Err(file.place.fault(denied.explain(what, &file.path))),
             Err(ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound && !file.required => continue,
