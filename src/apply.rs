@@ -253,7 +253,10 @@ impl Apply<'_> {
                         return Err(e);
                     }
                 }
-                _ = watch.wait_for_news(), if !pending.is_empty() => {
+                // Services held back only by the parallelism limit wait for
+                // a step to finish, not for engine news: a no-op then never
+                // opens the event stream.
+                _ = watch.wait_for_news(), if !pending.is_empty() && in_flight.len() < limit => {
                     // Refresh only what pending services wait for.
                     for dep in self.awaited(&pending, &started) {
                         watch.refresh(&dep).await?;
@@ -318,7 +321,13 @@ impl Apply<'_> {
             self.progress.phase(crate::pipeline::Phase::Applied);
         }
         if let (None, Some(id)) = (&step.error, &step.id) {
-            match self.engine.snapshot(id).await {
+            // A kept container is read from the deploy's container list
+            // when that says enough (a no-op costs no inspect per service).
+            let snapshot = match change.action {
+                ChangeKind::Keep => self.engine.kept_snapshot(id).await,
+                _ => self.engine.snapshot(id).await,
+            };
+            match snapshot {
                 Ok(snapshot) => step.snapshot = Some(snapshot),
                 Err(e) => step.error = Some(e),
             }

@@ -271,6 +271,7 @@ impl DockerEngine {
             started_at: state.started_at.as_deref().filter(|t| !t.starts_with("0001-")).and_then(|t| {
                 humantime::parse_rfc3339_weak(t.trim_end_matches('Z').split('.').next().unwrap_or(t)).ok()
             }),
+            listed: false,
         }))
     }
 

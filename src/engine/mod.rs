@@ -10,6 +10,7 @@ pub mod connect;
 mod containers;
 mod hooks;
 mod images;
+pub mod listed;
 mod networks;
 pub mod spec;
 mod survey;
@@ -85,6 +86,11 @@ pub struct ContainerSnapshot {
     pub ports: Vec<String>,
     /// When its current run started, when it has started at all.
     pub started_at: Option<std::time::SystemTime>,
+    /// Read from the engine's container list rather than an inspect (see
+    /// [`listed`]): the restart count, exit details and probe output are
+    /// unknown, and `started_at` is a lower bound from the list's
+    /// "Up 5 minutes".
+    pub listed: bool,
 }
 
 impl DockerEngine {

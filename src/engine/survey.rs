@@ -58,7 +58,7 @@ impl SurveyCache {
         }
     }
 
-    fn get(&self) -> Option<Arc<Survey>> {
+    pub(super) fn get(&self) -> Option<Arc<Survey>> {
         self.slot.lock().ok().and_then(|s| s.clone())
     }
 

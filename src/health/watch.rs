@@ -44,6 +44,12 @@ struct Tracked {
     last_restarts: i64,
     running_since: Option<Instant>,
     settled_at: Option<Instant>,
+    /// The container was first read from the list ([`ContainerSnapshot::listed`]),
+    /// which has no restart count: the first inspect sets the baseline.
+    baseline_pending: bool,
+    /// When the container was tracked, to tell a restart that happened
+    /// before that first inspect.
+    tracked_at: Option<std::time::SystemTime>,
     assessment: Assessment,
     snapshot: Option<ContainerSnapshot>,
 }
@@ -101,6 +107,8 @@ impl<'a> Watch<'a> {
                     last_restarts: 0,
                     running_since: None,
                     settled_at: None,
+                    baseline_pending: false,
+                    tracked_at: None,
                     assessment,
                     snapshot: None,
                 };
@@ -167,6 +175,8 @@ impl<'a> Watch<'a> {
     pub fn track_read(&mut self, service: &str, container: &str, snapshot: Option<ContainerSnapshot>) {
         if let Some(t) = self.tracked.get_mut(service) {
             t.container = Some(container.to_string());
+            t.baseline_pending = snapshot.as_ref().is_some_and(|s| s.listed);
+            t.tracked_at = Some(std::time::SystemTime::now());
             t.expect.baseline_restarts = snapshot.as_ref().map(|s| s.restart_count).unwrap_or(0);
             t.last_restarts = t.expect.baseline_restarts;
             // A container already running (kept by the plan) has been stable
@@ -207,6 +217,17 @@ impl<'a> Watch<'a> {
     fn apply_snapshot(&mut self, service: &str, snapshot: Option<ContainerSnapshot>) {
         let now = Instant::now();
         let Some(t) = self.tracked.get_mut(service) else { return };
+        if let Some(s) = snapshot.as_ref().filter(|s| t.baseline_pending && !s.listed) {
+            // The first inspect of a container first read from the list:
+            // restarts count from here; one that started again after it was
+            // tracked has not been stable since.
+            t.baseline_pending = false;
+            t.expect.baseline_restarts = s.restart_count;
+            t.last_restarts = s.restart_count;
+            if s.started_at.zip(t.tracked_at).is_some_and(|(started, tracked)| started > tracked) {
+                t.running_since = None;
+            }
+        }
         if let Some(s) = &snapshot {
             if s.restart_count != t.last_restarts || !s.running {
                 t.running_since = None;
