@@ -43,9 +43,16 @@ pub enum Error {
     /// Another deploy holds the target.
     #[error("{0}")]
     Busy(String),
-    /// The engine refused an operation, or something unexpected happened.
+    /// The engine refused an operation halfway (a create, a start, a
+    /// rename it would not do).
     #[error("{0}")]
     Engine(String),
+    /// dockmaster itself failed: a background task that died, a document
+    /// it could not render, a stored record it could not read back. Never
+    /// the caller's input and never the engine's answer, so the message
+    /// says it is dockmaster's fault and an operator looks at its log.
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -57,7 +64,7 @@ impl Error {
             Error::Denied(_) => EXIT_DENIED,
             Error::Unreachable(_) => EXIT_UNREACHABLE,
             Error::Busy(_) => EXIT_BUSY,
-            Error::Engine(_) => EXIT_INTERNAL,
+            Error::Engine(_) | Error::Internal(_) => EXIT_INTERNAL,
         }
     }
 }

@@ -11,7 +11,7 @@ mod docker;
 mod record;
 mod status;
 
-pub use access::{authorize, identify, scope, versioned_scope};
+pub use access::{authorize, channel_rule, identify, scope, versioned_scope};
 use access::{authorize_adopt, authorize_version};
 use approval::{approval_gate, approve, rollback_version};
 use record::record;
@@ -156,7 +156,7 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
     let writer = store.clone();
     let written = tokio::task::spawn_blocking(move || writer.append(&record))
         .await
-        .unwrap_or_else(|e| Err(Error::Engine(format!("audit task failed: {e}"))));
+        .unwrap_or_else(|e| Err(Error::Internal(format!("audit task failed: {e}"))));
     if let Err(e) = written {
         match &mut result {
             Ok(outcome) if outcome.error.is_none() => {
@@ -189,6 +189,7 @@ async fn stages(
     trail: &mut Trail,
 ) -> Result<Outcome> {
     config.check_environment(&request.environment)?;
+    channel_rule(config, &request.origin, &request.environment)?;
     let changes_things = matches!(request.action, Action::Deploy | Action::Down | Action::Rollback);
     trail.principal =
         identify(config, request.user.as_deref(), request.password.as_ref(), changes_things, progress).await?;
@@ -487,7 +488,7 @@ async fn lock(request: &Request, config: &Config, target: &str, progress: &dyn P
     let config = config.clone();
     let lock = tokio::task::spawn_blocking(move || TargetLock::acquire_for(&config, &target, &holder, wait))
         .await
-        .map_err(|e| Error::Engine(format!("lock task failed: {e}")))?;
+        .map_err(|e| Error::Internal(format!("lock task failed: {e}")))?;
     crate::metrics::lock_waited(waiting.elapsed().as_secs_f64());
     lock
 }

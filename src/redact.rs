@@ -142,6 +142,7 @@ impl Redactor {
             Error::Unreachable(m) => Error::Unreachable(self.text(&m)),
             Error::Busy(m) => Error::Busy(self.text(&m)),
             Error::Engine(m) => Error::Engine(self.text(&m)),
+            Error::Internal(m) => Error::Internal(self.text(&m)),
         }
     }
 }

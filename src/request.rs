@@ -112,6 +112,10 @@ pub enum Origin {
         user_id: String,
         /// The channel (name when the platform gives one, else id).
         channel: String,
+        /// The channel's id, which `chat.channels` rules may name instead
+        /// of its name (Discord gives no name).
+        #[serde(default, skip_serializing_if = "String::is_empty")]
+        channel_id: String,
     },
     /// A schedule of `dockmaster serve`, running as its service account.
     Schedule {

@@ -85,13 +85,18 @@ fn discord_request(body: &Value, ts: i64) -> (Vec<(&'static str, String)>, Strin
 /// A run with slapd, access rules, every chat platform, and descriptors
 /// `<application>/rel/1` (healthy).
 fn setup(run: &TestRun, slapd: &Slapd, sink: &Sink) {
+    setup_with(run, slapd, sink, "");
+}
+
+/// [`setup`] with more lines for the `chat:` section.
+fn setup_with(run: &TestRun, slapd: &Slapd, sink: &Sink, chat: &str) {
     let public_key = hex::encode(discord_key().verifying_key().to_bytes());
     run.add_config(&format!(
         "descriptors: descriptors\n{}access:\n  rules:\n    - groups: [deployers]\n      \
          actions: [deploy, plan, status, rollback, history, approve]\n      descriptors: [\"**\"]\n\
          chat:\n  slack: {{signing_secret_env: DM_SLACK_SECRET}}\n  mattermost: {{token_env: DM_MM_TOKEN}}\n  \
          discord:\n    application_id: \"4242\"\n    public_key: \"{public_key}\"\n    api_base: \"{}\"\n    bot_token_env: DM_DISCORD_BOT\n    guilds: [\"777\"]\n  \
-         users:\n    table: {{\"discord:111\": alice, \"discord:333\": bob, \"slack:U-alice\": alice, \"slack:U-bob\": bob, \"slack:U-mallory\": mallory, \"mattermost:mm1\": alice}}\n",
+         users:\n    table: {{\"discord:111\": alice, \"discord:333\": bob, \"slack:U-alice\": alice, \"slack:U-bob\": bob, \"slack:U-mallory\": mallory, \"mattermost:mm1\": alice}}\n{chat}",
         slapd.config_section(),
         sink.url("/api")
     ));
@@ -577,6 +582,20 @@ fn discord_buttons_run_as_the_presser_refusals_stay_private_and_everything_is_au
     assert!(by("alice", "healthy"), "{records:#?}");
 }
 
+/// alice's Mattermost slash command form, from town-square (id mm-channel).
+fn mattermost_command(text: &str, response_url: &str) -> String {
+    serde_urlencoded::to_string([
+        ("channel_id", "mm-channel"),
+        ("channel_name", "town-square"),
+        ("user_id", "mm1"),
+        ("user_name", "alice"),
+        ("command", "/dockmaster"),
+        ("text", text),
+        ("response_url", response_url),
+    ])
+    .unwrap()
+}
+
 #[test]
 fn mattermost_buttons_only_work_with_contexts_dockmaster_wrote_once_and_as_the_presser() {
     let Some(run) = TestRun::start_named("chat-mm-buttons") else { return };
@@ -587,16 +606,7 @@ fn mattermost_buttons_only_work_with_contexts_dockmaster_wrote_once_and_as_the_p
     env.push(("DOCKMASTER__CHAT__MATTERMOST__ACTIONS_URL", "https://dockmaster.test"));
     let server = Server::start(&run, &env);
     let right = [("Authorization", format!("Token {MATTERMOST_TOKEN}"))];
-    let form = serde_urlencoded::to_string([
-        ("channel_id", "mm-channel"),
-        ("channel_name", "town-square"),
-        ("user_id", "mm1"),
-        ("user_name", "alice"),
-        ("command", "/dockmaster"),
-        ("text", &format!("deploy {}", run.named("1"))),
-        ("response_url", &sink.url("/mm/deploy")),
-    ])
-    .unwrap();
+    let form = mattermost_command(&format!("deploy {}", run.named("1")), &sink.url("/mm/deploy"));
     assert_eq!(server.post("/chat/mattermost", &right, &form).0, 200);
     let report = sink.wait_for("/mm/deploy").json();
     let actions = report["attachments"][0]["actions"].as_array().cloned().unwrap_or_default();
@@ -654,4 +664,51 @@ fn mattermost_buttons_only_work_with_contexts_dockmaster_wrote_once_and_as_the_p
         "the stranger's press is audited: {records:#?}"
     );
     assert!(records.iter().any(|r| r["origin"] == "mattermost" && r["action"] == "status" && r["user"] == "alice"));
+}
+
+#[test]
+fn channel_rules_refuse_commands_from_other_channels_in_the_pipeline_and_audit_them() {
+    let Some(run) = TestRun::start_named("chat-channels") else { return };
+    let Some(slapd) = Slapd::start() else { return };
+    let sink = Sink::start();
+    // Commands for every environment only in #deploys, or in the channel
+    // whose id is mm-channel (Mattermost's town-square).
+    setup_with(
+        &run,
+        &slapd,
+        &sink,
+        "  channels:\n    - environments: [\"*\"]\n      channels: [\"#deploys\", mm-channel]\n",
+    );
+    let server = Server::start(&run, SERVE_ENV);
+
+    // alice may deploy, but not from #ops: refused privately, nothing
+    // runs, and the refusal is in the audit trail with the channel.
+    let (headers, body) = slack_request("alice", &format!("deploy {}", run.named("1")), &sink.url("/r/ops"), now());
+    assert_eq!(server.post("/chat/slack", &headers, &body).0, 200);
+    let answer = sink.wait_for("/r/ops").json();
+    assert_eq!(answer["response_type"], "ephemeral", "{answer}");
+    assert!(answer["text"].as_str().unwrap_or("").contains("only taken in #deploys, #mm-channel"), "{answer}");
+    assert!(run.container_id("app").is_none(), "nothing was deployed from the wrong channel");
+    // History from the wrong channel is refused too.
+    let (headers, body) = slack_request("alice", &format!("history {}", run.named("1")), &sink.url("/r/h"), now());
+    assert_eq!(server.post("/chat/slack", &headers, &body).0, 200);
+    assert!(sink.wait_for("/r/h").json()["text"].as_str().unwrap_or("").contains("only taken in"));
+
+    // The same command from the channel the rule names by id runs.
+    let right = [("Authorization", format!("Token {MATTERMOST_TOKEN}"))];
+    let form = mattermost_command(&format!("deploy {}", run.named("1")), &sink.url("/r/mm"));
+    assert_eq!(server.post("/chat/mattermost", &right, &form).0, 200);
+    let report = sink.wait_for("/r/mm").json();
+    assert!(report.to_string().contains("HEALTHY"), "{report}");
+    assert!(run.container_id("app").is_some());
+
+    let history = run.dockmaster_with_env(
+        ["--user", "alice", "history", "--output", "json"],
+        &[("DOCKMASTER_PASSWORD", slapd::USER_PASSWORD)],
+    );
+    history.assert_exit(0);
+    let records: Vec<Value> = serde_json::from_str(&history.stdout).unwrap();
+    let refused: Vec<&Value> = records.iter().filter(|r| r["verdict"] == "denied").collect();
+    assert_eq!(refused.len(), 2, "both refusals are audited once: {records:#?}");
+    assert!(refused.iter().any(|r| r["action"] == "deploy" && r["origin_detail"]["channel"] == "ops"), "{refused:#?}");
 }

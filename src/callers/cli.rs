@@ -234,11 +234,11 @@ async fn print_config(
     let document = crate::descriptor::render::compose_document(&stack);
     let text = match format {
         ConfigFormat::Yaml => {
-            serde_yaml::to_string(&document).map_err(|e| Error::Engine(format!("rendering YAML: {e}")))?
+            serde_yaml::to_string(&document).map_err(|e| Error::Internal(format!("rendering YAML: {e}")))?
         }
         ConfigFormat::Json => {
             let mut t =
-                serde_json::to_string_pretty(&document).map_err(|e| Error::Engine(format!("rendering JSON: {e}")))?;
+                serde_json::to_string_pretty(&document).map_err(|e| Error::Internal(format!("rendering JSON: {e}")))?;
             t.push('\n');
             t
         }

@@ -24,7 +24,7 @@ pub fn man() -> Result<i32> {
     let mut page = Vec::new();
     clap_mangen::Man::new(Cli::command())
         .render(&mut page)
-        .map_err(|e| Error::Engine(format!("cannot render the man page: {e}")))?;
+        .map_err(|e| Error::Internal(format!("cannot render the man page: {e}")))?;
     write_stdout(&page)
 }
 

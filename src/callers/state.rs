@@ -24,7 +24,7 @@ pub async fn run(config: &Config, command: &StateCommand) -> Result<i32> {
         }
     })
     .await
-    .map_err(|e| crate::error::Error::Engine(format!("the state task failed: {e}")))?
+    .map_err(|e| crate::error::Error::Internal(format!("the state task failed: {e}")))?
 }
 
 /// Opens every store (creating or upgrading its schema) and says where

@@ -241,8 +241,13 @@ impl Chat {
             Ok(uid) => uid,
             Err(e) => return self.refuse(speaker, command, None, e),
         };
-        if let Err(e) = self.check_channel(speaker, &command.environment) {
-            return self.refuse(speaker, command, Some(&uid), e);
+        // The pipeline applies the channel rules to what it runs (and
+        // records the refusal); help and history are answered here.
+        if matches!(command.verb, Verb::Help | Verb::History) {
+            let origin = origin(speaker, &uid);
+            if let Err(e) = pipeline::channel_rule(&self.config, &origin, &command.environment) {
+                return self.refuse(speaker, command, Some(&uid), e);
+            }
         }
         match command.verb {
             Verb::Help => self.help(&uid).await,
@@ -364,24 +369,6 @@ impl Chat {
         )))
     }
 
-    fn check_channel(&self, speaker: &Speaker, environment: &str) -> Result<()> {
-        for rule in &self.config.chat.channels {
-            if !rule.environments.iter().any(|e| crate::access::glob(e, environment)) {
-                continue;
-            }
-            let here = [speaker.channel_name.trim_start_matches('#'), speaker.channel_id.as_str()];
-            if !rule.channels.iter().any(|c| here.contains(&c.trim_start_matches('#'))) {
-                let list: Vec<String> =
-                    rule.channels.iter().map(|c| format!("#{}", c.trim_start_matches('#'))).collect();
-                return Err(Error::Denied(format!(
-                    "commands for `{environment}` are only taken in {}",
-                    list.join(", ")
-                )));
-            }
-        }
-        Ok(())
-    }
-
     /// Records a refusal that happened before the pipeline, and says why.
     fn refuse(&self, speaker: &Speaker, command: &command::Command, uid: Option<&str>, error: Error) -> Reply {
         let name = uid.unwrap_or(&speaker.user_name);
@@ -469,6 +456,7 @@ fn origin(speaker: &Speaker, user: &str) -> Origin {
         } else {
             speaker.channel_name.clone()
         },
+        channel_id: speaker.channel_id.clone(),
     }
 }
 
@@ -534,7 +522,7 @@ pub fn for_chat(error: &Error) -> String {
         })
         .collect();
     let text = words.join(" ").replace("  ", " ").replace(" .", ".").replace(" ;", ";");
-    if matches!(error, Error::Engine(_)) {
+    if matches!(error, Error::Engine(_) | Error::Internal(_)) {
         return format!(
             "{text} — this is dockmaster's fault, not yours: an administrator can find the details in its log"
         );

@@ -10,6 +10,24 @@ use crate::error::{Error, Result};
 use crate::identity::Principal;
 use crate::request::{Action, Request};
 
+/// The `chat.channels` rules: commands for an environment a rule covers
+/// are only taken in the channels it names (by name or id). Requests
+/// that did not come from chat are not concerned.
+pub fn channel_rule(config: &Config, origin: &crate::request::Origin, environment: &str) -> Result<()> {
+    let crate::request::Origin::Chat { channel, channel_id, .. } = origin else { return Ok(()) };
+    for rule in &config.chat.channels {
+        if !rule.environments.iter().any(|e| crate::access::glob(e, environment)) {
+            continue;
+        }
+        let here = [channel.trim_start_matches('#'), channel_id.as_str()];
+        if !rule.channels.iter().any(|c| here.iter().any(|h| !h.is_empty() && *h == c.trim_start_matches('#'))) {
+            let list: Vec<String> = rule.channels.iter().map(|c| format!("#{}", c.trim_start_matches('#'))).collect();
+            return Err(Error::Denied(format!("commands for `{environment}` are only taken in {}", list.join(", "))));
+        }
+    }
+    Ok(())
+}
+
 /// Who is asking: looked up in (or, with a password, logged in to) the
 /// directory. `None` when no directory is configured, or when the CLI
 /// names no user and no access rules need one. Fails closed.

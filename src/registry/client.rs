@@ -115,7 +115,7 @@ pub async fn resolve(config: &Config, base: &str, reference: &DescriptorRef) -> 
             let (path, _) = version
                 .as_deref()
                 .and_then(cached)
-                .ok_or_else(|| Error::Engine("the registry answered 304 for a version that is not cached".into()))?;
+                .ok_or_else(|| Error::Internal("the registry answered 304 for a version that is not cached".into()))?;
             read(reference, version.clone(), &path)
         }
         reqwest::StatusCode::NOT_FOUND => {
@@ -261,7 +261,7 @@ pub async fn publish(
     match status.as_u16() {
         200..=299 => serde_json::from_value(answer["versions"].clone())
             .map(|versions| (versions, warnings))
-            .map_err(|e| Error::Engine(format!("unexpected answer from the registry: {e}"))),
+            .map_err(|e| Error::Internal(format!("unexpected answer from the registry: {e}"))),
         401 | 403 => Err(Error::Denied(format!("the registry refused the token: {message}"))),
         400 | 422 => {
             let mut text = format!("{}: {message}", file.display());

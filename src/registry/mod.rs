@@ -52,9 +52,8 @@ pub fn fragment_services(fragment: &Value) -> Result<(Mapping, bool)> {
 pub fn assemble(previous: Option<&str>, fragment: &Value) -> Result<String> {
     let (services, spec) = fragment_services(fragment)?;
     let mut doc: Mapping = match previous {
-        Some(text) => {
-            serde_yaml::from_str(text).map_err(|e| Error::Engine(format!("a stored descriptor does not parse: {e}")))?
-        }
+        Some(text) => serde_yaml::from_str(text)
+            .map_err(|e| Error::Internal(format!("a stored descriptor does not parse: {e}")))?,
         None if spec => {
             let mut m = Mapping::new();
             m.insert("services".into(), Value::Mapping(Mapping::new()));
@@ -66,7 +65,7 @@ pub fn assemble(previous: Option<&str>, fragment: &Value) -> Result<String> {
     let target = if doc_is_spec {
         match doc.get_mut("services") {
             Some(Value::Mapping(m)) => m,
-            _ => return Err(Error::Engine("a stored descriptor has no services mapping".into())),
+            _ => return Err(Error::Internal("a stored descriptor has no services mapping".into())),
         }
     } else {
         &mut doc
@@ -88,7 +87,7 @@ pub fn assemble(previous: Option<&str>, fragment: &Value) -> Result<String> {
             }
         }
     }
-    serde_yaml::to_string(&Value::Mapping(doc)).map_err(|e| Error::Engine(format!("rendering a descriptor: {e}")))
+    serde_yaml::to_string(&Value::Mapping(doc)).map_err(|e| Error::Internal(format!("rendering a descriptor: {e}")))
 }
 
 /// Checks a descriptor text with the loader, as a deploy would read it

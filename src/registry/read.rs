@@ -195,7 +195,7 @@ async fn running(r: &Arc<Registry>, application: &str, release: &str, environmen
         crate::callers::options::running_version(&r.config, &application, &release, &environment)
     })
     .await
-    .map_err(|e| Error::Engine(e.to_string()))?
+    .map_err(|e| Error::Internal(format!("the registry task failed: {e}")))?
 }
 
 /// Rundeck's list of a release's versions: newest first, `selected` on the

@@ -346,7 +346,7 @@ impl Store {
         if e.unreachable {
             return self.db.failed(e, "registry");
         }
-        Error::Engine(format!("registry database {}: {e}", self.db.shown()))
+        Error::Internal(format!("registry database {}: {e}", self.db.shown()))
     }
 }
 

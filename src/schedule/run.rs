@@ -131,7 +131,7 @@ async fn claim_run(config: &Config, schedule: &str, due: i64) -> Result<bool> {
         Ok(claimed)
     })
     .await
-    .map_err(|e| Error::Engine(format!("schedule claim task failed: {e}")))?
+    .map_err(|e| Error::Internal(format!("schedule claim task failed: {e}")))?
 }
 
 /// When `serve` was down across a schedule's times: one audit record

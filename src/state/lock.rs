@@ -106,7 +106,7 @@ impl PgLock {
                 Conn::Postgres(client) => {
                     Ok(PgLock { session: Some(*client), key, target: target.to_string(), holder: holder.clone() })
                 }
-                Conn::Sqlite(_) => Err(Error::Engine("a PostgreSQL lock without a PostgreSQL session".into())),
+                Conn::Sqlite(_) => Err(Error::Internal("a PostgreSQL lock without a PostgreSQL session".into())),
             }
         })
     }

@@ -313,7 +313,7 @@ impl Schema {
             .iter()
             .map(|(name, sql)| refinery::Migration::unapplied(name, sql))
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| Error::Engine(format!("the {} schema is malformed: {e}", self.name)))?;
+            .map_err(|e| Error::Internal(format!("the {} schema is malformed: {e}", self.name)))?;
         let mut runner = refinery::Runner::new(&migrations).set_grouped(true);
         runner.set_migration_table_name(format!("{}_schema_history", self.name));
         let failed = |e: refinery::Error| {
