@@ -20,7 +20,8 @@ use serde::Serialize;
 
 use crate::engine::{DockerEngine, PREVIOUS_SUFFIX};
 use crate::error::Error;
-use crate::health::{HealthReport, Verdict, Watch};
+use crate::health::{HealthReport, Watch};
+use crate::pipeline::Applied;
 use crate::pipeline::Progress;
 use crate::plan::{self, ChangeKind, ObservedContainer, Plan, ServiceChange, Strategy};
 use crate::request::DeployOptions;
@@ -63,21 +64,9 @@ impl RollbackReport {
     }
 }
 
-/// The result of applying a plan.
-#[derive(Debug)]
-pub struct Applied {
-    /// The health of the deployed services (before any rollback, so the
-    /// failing services' causes and logs are those of the new version).
-    pub report: HealthReport,
-    /// Present when the deploy was rolled back.
-    pub rollback: Option<RollbackReport>,
-    /// An engine error that stopped the apply halfway.
-    pub error: Option<Error>,
-}
-
 /// What to undo if the deploy fails, recorded as each change is made.
 #[derive(Debug, Clone)]
-enum Undo {
+pub(crate) enum Undo {
     /// A container that did not exist before.
     Created { id: String, name: String },
     /// A stopped container that was started.
@@ -131,14 +120,16 @@ pub struct Apply<'a> {
 }
 
 impl Apply<'_> {
-    /// Applies the plan, watches, and rolls back on failure.
-    pub async fn run(&self) -> Applied {
+    /// Applies the plan and watches it until every service settles, one
+    /// fails, or the deadline passes. What follows (finishing, rolling
+    /// back or leaving it) is the pipeline's decision.
+    pub(crate) async fn run(&self) -> Applied<Undo> {
         // Containers kept aside by an earlier deploy that was killed or run
         // with --no-rollback would block this deploy's renames: the target's
         // state is what runs under the real names now, so they go first.
         if let Err(e) = self.clear_leftovers().await {
             let report = Watch::new(self.engine, self.stack, self.options.stability_window, 0).report(false).await;
-            return Applied { report, rollback: None, error: Some(e) };
+            return Applied { report, undo: vec![], error: Some(e) };
         }
         let deadline = Instant::now() + self.options.timeout;
         let mut watch = Watch::new(self.engine, self.stack, self.options.stability_window, self.options.log_lines);
@@ -156,25 +147,7 @@ impl Apply<'_> {
             Ok(()) => (watch.report(false).await, None),
             Err(e) => (watch.report(false).await, Some(e)),
         };
-        let interrupted = self.shutdown.reason();
-        let healthy = report.verdict == Verdict::Healthy && error.is_none() && interrupted.is_none();
-        if healthy {
-            self.finalize(&undo).await;
-            return Applied { report, rollback: None, error: None };
-        }
-        let reason = match (&interrupted, &error) {
-            (Some(signal), _) => format!("interrupted by {signal}"),
-            (None, Some(e)) => format!("engine error: {e}"),
-            (None, None) => failure_summary(&report),
-        };
-        if !self.options.rollback {
-            self.progress.step(&format!("deploy failed ({reason}); --no-rollback: leaving the failed state in place"));
-            return Applied { report, rollback: None, error };
-        }
-        self.progress.step(&format!("deploy failed ({reason}); rolling back"));
-        self.progress.phase(crate::pipeline::Phase::RollingBack);
-        let rollback = self.roll_back(&undo, reason).await;
-        Applied { report, rollback: Some(rollback), error }
+        Applied { report, undo, error }
     }
 
     /// Starts services as their dependencies allow, `parallelism` at a time.
@@ -412,7 +385,7 @@ impl Apply<'_> {
 
     /// Success: the kept containers and the services no longer in the
     /// descriptor go, and so do containers a killed deploy left behind.
-    async fn finalize(&self, undo: &[Undo]) {
+    pub(crate) async fn finalize(&self, undo: &[Undo]) {
         // Old containers stop with their grace period, all at once. Their
         // anonymous volumes go with them unless the successor mounts them
         // (the engine keeps a volume still in use), so none is left
@@ -462,7 +435,7 @@ impl Apply<'_> {
     }
 
     /// Failure: undo every change in reverse order, then watch what is back.
-    async fn roll_back(&self, undo: &[Undo], reason: String) -> RollbackReport {
+    pub(crate) async fn roll_back(&self, undo: &[Undo], reason: String) -> RollbackReport {
         // Each undo touches only its own service's containers, so they run
         // at once; within one, the steps keep their order.
         let steps = undo.iter().rev().map(|u| async move {
@@ -538,20 +511,4 @@ enum Readiness {
     Ready,
     Waiting,
     Never(String),
-}
-
-/// One line naming the failed services (or, at the deadline, the ones that
-/// never settled).
-fn failure_summary(report: &HealthReport) -> String {
-    let failing: Vec<String> = report
-        .services
-        .iter()
-        .filter(|s| if report.timed_out { !s.status.is_ok() } else { s.status.is_failed() })
-        .map(|s| format!("{} {}", s.name, s.status.as_str()))
-        .collect();
-    if report.timed_out {
-        format!("deadline passed: {}", failing.join(", "))
-    } else {
-        failing.join(", ")
-    }
 }

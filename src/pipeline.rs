@@ -7,6 +7,7 @@
 
 mod access;
 mod approval;
+mod deploy;
 mod docker;
 mod record;
 mod status;
@@ -14,6 +15,7 @@ mod status;
 pub use access::{authorize, channel_rule, identify, scope, versioned_scope};
 use access::{authorize_adopt, authorize_version};
 use approval::{approval_gate, approve, rollback_version};
+pub(crate) use deploy::{Applied, Planned};
 use record::record;
 pub use record::{record_event, record_refusal};
 
@@ -27,7 +29,7 @@ use crate::engine::DockerEngine;
 use crate::error::{Error, Result};
 use crate::identity::Principal;
 use crate::lock::{Holder, TargetLock};
-use crate::plan::{self, Plan};
+use crate::plan;
 use crate::policy::{self, Classification};
 use crate::request::{Action, DescriptorSummary, Outcome, OutcomeError, Request};
 use crate::shutdown::Shutdown;
@@ -74,21 +76,59 @@ pub(crate) struct Cx<'a> {
 /// What the pipeline asks of an engine, whatever runs the containers:
 /// one engine ([`DockerEngine`], containers replaced by dockmaster) or a
 /// Swarm manager ([`crate::swarm::SwarmEngine`], services updated by
-/// Swarm). Identity, access, policy, locks, approvals and the audit trail
-/// stay in the pipeline, so every engine gets the same guarantees.
+/// Swarm). The engine carries out steps; the order of the steps and every
+/// decision between them (what to plan, whether the deploy failed,
+/// whether to roll back) are the pipeline's ([`deploy::deploy`]), as are
+/// identity, access, policy, locks, approvals and the audit trail, so
+/// every engine gets the same guarantees.
 pub(crate) trait Engine {
+    /// What the engine records, step by step, to undo a deploy.
+    type Undo;
     /// Where the engine is, for reports and the audit trail.
     fn describe(&self) -> String;
-    /// What runs for a target now, as the change classifier reads it.
+    /// How the one planner ([`plan::diff`]) compares this engine's state
+    /// with a stack.
+    fn rules(&self) -> plan::Rules;
+    /// What runs for a target now, and nothing else (status, rollback).
     async fn observe(&self, target: &str) -> Result<Vec<plan::ObservedContainer>>;
+    /// One look at everything a plan compares: the target's containers
+    /// and the images, networks and volumes the stack needs.
+    async fn observe_target(&self, stack: &Stack) -> Result<plan::Observed>;
     /// Image-only or structural, against what runs now.
     fn classify(&self, stack: &Stack, observed: &[plan::ObservedContainer]) -> Classification {
-        policy::classify(stack, observed)
+        policy::classify::classify_with(stack, observed, self.rules().hash)
     }
-    /// What a deploy would change, touching nothing.
-    async fn plan(&self, cx: &Cx<'_>, stack: &Stack) -> Result<Plan>;
-    /// Applies the stack, watches it, and rolls back on failure.
-    async fn deploy(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome>;
+    /// Refuses, every problem at once, what this engine cannot run.
+    fn check(&self, stack: &Stack) -> Result<()>;
+    /// Makes what a deploy needs exist before anything is replaced
+    /// (images built, loaded or pulled; external objects checked), and
+    /// records the images in `observed`. Says where each image came from.
+    async fn prepare(
+        &self,
+        cx: &Cx<'_>,
+        stack: &Stack,
+        observed: &mut plan::Observed,
+    ) -> Result<Vec<crate::request::ImageUse>>;
+    /// Carries out the plan and watches it until every service settles,
+    /// one fails, or the deadline passes.
+    async fn apply(
+        &self,
+        cx: &Cx<'_>,
+        deploy: &deploy::Planned<'_>,
+        summary: &DescriptorSummary,
+    ) -> Result<deploy::Applied<Self::Undo>>;
+    /// The deploy is healthy: what it replaced, and what is no longer in
+    /// the descriptor, goes.
+    async fn finish(&self, cx: &Cx<'_>, deploy: &deploy::Planned<'_>, undo: &[Self::Undo]) -> Result<()>;
+    /// The deploy failed: puts back what ran before (and removes what the
+    /// deploy created), then watches what is back.
+    async fn undo(
+        &self,
+        cx: &Cx<'_>,
+        deploy: &deploy::Planned<'_>,
+        undo: &[Self::Undo],
+        reason: String,
+    ) -> Result<crate::apply::RollbackReport>;
     /// The health of what runs now.
     async fn status(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome>;
     /// Removes the target.
@@ -290,9 +330,10 @@ async fn act<E: Engine>(
     let summary = summarize(request, descriptor);
     match request.action {
         Action::Plan => {
-            let observed = engine.observe(&stack.name).await?;
-            trail.classification = Some(engine.classify(stack, &observed));
-            let plan = engine.plan(cx, stack).await?;
+            engine.check(stack)?;
+            let observed = engine.observe_target(stack).await?;
+            trail.classification = Some(engine.classify(stack, &observed.containers));
+            let plan = plan::diff(stack, &observed, &engine.rules());
             Ok(Outcome {
                 plan: Some(plan),
                 classification: trail.classification.clone(),
@@ -300,11 +341,13 @@ async fn act<E: Engine>(
             })
         }
         Action::Deploy => {
-            let observed = engine.observe(&stack.name).await?;
-            let classification = engine.classify(stack, &observed);
+            // The one look at the engine this deploy takes.
+            let observed = engine.observe_target(stack).await?;
+            let classification = engine.classify(stack, &observed.containers);
             trail.classification = Some(classification.clone());
             if request.options.only_if_changed {
-                let plan = engine.plan(cx, stack).await?;
+                engine.check(stack)?;
+                let plan = plan::diff(stack, &observed, &engine.rules());
                 if plan.is_noop() {
                     progress.step(&format!("{}: nothing changed; nothing deployed", stack.name));
                     return Ok(Outcome {
@@ -316,7 +359,7 @@ async fn act<E: Engine>(
             }
             let bound = run_digest(request, config, stack);
             approval_gate(request, config, store, trail, &summary, &bound, &classification, progress)?;
-            let mut outcome = engine.deploy(cx, stack, summary).await?;
+            let mut outcome = deploy::deploy(engine, cx, stack, observed, summary).await?;
             outcome.classification = Some(classification);
             Ok(outcome)
         }
@@ -350,7 +393,9 @@ async fn act<E: Engine>(
             trail.summary = Some(summary.clone());
             trail.redactor.learn(&config.audit, &previous_stack);
             trail.descriptor = Some(trail.redactor.text(&masked_descriptor(&target, config, &previous_stack)));
-            let mut outcome = engine.deploy(&Cx { request: &target, ..*cx }, &previous_stack, summary).await?;
+            let observed = engine.observe_target(&previous_stack).await?;
+            let cx = Cx { request: &target, ..*cx };
+            let mut outcome = deploy::deploy(engine, &cx, &previous_stack, observed, summary).await?;
             outcome.action = Action::Rollback;
             Ok(outcome)
         }

@@ -12,10 +12,14 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-
 use crate::stack::{Service, Stack};
+use serde::Serialize;
+
+mod hash;
+mod rules;
+use hash::changed_fields;
+pub use hash::{config_hash, ConfigHash};
+pub use rules::Rules;
 
 /// A container of the target as the engine reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,47 +151,25 @@ impl Plan {
     }
 }
 
-/// The configuration hash of a service: what decides whether its container
-/// must be recreated, and the per-field hashes that explain why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigHash {
-    /// `sha256` hex of the whole normalised service plus the stack context
-    /// that shapes its container.
-    pub whole: String,
-    /// Short hashes by top-level field of the service.
-    pub fields: BTreeMap<String, String>,
+/// What one look at the engine found for a target: with the stack, the
+/// planner's whole input. Each engine fills in what it has (Swarm keeps
+/// no images, volumes or leftovers of its own).
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    /// The target's containers (or Swarm services), in service order.
+    pub containers: Vec<ObservedContainer>,
+    /// The image ID each service's image resolves to on the engine now.
+    pub images: ImageIds,
+    /// Engine-side names of the networks the stack needs that exist.
+    pub networks: Vec<String>,
+    /// Engine-side names of the volumes the stack needs that exist.
+    pub volumes: Vec<String>,
+    /// Containers an earlier deploy kept aside and never cleared (id,
+    /// name); one engine only.
+    pub leftovers: Vec<(String, String)>,
 }
 
-/// Hashes a service's normalised configuration.
-///
-/// `one_shot` is part of the hash because it changes how the container is
-/// watched; `stack_name` because it shapes network and volume names.
-pub fn config_hash(stack: &Stack, service: &str, svc: &Service) -> ConfigHash {
-    let mut value = serde_json::to_value(svc).unwrap_or(serde_json::Value::Null);
-    // How the image is obtained is not part of the container (Compose
-    // leaves it out of its hash too); the image ID decides instead.
-    if let serde_json::Value::Object(map) = &mut value {
-        map.remove("pull_policy");
-        // Swarm-only settings change nothing in a container.
-        map.remove("swarm");
-    }
-    let mut fields = BTreeMap::new();
-    if let serde_json::Value::Object(map) = &value {
-        for (key, field) in map {
-            let digest = Sha256::digest(field.to_string().as_bytes());
-            fields.insert(key.clone(), hex::encode(&digest[..6]));
-        }
-    }
-    let context = format!("{}|{}|{}", stack.name, stack.is_one_shot(service), value);
-    ConfigHash { whole: hex::encode(Sha256::digest(context.as_bytes())), fields }
-}
-
-/// Computes the plan for bringing the observed containers to the stack.
-///
-/// `existing_networks` and `existing_volumes` are engine-side names that
-/// exist already. Services come out in dependency order; a stack with a
-/// dependency cycle is refused by the loader before it gets here, so a
-/// cycle found here only falls back to name order.
+/// [`diff`] for one engine, from its parts (the unit tests' form).
 pub fn plan(
     stack: &Stack,
     observed: &[ObservedContainer],
@@ -195,20 +177,39 @@ pub fn plan(
     existing_networks: &[String],
     existing_volumes: &[String],
 ) -> Plan {
-    let levels = stack.start_levels().unwrap_or_else(|_| vec![stack.services.keys().cloned().collect()]);
+    let observed = Observed {
+        containers: observed.to_vec(),
+        images: images.clone(),
+        networks: existing_networks.to_vec(),
+        volumes: existing_volumes.to_vec(),
+        leftovers: vec![],
+    };
+    diff(stack, &observed, &Rules::ONE_ENGINE)
+}
+
+/// Computes the plan for bringing what was observed to the stack: the one
+/// pure diff every engine uses, with its [`Rules`].
+///
+/// Services come out in dependency order; a stack with a dependency cycle
+/// is refused by the loader before it gets here, so a cycle found here
+/// only falls back to name order.
+pub fn diff(stack: &Stack, observed: &Observed, rules: &Rules) -> Plan {
+    let all = || vec![stack.services.keys().cloned().collect::<Vec<_>>()];
+    let levels = if rules.containers { stack.start_levels().unwrap_or_else(|_| all()) } else { all() };
     let mut services = Vec::new();
     for (level, names) in levels.iter().enumerate() {
         for name in names {
             let Some(svc) = stack.services.get(name) else { continue };
-            let container = stack.container_name(name);
-            let current = observed.iter().find(|c| &c.service == name);
-            let hash = config_hash(stack, name, svc);
-            let wanted_image = images.get(name).cloned().flatten();
+            let container = (rules.name)(stack, name);
+            let current = observed.containers.iter().find(|c| &c.service == name);
+            let hash = (rules.hash)(stack, name, svc);
+            let wanted_image = observed.images.get(name).cloned().flatten();
             let (action, reasons) = match current {
-                None => (ChangeKind::Create, vec!["no container yet".to_string()]),
+                None => (ChangeKind::Create, vec!["new service".to_string()]),
                 Some(c) => {
                     let mut reasons = changed_fields(&hash, c);
                     match &wanted_image {
+                        _ if !rules.containers => {}
                         Some(id) if *id != c.image_id => reasons.push(format!(
                             "image `{}` now resolves to {} (container runs {})",
                             svc.image,
@@ -224,7 +225,7 @@ pub fn plan(
                     }
                     if !reasons.is_empty() {
                         (ChangeKind::Recreate, reasons)
-                    } else if c.running || (stack.is_one_shot(name) && c.exit_code == Some(0)) {
+                    } else if !rules.containers || c.running || (stack.is_one_shot(name) && c.exit_code == Some(0)) {
                         (ChangeKind::Keep, vec![])
                     } else {
                         let why = match c.exit_code {
@@ -235,32 +236,31 @@ pub fn plan(
                     }
                 }
             };
-            let (action, reasons) = propagate(stack, name, action, reasons, &services);
-            let strategy = (action == ChangeKind::Recreate).then(|| strategy(svc));
+            let (action, reasons) =
+                if rules.containers { propagate(stack, name, action, reasons, &services) } else { (action, reasons) };
+            let strategy = (rules.containers && action == ChangeKind::Recreate).then(|| strategy(svc));
             services.push(ServiceChange { service: name.clone(), container, action, reasons, level, strategy });
         }
     }
-    for c in observed {
+    for c in &observed.containers {
         if !stack.services.contains_key(&c.service) {
             services.push(ServiceChange {
                 service: c.service.clone(),
                 container: c.name.clone(),
                 action: ChangeKind::Remove,
                 reasons: vec!["service is no longer in the descriptor".to_string()],
-                level: levels.len(),
+                level: if rules.containers { levels.len() } else { 0 },
                 strategy: None,
             });
         }
     }
-    let networks = wanted_networks(stack).into_iter().filter(|n| !existing_networks.contains(n)).collect();
-    let volumes = wanted_volumes(stack).into_iter().filter(|v| !existing_volumes.contains(v)).collect();
+    let networks = wanted_networks(stack).into_iter().filter(|n| !observed.networks.contains(n)).collect();
+    let volumes = match rules.containers {
+        true => wanted_volumes(stack).into_iter().filter(|v| !observed.volumes.contains(v)).collect(),
+        false => vec![],
+    };
     let mut warnings = stack.warnings.clone();
-    for (name, svc) in &stack.services {
-        if svc.network_mode.as_deref() == Some("host") && !svc.ports.is_empty() {
-            warnings
-                .push(format!("service `{name}` uses host networking: its published ports are ignored by the engine"));
-        }
-    }
+    warnings.extend((rules.warnings)(stack));
     Plan { target: stack.name.clone(), services, networks, volumes, warnings }
 }
 
@@ -358,29 +358,6 @@ pub fn wanted_volumes(stack: &Stack) -> Vec<String> {
 }
 
 /// The fields whose hash differs, as reasons a person can read.
-fn changed_fields(hash: &ConfigHash, container: &ObservedContainer) -> Vec<String> {
-    if hash.whole == container.config_hash {
-        return vec![];
-    }
-    if container.field_hashes.is_empty() {
-        return vec!["configuration changed".to_string()];
-    }
-    let mut keys: Vec<&String> = hash.fields.keys().chain(container.field_hashes.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    let changed: Vec<String> = keys
-        .into_iter()
-        .filter(|k| hash.fields.get(*k) != container.field_hashes.get(*k))
-        .map(|k| format!("`{k}` changed"))
-        .collect();
-    if changed.is_empty() {
-        // Same fields, different whole hash: the stack context changed.
-        vec!["how the service is watched changed (one-shot or project)".to_string()]
-    } else {
-        changed
-    }
-}
-
 /// `sha256:0123456789ab…` → `0123456789ab`, for messages.
 pub fn short_id(id: &str) -> &str {
     let id = id.strip_prefix("sha256:").unwrap_or(id);
@@ -550,5 +527,37 @@ mod tests {
         let p = plan(&s, &observed, &images(), &["shop_default".into()], &["shop_data".into()]);
         let kinds: Vec<(&str, ChangeKind)> = p.services.iter().map(|c| (c.service.as_str(), c.action)).collect();
         assert_eq!(kinds, vec![("db", ChangeKind::Keep), ("web", ChangeKind::Start), ("cache", ChangeKind::Remove)]);
+    }
+
+    #[test]
+    fn swarm_rules_diff_by_hash_alone_and_start_everything_together() {
+        let s = stack();
+        let rules = Rules {
+            hash: config_hash,
+            name: |stack, service| format!("{}_{service}", stack.name),
+            containers: false,
+            warnings: |_| vec!["swarm ignores depends_on".into()],
+        };
+        let mut containers = observed_as_deployed(&s);
+        for c in &mut containers {
+            c.name = format!("shop_{}", c.service);
+            // No task runs and the image ID is unknown: Swarm's business.
+            c.running = false;
+            c.image_id = String::new();
+        }
+        containers.retain(|c| c.service != "web");
+        let observed = Observed { containers, ..Observed::default() };
+        let p = diff(&s, &observed, &rules);
+        let kinds: Vec<(&str, ChangeKind, usize)> =
+            p.services.iter().map(|c| (c.service.as_str(), c.action, c.level)).collect();
+        assert_eq!(kinds, vec![("db", ChangeKind::Keep, 0), ("web", ChangeKind::Create, 0)]);
+        assert_eq!(p.services[1].container, "shop_web");
+        assert!(p.services.iter().all(|c| c.strategy.is_none()));
+        assert!(p.volumes.is_empty(), "Swarm creates volumes on the nodes");
+        assert_eq!(p.warnings, vec!["swarm ignores depends_on".to_string()]);
+        // The same observation under one engine's rules replaces db: its
+        // container name and image ID are not what one engine runs.
+        let one = diff(&s, &Observed { images: images(), ..observed.clone() }, &Rules::ONE_ENGINE);
+        assert_eq!(one.services[0].action, ChangeKind::Recreate, "{:?}", one.services[0].reasons);
     }
 }

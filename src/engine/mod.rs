@@ -35,6 +35,18 @@ pub const LABEL_DIGEST: &str = "dockmaster.descriptor-digest";
 /// Label recording the reference a container was deployed from.
 pub const LABEL_REFERENCE: &str = "dockmaster.descriptor";
 
+/// The labels that record which descriptor a container (or Swarm
+/// service) was deployed from: what `status` and `rollback` read back.
+pub fn descriptor_labels(summary: &crate::request::DescriptorSummary) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::new();
+    labels.insert(LABEL_REFERENCE.to_string(), summary.reference.clone());
+    labels.insert(LABEL_DIGEST.to_string(), summary.digest.clone());
+    if let Some(version) = &summary.version {
+        labels.insert(LABEL_VERSION.to_string(), version.clone());
+    }
+    labels
+}
+
 /// Suffix of the name a replaced container is kept under until its
 /// successor is healthy (see the apply stage).
 pub const PREVIOUS_SUFFIX: &str = "_dm_previous";

@@ -5,35 +5,95 @@
 use std::time::Duration;
 
 use super::{Cx, Engine};
-use crate::apply::Apply;
+use crate::apply::{Apply, RollbackReport};
 use crate::config::Config;
-use crate::engine::DockerEngine;
+use crate::engine::{descriptor_labels, DockerEngine};
 use crate::error::{Error, Result};
 use crate::health::Watch;
-use crate::pipeline::Progress;
-use crate::plan::{self, ChangeKind, ImageIds, Plan, ServiceChange};
-use crate::request::{Action, DescriptorSummary, ImageUse, Outcome, OutcomeError, Request};
-use crate::shutdown::Shutdown;
+use crate::pipeline::{Applied, Planned, Progress};
+use crate::plan::{self, ChangeKind, ImageIds, Observed, Plan, ServiceChange};
+use crate::request::{Action, DescriptorSummary, ImageUse, Outcome, Request};
 use crate::stack::{FileSource, Stack};
 
 impl Engine for DockerEngine {
+    type Undo = crate::apply::Undo;
+
     fn describe(&self) -> String {
         self.host.clone()
+    }
+
+    fn rules(&self) -> plan::Rules {
+        plan::Rules::ONE_ENGINE
     }
 
     async fn observe(&self, target: &str) -> Result<Vec<plan::ObservedContainer>> {
         DockerEngine::observe(self, target).await
     }
 
-    async fn plan(&self, _cx: &Cx<'_>, stack: &Stack) -> Result<Plan> {
-        refuse_unsupported(stack)?;
-        let images = local_images(self, stack).await?;
-        observe_and_plan(self, stack, &images).await
+    async fn observe_target(&self, stack: &Stack) -> Result<Observed> {
+        // On a surveyed engine the containers, networks and volumes come
+        // from one set of list calls; the images are inspected once each.
+        let (networks, volumes) = (plan::wanted_networks(stack), plan::wanted_volumes(stack));
+        let (images, containers, networks, volumes, leftovers) = tokio::join!(
+            local_images(self, stack),
+            DockerEngine::observe(self, &stack.name),
+            self.existing_networks(&networks),
+            self.existing_volumes(&volumes),
+            self.leftovers(&stack.name),
+        );
+        Ok(Observed {
+            containers: containers?,
+            images: images?,
+            networks: networks?,
+            volumes: volumes?,
+            leftovers: leftovers?,
+        })
     }
 
-    async fn deploy(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
-        refuse_unsupported(stack)?;
-        deploy(cx.request, cx.config, self, stack, summary, cx.progress, cx.shutdown).await
+    fn check(&self, stack: &Stack) -> Result<()> {
+        refuse_unsupported(stack)
+    }
+
+    async fn prepare(&self, cx: &Cx<'_>, stack: &Stack, observed: &mut Observed) -> Result<Vec<ImageUse>> {
+        preflight(self, stack).await?;
+        let (images, uses) = ensure_images(cx.request, cx.config, self, stack, cx.progress).await?;
+        observed.images = images;
+        Ok(uses)
+    }
+
+    async fn apply(
+        &self,
+        cx: &Cx<'_>,
+        deploy: &Planned<'_>,
+        summary: &DescriptorSummary,
+    ) -> Result<Applied<Self::Undo>> {
+        let (stack, plan) = (deploy.stack, deploy.plan);
+        for network in &plan.networks {
+            let key = network_key(stack, network);
+            cx.progress.step(&format!("creating network {network}"));
+            self.create_network(stack, &key).await?;
+        }
+        for volume in &plan.volumes {
+            let key = stack.volumes.keys().find(|k| stack.volume_name(k) == *volume).cloned().unwrap_or_default();
+            cx.progress.step(&format!("creating volume {volume}"));
+            self.create_volume(stack, &key).await?;
+        }
+        Ok(applier(self, cx, deploy, Some(summary)).run().await)
+    }
+
+    async fn finish(&self, cx: &Cx<'_>, deploy: &Planned<'_>, undo: &[Self::Undo]) -> Result<()> {
+        applier(self, cx, deploy, None).finalize(undo).await;
+        Ok(())
+    }
+
+    async fn undo(
+        &self,
+        cx: &Cx<'_>,
+        deploy: &Planned<'_>,
+        undo: &[Self::Undo],
+        reason: String,
+    ) -> Result<RollbackReport> {
+        Ok(applier(self, cx, deploy, None).roll_back(undo, reason).await)
     }
 
     async fn status(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
@@ -42,6 +102,30 @@ impl Engine for DockerEngine {
 
     async fn down(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
         down(cx.request, self, stack, summary, cx.progress).await
+    }
+}
+
+/// The apply stage of one engine for this deploy: new containers carry
+/// the descriptor's reference, digest and version (finishing and undoing
+/// create none).
+fn applier<'a>(
+    engine: &'a DockerEngine,
+    cx: &Cx<'a>,
+    deploy: &Planned<'a>,
+    summary: Option<&DescriptorSummary>,
+) -> Apply<'a> {
+    let Planned { stack, plan, observed } = *deploy;
+    let descriptor_labels = summary.map(descriptor_labels).unwrap_or_default();
+    Apply {
+        engine,
+        stack,
+        plan,
+        observed: &observed.containers,
+        options: &cx.request.options,
+        progress: cx.progress,
+        shutdown: cx.shutdown,
+        descriptor_labels,
+        leftovers: observed.leftovers.clone(),
     }
 }
 
@@ -102,13 +186,6 @@ async fn image_facts(engine: &DockerEngine, stack: &Stack) -> Result<ImageFacts>
 
 /// Image reference -> (ID, registry digests), `None` when missing.
 type ImageFacts = std::collections::BTreeMap<String, Option<(String, Vec<String>)>>;
-
-async fn observe_and_plan(engine: &DockerEngine, stack: &Stack, images: &ImageIds) -> Result<Plan> {
-    let observed = engine.observe(&stack.name).await?;
-    let networks = engine.existing_networks(&plan::wanted_networks(stack)).await?;
-    let volumes = engine.existing_volumes(&plan::wanted_volumes(stack)).await?;
-    Ok(plan::plan(stack, &observed, images, &networks, &volumes))
-}
 
 /// Makes sure every image exists: builds what has a build section and is
 /// missing (or everything with `--build`), loads what is missing from the
@@ -233,75 +310,6 @@ async fn preflight(engine: &DockerEngine, stack: &Stack) -> Result<()> {
         }
     }
     Ok(())
-}
-
-async fn deploy(
-    request: &Request,
-    config: &Config,
-    engine: &DockerEngine,
-    stack: &Stack,
-    summary: DescriptorSummary,
-    progress: &dyn Progress,
-    shutdown: &Shutdown,
-) -> Result<Outcome> {
-    preflight(engine, stack).await?;
-    let (images, image_uses) = ensure_images(request, config, engine, stack, progress).await?;
-    let mut plan = observe_and_plan(engine, stack, &images).await?;
-    if request.options.force_recreate {
-        plan::force_recreate(&mut plan, stack);
-    }
-    for warning in &plan.warnings {
-        progress.step(&format!("warning: {warning}"));
-    }
-    if plan.is_noop() {
-        progress.step(&format!("no changes: all {} services of `{}` are up to date", plan.services.len(), stack.name));
-    }
-    let changes = plan.services.iter().filter(|s| s.action != crate::plan::ChangeKind::Keep).count();
-    progress.phase(crate::pipeline::Phase::Planned(changes));
-    let observed = engine.observe(&stack.name).await?;
-    let leftovers = engine.leftovers(&stack.name).await?;
-    for network in &plan.networks {
-        let key = network_key(stack, network);
-        progress.step(&format!("creating network {network}"));
-        engine.create_network(stack, &key).await?;
-    }
-    for volume in &plan.volumes {
-        let key = stack.volumes.keys().find(|k| stack.volume_name(k) == *volume).cloned().unwrap_or_default();
-        progress.step(&format!("creating volume {volume}"));
-        engine.create_volume(stack, &key).await?;
-    }
-    let mut descriptor_labels = std::collections::BTreeMap::new();
-    descriptor_labels.insert(crate::engine::LABEL_REFERENCE.to_string(), summary.reference.clone());
-    descriptor_labels.insert(crate::engine::LABEL_DIGEST.to_string(), summary.digest.clone());
-    if let Some(version) = &summary.version {
-        descriptor_labels.insert(crate::engine::LABEL_VERSION.to_string(), version.clone());
-    }
-    let apply = Apply {
-        engine,
-        stack,
-        plan: &plan,
-        observed: &observed,
-        options: &request.options,
-        progress,
-        shutdown,
-        descriptor_labels,
-        leftovers,
-    };
-    let applied = apply.run().await;
-    let error = applied.error.map(|e| OutcomeError { exit_code: e.exit_code(), message: e.to_string() });
-    Ok(Outcome {
-        target: stack.name.clone(),
-        action: Action::Deploy,
-        descriptor: summary,
-        plan: Some(plan),
-        report: Some(applied.report),
-        rollback: applied.rollback,
-        classification: None,
-        images: image_uses,
-        error,
-        engine: None,
-        not_running: None,
-    })
 }
 
 fn network_key(stack: &Stack, engine_name: &str) -> String {

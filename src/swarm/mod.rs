@@ -25,12 +25,11 @@ use bollard::query_parameters::{
 
 use crate::apply::RollbackReport;
 use crate::engine::spec::{network_body, service_networks, LABEL_FIELDS, LABEL_HASH, LABEL_SERVICE, LABEL_TARGET};
-use crate::engine::{DockerEngine, LABEL_DIGEST, LABEL_REFERENCE, LABEL_VERSION};
+use crate::engine::{DockerEngine, LABEL_VERSION};
 use crate::error::{Error, Result};
-use crate::pipeline::{Cx, Engine};
-use crate::plan::{ChangeKind, ObservedContainer, Plan, ServiceChange};
-use crate::policy::Classification;
-use crate::request::{Action, DescriptorSummary, Outcome};
+use crate::pipeline::{Applied, Cx, Engine, Planned};
+use crate::plan::{ChangeKind, Observed, ObservedContainer, Plan, ServiceChange};
+use crate::request::{Action, DescriptorSummary, ImageUse, Outcome};
 use crate::stack::Stack;
 use watch::Watched;
 
@@ -92,7 +91,7 @@ impl SwarmEngine {
     }
 
     /// Refuses a stack with fields Swarm cannot honour, naming each.
-    fn check(&self, stack: &Stack) -> Result<()> {
+    fn refuse_unsupported(&self, stack: &Stack) -> Result<()> {
         crate::pipeline::refuse_unrunnable(stack)?;
         let mut problems = Vec::new();
         for (name, svc) in &stack.services {
@@ -113,7 +112,7 @@ impl SwarmEngine {
     }
 
     /// Things a person should know: what Swarm ignores.
-    fn warnings(stack: &Stack) -> Vec<String> {
+    fn ignored(stack: &Stack) -> Vec<String> {
         let mut warnings = Vec::new();
         for (name, svc) in &stack.services {
             if !svc.depends_on.is_empty() {
@@ -133,58 +132,6 @@ impl SwarmEngine {
             }
         }
         warnings
-    }
-
-    async fn compute_plan(&self, stack: &Stack) -> Result<Plan> {
-        self.check(stack)?;
-        // External secrets and configs must exist before anything changes.
-        self.ensure_files(stack, None).await?;
-        let observed = Engine::observe(self, &stack.name).await?;
-        let mut services = Vec::new();
-        for (name, svc) in &stack.services {
-            let hash = spec::config_hash(stack, name, svc);
-            let (action, reasons) = match observed.iter().find(|o| &o.service == name) {
-                None => (ChangeKind::Create, vec!["new service".to_string()]),
-                Some(o) if o.config_hash == hash.whole => (ChangeKind::Keep, vec![]),
-                Some(o) => {
-                    let mut changed: Vec<String> = hash
-                        .fields
-                        .iter()
-                        .filter(|(k, v)| o.field_hashes.get(*k) != Some(v))
-                        .map(|(k, _)| k.clone())
-                        .collect();
-                    changed.extend(o.field_hashes.keys().filter(|k| !hash.fields.contains_key(*k)).cloned());
-                    if changed.is_empty() {
-                        changed.push("configuration".into());
-                    }
-                    (ChangeKind::Recreate, changed)
-                }
-            };
-            services.push(ServiceChange {
-                service: name.clone(),
-                container: spec::service_name(stack, name),
-                action,
-                reasons,
-                level: 0,
-                strategy: None,
-            });
-        }
-        for o in observed.iter().filter(|o| !stack.services.contains_key(&o.service)) {
-            services.push(ServiceChange {
-                service: o.service.clone(),
-                container: o.name.clone(),
-                action: ChangeKind::Remove,
-                reasons: vec!["no longer in the descriptor".into()],
-                level: 0,
-                strategy: None,
-            });
-        }
-        let wanted = crate::plan::wanted_networks(stack);
-        let existing = self.engine.existing_networks(&wanted).await?;
-        let networks = wanted.into_iter().filter(|n| !existing.contains(n)).collect();
-        let mut warnings = stack.warnings.clone();
-        warnings.extend(Self::warnings(stack));
-        Ok(Plan { target: stack.name.clone(), services, networks, volumes: vec![], warnings })
     }
 
     async fn create_networks(&self, stack: &Stack, plan: &Plan, cx: &Cx<'_>) -> Result<()> {
@@ -289,7 +236,7 @@ impl SwarmEngine {
 
     /// Undoes a failed deploy: services Swarm has not rolled back itself go
     /// back through Swarm's rollback; services this deploy created go away.
-    async fn undo(&self, cx: &Cx<'_>, stack: &Stack, undo: &[Undo], reason: String) -> Result<RollbackReport> {
+    async fn restore(&self, cx: &Cx<'_>, stack: &Stack, undo: &[Undo], reason: String) -> Result<RollbackReport> {
         let mut restored = Vec::new();
         for u in undo {
             match u {
@@ -325,6 +272,17 @@ impl SwarmEngine {
         Ok(RollbackReport { reason, version, previous: true, restored: Some(report) })
     }
 
+    /// What the services no longer use (old content, or a failed deploy's
+    /// own after a rollback) goes; a failure here changes no verdict. A
+    /// failed deploy left in place (`--no-rollback`) is not pruned: the
+    /// previous spec's files may still serve tasks Swarm has not replaced
+    /// and a later `docker service rollback`.
+    async fn prune(&self, stack: &Stack, cx: &Cx<'_>) {
+        if let Err(e) = self.prune_files(&stack.name, cx.progress).await {
+            cx.progress.step(&format!("warning: unused secrets and configs were not removed: {e}"));
+        }
+    }
+
     async fn observe_versions(&self, target: &str) -> Result<Vec<String>> {
         Ok(Engine::observe(self, target).await?.into_iter().filter_map(|o| o.descriptor_version).collect())
     }
@@ -332,15 +290,26 @@ impl SwarmEngine {
 
 /// What a deploy did to one service, to undo it.
 #[derive(Debug, Clone)]
-enum Undo {
+pub(crate) enum Undo {
     Created(String),
     /// Updated; with when Swarm's updater had last started before.
     Updated(String, Option<String>),
 }
 
 impl Engine for SwarmEngine {
+    type Undo = Undo;
+
     fn describe(&self) -> String {
         format!("swarm {}", self.engine.host)
+    }
+
+    fn rules(&self) -> crate::plan::Rules {
+        crate::plan::Rules {
+            hash: spec::config_hash,
+            name: spec::service_name,
+            containers: false,
+            warnings: SwarmEngine::ignored,
+        }
     }
 
     async fn observe(&self, target: &str) -> Result<Vec<ObservedContainer>> {
@@ -367,33 +336,41 @@ impl Engine for SwarmEngine {
         Ok(observed)
     }
 
-    fn classify(&self, stack: &Stack, observed: &[ObservedContainer]) -> Classification {
-        crate::policy::classify::classify_with(stack, observed, spec::config_hash)
+    async fn observe_target(&self, stack: &Stack) -> Result<Observed> {
+        let wanted = crate::plan::wanted_networks(stack);
+        let (containers, networks) =
+            tokio::join!(Engine::observe(self, &stack.name), self.engine.existing_networks(&wanted));
+        Ok(Observed { containers: containers?, networks: networks?, ..Observed::default() })
     }
 
-    async fn plan(&self, _cx: &Cx<'_>, stack: &Stack) -> Result<Plan> {
-        self.compute_plan(stack).await
+    fn check(&self, stack: &Stack) -> Result<()> {
+        self.refuse_unsupported(stack)
     }
 
-    async fn deploy(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
-        let plan = self.compute_plan(stack).await?;
-        for warning in &plan.warnings {
-            cx.progress.step(&format!("warning: {warning}"));
-        }
+    async fn prepare(&self, _cx: &Cx<'_>, stack: &Stack, _observed: &mut Observed) -> Result<Vec<ImageUse>> {
+        // External secrets and configs must exist before anything changes;
+        // images are the nodes' business (or a registry's).
+        self.ensure_files(stack, None).await?;
+        Ok(vec![])
+    }
+
+    async fn apply(
+        &self,
+        cx: &Cx<'_>,
+        deploy: &Planned<'_>,
+        summary: &DescriptorSummary,
+    ) -> Result<Applied<Self::Undo>> {
+        let (stack, plan) = (deploy.stack, deploy.plan);
         let files = self.ensure_files(stack, Some(cx.progress)).await?;
-        self.create_networks(stack, &plan, cx).await?;
-        let mut labels = BTreeMap::new();
-        labels.insert(LABEL_REFERENCE.to_string(), summary.reference.clone());
-        labels.insert(LABEL_DIGEST.to_string(), summary.digest.clone());
-        if let Some(version) = &summary.version {
-            labels.insert(LABEL_VERSION.to_string(), version.clone());
-        }
+        self.create_networks(stack, plan, cx).await?;
+        let labels = crate::engine::descriptor_labels(summary);
         let rollback = cx.request.options.rollback;
         let mut undo = Vec::new();
         let mut error = None;
         for change in plan.services.iter().filter(|c| matches!(c.action, ChangeKind::Create | ChangeKind::Recreate)) {
             let verb = if change.action == ChangeKind::Create { "creating" } else { "updating" };
             cx.progress.step(&format!("{verb} service {} ({})", change.container, change.reasons.join(", ")));
+            cx.progress.phase(crate::pipeline::Phase::Applied);
             match self.apply_one(stack, change, &labels, &files, rollback).await {
                 Ok(u) => undo.push(u),
                 Err(e) => {
@@ -414,50 +391,30 @@ impl Engine for SwarmEngine {
                 Some((c.service.clone(), at))
             })
             .collect();
+        cx.progress.phase(crate::pipeline::Phase::Watching);
         let report = watch::watch(self, cx, stack, &services, &updated, Watched::Deploy).await?;
-        let mut outcome =
-            Outcome { plan: Some(plan.clone()), ..Outcome::new(stack.name.clone(), Action::Deploy, summary) };
-        let failure = match &error {
-            Some(e) => Some(format!("the deploy stopped halfway: {e}")),
-            None if !report.verdict.is_healthy() => {
-                let failing: Vec<String> =
-                    report.services.iter().filter(|s| !s.status.is_ok()).map(|s| s.name.clone()).collect();
-                Some(format!("{} did not become healthy", failing.join(", ")))
-            }
-            None => None,
-        };
-        match &failure {
-            Some(reason) if rollback => outcome.rollback = Some(self.undo(cx, stack, &undo, reason.clone()).await?),
-            // --no-rollback: the new specs (and the services this deploy
-            // created) stay as they are, and the report says failed, not
-            // rolled back, as on one engine.
-            Some(reason) => {
-                cx.progress.step(&format!("deploy failed ({reason}); --no-rollback: leaving the failed state in place"))
-            }
-            None => {
-                for gone in plan.services_with(ChangeKind::Remove) {
-                    cx.progress.step(&format!("removing service {} (no longer in the descriptor)", gone.container));
-                    self.delete(&gone.container).await?;
-                }
-            }
+        Ok(Applied { report, undo, error })
+    }
+
+    async fn finish(&self, cx: &Cx<'_>, deploy: &Planned<'_>, _undo: &[Self::Undo]) -> Result<()> {
+        for gone in deploy.plan.services_with(ChangeKind::Remove) {
+            cx.progress.step(&format!("removing service {} (no longer in the descriptor)", gone.container));
+            self.delete(&gone.container).await?;
         }
-        if let Some(e) = error {
-            outcome.error = Some(crate::request::OutcomeError { exit_code: e.exit_code(), message: e.to_string() });
-        }
-        outcome.report = Some(report);
-        // A failed deploy left in place keeps every secret and config: the
-        // previous spec's may still serve tasks Swarm has not replaced (a
-        // paused update) and a later `docker service rollback`. The next
-        // deploy that is not left failed in place prunes them.
-        if failure.is_some() && !rollback {
-            return Ok(outcome);
-        }
-        // What the services no longer use (old content, or this deploy's
-        // own after a rollback) goes; a failure here changes no verdict.
-        if let Err(e) = self.prune_files(&stack.name, cx.progress).await {
-            cx.progress.step(&format!("warning: unused secrets and configs were not removed: {e}"));
-        }
-        Ok(outcome)
+        self.prune(deploy.stack, cx).await;
+        Ok(())
+    }
+
+    async fn undo(
+        &self,
+        cx: &Cx<'_>,
+        deploy: &Planned<'_>,
+        undo: &[Self::Undo],
+        reason: String,
+    ) -> Result<RollbackReport> {
+        let report = self.restore(cx, deploy.stack, undo, reason).await?;
+        self.prune(deploy.stack, cx).await;
+        Ok(report)
     }
 
     async fn status(&self, cx: &Cx<'_>, stack: &Stack, summary: DescriptorSummary) -> Result<Outcome> {
