@@ -294,9 +294,11 @@ impl<'a> Watch<'a> {
         while let Some(item) = next.take() {
             match item {
                 Some(Ok(event)) => {
-                    let first_start = event.action.as_deref() == Some("start");
+                    let action = event.action.unwrap_or_default();
                     if let Some(id) = event.actor.and_then(|a| a.id) {
-                        if !(first_start && self.own_starts.insert(id.clone())) {
+                        let own_start = action == "start" && self.own_starts.insert(id.clone());
+                        let said = action == "health_status: healthy" && self.turned_healthy(&id);
+                        if !own_start && !said {
                             self.dirty.insert(id);
                         }
                     }
@@ -314,6 +316,25 @@ impl<'a> Watch<'a> {
                 }
             }
             next = self.events.next().now_or_never();
+        }
+    }
+
+    /// A running container's healthcheck passed, as the engine's event
+    /// says: its snapshot takes the news without a read (on a cold deploy
+    /// that is one inspect less per service). `false` when the event is
+    /// not enough (the container is not tracked, not known to run, or
+    /// already due to be read).
+    fn turned_healthy(&mut self, id: &str) -> bool {
+        if self.polling || self.dirty.contains(id) {
+            return false;
+        }
+        let tracked = self.tracked.values_mut().find(|t| t.container.as_deref() == Some(id));
+        match tracked.and_then(|t| t.snapshot.as_mut()).filter(|s| s.running) {
+            Some(snapshot) => {
+                snapshot.health = Some("healthy".into());
+                true
+            }
+            None => false,
         }
     }
 
