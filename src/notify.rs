@@ -139,7 +139,7 @@ pub async fn send_error(
             .unwrap_or_else(|_| request.descriptor.default_project()),
     };
     let outcome = Outcome {
-        error: Some(crate::request::OutcomeError { exit_code: error.exit_code(), message: error.to_string() }),
+        error: Some(crate::request::OutcomeError::from(error)),
         ..Outcome::new(target, request.action, summary)
     };
     send_all(webhooks, &outcome, progress).await;

@@ -203,6 +203,7 @@ pub async fn run(request: &Request, config: &Config, progress: &dyn Progress, sh
                 outcome.error = Some(OutcomeError {
                     exit_code: crate::error::EXIT_INTERNAL,
                     message: format!("the request ran but its audit record was not written: {e}"),
+                    items: vec![],
                 })
             }
             _ => progress.step(&format!("warning: the audit record was not written: {e}")),
@@ -459,15 +460,10 @@ pub(crate) fn refuse_unrunnable(stack: &Stack) -> Result<()> {
 /// One descriptor error listing every problem under `what`, or `Ok` when
 /// there is none: a person fixes them all in one go.
 pub(crate) fn refuse_problems(problems: Vec<String>, what: &str) -> Result<()> {
-    match problems.as_slice() {
-        [] => Ok(()),
-        [one] => Err(Error::Descriptor(format!("{what}: {one}; nothing was changed"))),
-        many => Err(Error::Descriptor(format!(
-            "{what} ({} problems; nothing was changed):\n  - {}",
-            many.len(),
-            many.join("\n  - ")
-        ))),
+    if problems.is_empty() {
+        return Ok(());
     }
+    Err(Error::Problems(crate::error::Findings { subject: what.to_string(), items: problems }))
 }
 
 /// The normalised descriptor with secret values masked, for the record.

@@ -127,7 +127,13 @@ impl Redactor {
         }
         if let Some(error) = &mut outcome.error {
             error.message = self.text(&error.message);
+            error.items = error.items.iter().map(|i| self.text(i)).collect();
         }
+    }
+
+    /// Findings with every secret this request met replaced.
+    fn findings(&self, f: crate::error::Findings) -> crate::error::Findings {
+        crate::error::Findings { subject: self.text(&f.subject), items: f.items.iter().map(|i| self.text(i)).collect() }
     }
 
     /// The same error with its message masked.
@@ -143,6 +149,8 @@ impl Redactor {
             Error::Busy(m) => Error::Busy(self.text(&m)),
             Error::Engine(m) => Error::Engine(self.text(&m)),
             Error::Internal(m) => Error::Internal(self.text(&m)),
+            Error::Violations(f) => Error::Violations(self.findings(f)),
+            Error::Problems(f) => Error::Problems(self.findings(f)),
         }
     }
 }

@@ -376,6 +376,16 @@ pub struct OutcomeError {
     pub exit_code: i32,
     /// What went wrong.
     pub message: String,
+    /// Each violation or problem on its own, when the error lists them
+    /// ([`crate::error::Error::items`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<String>,
+}
+
+impl From<&crate::error::Error> for OutcomeError {
+    fn from(e: &crate::error::Error) -> OutcomeError {
+        OutcomeError { exit_code: e.exit_code(), message: e.to_string(), items: e.items().to_vec() }
+    }
 }
 
 impl Outcome {

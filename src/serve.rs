@@ -208,6 +208,7 @@ fn choices(result: Result<Vec<options::Choice>>) -> Response {
             let status = match e {
                 Error::Usage(_) => StatusCode::BAD_REQUEST,
                 Error::Descriptor(_) => StatusCode::NOT_FOUND,
+                Error::Problems(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 _ => StatusCode::INTERNAL_SERVER_ERROR,
             };
             json(status, serde_json::json!({"error": e.to_string()}).to_string())

@@ -469,14 +469,32 @@ fn text(message: &str, error: bool) -> Reply {
 /// server's file paths or command-line advice, which mean nothing in a
 /// chat and tell strangers about the server.
 pub fn for_chat(error: &Error) -> String {
-    let mut message = error.to_string();
+    let text = match error {
+        // A list stays a list: the subject, then a bullet per finding.
+        Error::Violations(f) | Error::Problems(f) => {
+            let items: Vec<String> = f.items.iter().map(|i| format!("• {}", scrub(i))).collect();
+            format!("{} (nothing was changed):\n{}", scrub(&f.subject), items.join("\n"))
+        }
+        _ => scrub(&error.to_string()),
+    };
+    let mut text = text;
     // Where the server looked is the server's business.
-    if let (Error::Descriptor(_), Some(at)) = (error, message.find(" not found: ")) {
-        message = format!(
+    if let (Error::Descriptor(_), Some(at)) = (error, text.find(" not found: ")) {
+        text = format!(
             "{} not found: check the application and release names (Discord suggests the ones you may use)",
-            &message[..at]
+            &text[..at]
         );
     }
+    if matches!(error, Error::Engine(_) | Error::Internal(_)) {
+        return format!(
+            "{text} — this is dockmaster's fault, not yours: an administrator can find the details in its log"
+        );
+    }
+    text
+}
+
+/// One message without the server's file paths or command-line advice.
+fn scrub(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     // Parenthesised advice about flags or configuration keys goes.
     let mut depth = 0usize;
@@ -521,13 +539,7 @@ pub fn for_chat(error: &Error) -> String {
             }
         })
         .collect();
-    let text = words.join(" ").replace("  ", " ").replace(" .", ".").replace(" ;", ";");
-    if matches!(error, Error::Engine(_) | Error::Internal(_)) {
-        return format!(
-            "{text} — this is dockmaster's fault, not yours: an administrator can find the details in its log"
-        );
-    }
-    text
+    words.join(" ").replace("  ", " ").replace(" .", ".").replace(" ;", ";")
 }
 
 /// The request timestamp in header `name` (Unix seconds, as text), when it
@@ -570,5 +582,34 @@ mod tests {
         assert!(said.contains("needs an approval") && said.contains("new service"), "{said}");
         let e = Error::Denied("no access rule allows `deploy` of Shop/web in prod (you are in: ops)".into());
         assert_eq!(for_chat(&e), e.to_string(), "a refusal's reasons stay");
+    }
+
+    #[test]
+    fn listed_errors_reach_chat_as_bullets_without_server_paths() {
+        let e = crate::policy::violations_error(
+            "Shop/web",
+            "prod",
+            &[
+                crate::policy::Violation {
+                    service: "app".into(),
+                    key: "volumes".into(),
+                    rule: "bind".into(),
+                    message: "bind mount /srv/other-team/data is outside the allowed folders".into(),
+                },
+                crate::policy::Violation {
+                    service: "app".into(),
+                    key: "privileged".into(),
+                    rule: "privileged".into(),
+                    message: "privileged is not allowed".into(),
+                },
+            ],
+        );
+        assert_eq!(e.exit_code(), crate::error::EXIT_DENIED);
+        assert_eq!(e.items().len(), 2);
+        let said = for_chat(&e);
+        let lines: Vec<&str> = said.lines().collect();
+        assert_eq!(lines[0], "Shop/web breaks the policy for `prod` (nothing was changed):", "{said}");
+        assert!(lines[1].starts_with("• ") && lines[2].starts_with("• "), "{said}");
+        assert!(!said.contains("/srv"), "{said}");
     }
 }

@@ -84,7 +84,7 @@ pub(super) async fn deploy<E: Engine>(
         report: Some(applied.report),
         rollback,
         images,
-        error: applied.error.map(|e| OutcomeError { exit_code: e.exit_code(), message: e.to_string() }),
+        error: applied.error.as_ref().map(OutcomeError::from),
         ..Outcome::new(stack.name.clone(), Action::Deploy, summary)
     })
 }

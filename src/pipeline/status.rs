@@ -74,7 +74,7 @@ pub(super) async fn status<E: Engine>(
             summary.digest = running.digest.clone().unwrap_or(summary.digest);
             let mut outcome = Outcome::new(stack.name.clone(), Action::Status, summary);
             outcome.not_running = Some(runs.clone());
-            outcome.error = Some(OutcomeError { exit_code: EXIT_UNHEALTHY, message });
+            outcome.error = Some(OutcomeError { exit_code: EXIT_UNHEALTHY, message, items: vec![] });
             return Ok(outcome);
         }
     }

@@ -49,11 +49,8 @@ impl std::fmt::Display for Violation {
 
 /// The error for a descriptor with violations: all of them, one per line.
 pub fn violations_error(descriptor: &str, environment: &str, violations: &[Violation]) -> Error {
-    let list: Vec<String> = violations.iter().map(|v| format!("  - {v}")).collect();
-    Error::Denied(format!(
-        "{descriptor} breaks the policy for `{environment}` ({} violation{}); nothing was changed:\n{}",
-        violations.len(),
-        if violations.len() == 1 { "" } else { "s" },
-        list.join("\n")
-    ))
+    Error::Violations(crate::error::Findings {
+        subject: format!("{descriptor} breaks the policy for `{environment}`"),
+        items: violations.iter().map(ToString::to_string).collect(),
+    })
 }

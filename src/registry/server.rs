@@ -405,7 +405,7 @@ async fn publish(
                 json!({"error": message, "warnings": warnings}),
             )
         }
-        Ok(Err(e @ Error::Descriptor(_))) => {
+        Ok(Err(e @ (Error::Descriptor(_) | Error::Problems(_)))) => {
             let reason = if over_cap.load(Ordering::Relaxed) {
                 "an assembled descriptor is over the descriptor cap"
             } else {
