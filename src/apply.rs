@@ -117,6 +117,9 @@ pub struct Apply<'a> {
     /// Containers an earlier deploy kept aside and never cleared (id,
     /// name), observed with the rest before anything changed.
     pub leftovers: Vec<(String, String)>,
+    /// The image ID each service's image has on the engine (after the
+    /// images were prepared), for the report of a container not read.
+    pub images: &'a plan::ImageIds,
 }
 
 impl Apply<'_> {
@@ -298,6 +301,10 @@ impl Apply<'_> {
             // when that says enough (a no-op costs no inspect per service).
             let snapshot = match change.action {
                 ChangeKind::Keep => self.engine.kept_snapshot(id).await,
+                ChangeKind::Create | ChangeKind::Recreate => match self.just_started(id, change) {
+                    Some(snapshot) => Ok(Some(snapshot)),
+                    None => self.engine.snapshot(id).await,
+                },
                 _ => self.engine.snapshot(id).await,
             };
             match snapshot {
@@ -306,6 +313,32 @@ impl Apply<'_> {
             }
         }
         step
+    }
+
+    /// What a container this deploy just created and started is, without
+    /// asking the engine: running, no restarts yet, its healthcheck not
+    /// passed yet, the image prepared for it. Only for a service whose
+    /// descriptor gives it a healthcheck (an image's own one, or none,
+    /// would need an inspect to be known) and publishes no port (a host
+    /// port the engine picks is only known by reading). Its engine events
+    /// bring the rest: `healthy` is taken as it is, anything else has the
+    /// container read.
+    fn just_started(&self, id: &str, change: &ServiceChange) -> Option<crate::engine::ContainerSnapshot> {
+        let svc = self.stack.services.get(&change.service)?;
+        let check = svc.healthcheck.as_ref()?;
+        let disabled = check.disable || check.test.first().is_some_and(|t| t == "NONE");
+        if disabled || !svc.ports.is_empty() {
+            return None;
+        }
+        Some(crate::engine::ContainerSnapshot {
+            id: id.to_string(),
+            state: "running".into(),
+            running: true,
+            health: Some("starting".into()),
+            image_id: self.images.get(&change.service).cloned().flatten().unwrap_or_default(),
+            started_at: Some(std::time::SystemTime::now()),
+            ..Default::default()
+        })
     }
 
     async fn replace(&self, change: &ServiceChange, old: &ObservedContainer, step: &mut Step) -> Result<(), Error> {

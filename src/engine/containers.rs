@@ -163,11 +163,7 @@ impl DockerEngine {
     pub async fn remove_container_with(&self, id: &str, what: &str, volumes: bool) -> Result<()> {
         self.survey.forget();
         self.stop(id, what).await?;
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(volumes).build();
-        match self.docker.remove_container(id, Some(options)).await {
-            Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
-            Err(e) => Err(self.fail(&format!("remove {what}"), e)),
-        }
+        self.remove(id, what, volumes).await
     }
 
     /// Removes a container at once (SIGKILL), without a grace period: for
@@ -177,11 +173,40 @@ impl DockerEngine {
     /// kept container are mounted by name, so the engine keeps them.
     pub async fn discard(&self, id: &str, what: &str) -> Result<()> {
         self.survey.forget();
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        self.remove(id, what, true).await
+    }
+
+    /// Removes a container (forced); one already gone is not an error, and
+    /// neither is one the engine is removing already (a removal an
+    /// interrupted client started, or another one's): it is done when the
+    /// container is gone.
+    async fn remove(&self, id: &str, what: &str, volumes: bool) -> Result<()> {
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(volumes).build();
         match self.docker.remove_container(id, Some(options)).await {
             Ok(()) | Err(BollardError::DockerResponseServerError { status_code: 404, .. }) => Ok(()),
+            Err(BollardError::DockerResponseServerError { status_code: 409, message })
+                if message.contains("already in progress") =>
+            {
+                self.gone(id, what).await
+            }
             Err(e) => Err(self.fail(&format!("remove {what}"), e)),
         }
+    }
+
+    /// Waits (a minute at most) until a container the engine is removing
+    /// is gone.
+    async fn gone(&self, id: &str, what: &str) -> Result<()> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while self.snapshot(id).await?.is_some() {
+            if std::time::Instant::now() > deadline {
+                return Err(Error::Engine(format!(
+                    "{what} is still being removed by the engine after a minute; run the command again once \
+                     `docker ps -a` no longer lists it"
+                )));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+        }
+        Ok(())
     }
 
     /// The anonymous volumes a container uses, as (path in the container,

@@ -126,6 +126,7 @@ fn applier<'a>(
         shutdown: cx.shutdown,
         descriptor_labels,
         leftovers: observed.leftovers.clone(),
+        images: &observed.images,
     }
 }
 
