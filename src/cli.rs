@@ -336,7 +336,7 @@ pub struct DeployArgs {
     pub renew_anon_volumes: bool,
 
     /// How many services to create and start at once. Default:
-    /// deploy.parallelism, else 64.
+    /// deploy.parallelism, else 32.
     #[arg(long, value_name = "N", env = "DOCKMASTER_PARALLELISM")]
     pub parallelism: Option<usize>,
 }

@@ -237,7 +237,7 @@ impl Default for DeployOptions {
             build: false,
             remove_volumes: false,
             lock_wait: Duration::from_secs(60),
-            parallelism: 64,
+            parallelism: 32,
             rollback: true,
             only_if_changed: false,
             force_recreate: false,
