@@ -172,6 +172,39 @@ mod tests {
     }
 
     #[test]
+    fn a_secret_inside_listed_findings_is_masked_in_the_subject_the_items_and_the_outcome() {
+        let mut r = Redactor::default();
+        r.add("hunter2-canary");
+        let listed = Error::Violations(crate::error::Findings {
+            subject: "Shop/web (token hunter2-canary) breaks the policy for `prod`".into(),
+            items: vec!["service `app`: environment TOKEN=hunter2-canary is not allowed".into()],
+        });
+        let e = r.error(listed);
+        assert!(!e.to_string().contains("hunter2-canary") && e.to_string().contains(MASK), "{e}");
+        assert!(e.items().iter().all(|i| !i.contains("hunter2-canary") && i.contains(MASK)), "{:?}", e.items());
+        assert_eq!(e.exit_code(), crate::error::EXIT_DENIED, "the kind is kept");
+        // The same list carried inside an outcome (a webhook's error).
+        let mut outcome = crate::request::Outcome::new(
+            "shop".into(),
+            crate::request::Action::Deploy,
+            crate::request::DescriptorSummary {
+                reference: "Shop/web".into(),
+                version: None,
+                source: "x".into(),
+                digest: "sha256:0".into(),
+            },
+        );
+        outcome.error = Some(crate::request::OutcomeError {
+            exit_code: 4,
+            message: "hunter2-canary".into(),
+            items: vec!["a hunter2-canary item".into()],
+        });
+        r.outcome(&mut outcome);
+        let error = outcome.error.unwrap();
+        assert_eq!((error.message.as_str(), error.items[0].as_str()), (MASK, format!("a {MASK} item").as_str()));
+    }
+
+    #[test]
     fn the_state_databases_password_is_learned_from_its_variable() {
         // A variable only this test sets: tests share the environment.
         std::env::set_var("DM_TEST_REDACT_STATE_PASSWORD", "state-db-canary-77");
